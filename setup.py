@@ -1,0 +1,62 @@
+"""Install the collector package: `pip install -e ".[ros,test]"` (see README)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+
+def tree(folder):
+    """data_files entries that install a top-level folder under share/collector/."""
+    entries = {}
+    for path in sorted((ROOT / folder).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(ROOT)
+            entries.setdefault(str(Path("share/collector") / rel.parent), []).append(str(rel))
+    return sorted(entries.items())
+
+
+ROS = [
+    "ros-kilted-rclpy>=9.1",
+    "ros-kilted-rmw-fastrtps-cpp>=9.3",
+    "ros-kilted-sensor-msgs",
+    "ros-kilted-std-msgs",
+    "ros-kilted-std-srvs",
+    "ros-kilted-geometry-msgs",
+    "ros-kilted-trajectory-msgs",
+]
+
+TEST = [
+    "pytest>=8.0",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "pandas>=2.2",
+    "polars>=1.0",
+]
+
+setup(
+    name="collector",
+    version="0.1.0",
+    description="Humanoid teleoperation data collection for imitation learning",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["collector", "collector.*"]),
+    include_package_data=True,
+    package_data={"collector": ["**/*.html", "**/*.js", "**/*.css", "**/*.xml", "**/*.yaml"]},
+    data_files=tree("robots") + tree("configs") + tree("launch"),
+    install_requires=[
+        "numpy>=1.26",
+        "mujoco>=3.2",
+        "mink>=1.0",
+        "daqp>=0.6",
+        "h5py>=3.10",
+        "opencv-python-headless>=4.9",
+        "pyzmq>=25.0",
+        "msgpack>=1.0",
+        "PyYAML>=6.0",
+        "tqdm>=4.66",
+    ],
+    extras_require={"ros": ROS, "test": TEST},
+    entry_points={"console_scripts": ["collector=collector.cli:main"]},
+)
