@@ -29,6 +29,7 @@ ROS = [
 TEST = [
     "pytest>=8.0",
     "pytest-timeout>=2.3",
+    "selenium>=4.20",
     "hypothesis>=6.100",
     "pandas>=2.2",
     "polars>=1.0",
@@ -56,6 +57,8 @@ setup(
         "msgpack>=1.0",
         "PyYAML>=6.0",
         "tqdm>=4.66",
+        "aiohttp>=3.9",
+        "cryptography>=42",
     ],
     extras_require={"ros": ROS, "test": TEST},
     entry_points={"console_scripts": ["collector=collector.cli:main"]},

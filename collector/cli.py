@@ -18,9 +18,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        except ImportError as exc:
+            # One command whose optional dependency is missing must not take the whole CLI down.
+            _register_unavailable(subparsers, info.name, exc)
+            continue
         module.register(subparsers)
     return parser
+
+
+def _register_unavailable(subparsers, name: str, exc: ImportError) -> None:
+    reason = f"{type(exc).__name__}: {exc}"
+    parser = subparsers.add_parser(name, help=f"(unavailable: {reason})")
+
+    def run(args):
+        raise CollectorError(f"this command cannot run here ({reason}); check the install (collector doctor)")
+
+    parser.set_defaults(func=run)
 
 
 def main(argv=None) -> int:

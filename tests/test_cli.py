@@ -21,3 +21,14 @@ def test_console_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "collector", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "COMMAND" in out.stdout
+
+
+def test_command_with_missing_dependency_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+    import collector.commands
+
+    broken = tmp_path / "zz_broken.py"
+    broken.write_text("import module_that_does_not_exist_here\n")
+    monkeypatch.setattr(collector.commands, "__path__", [*collector.commands.__path__, str(tmp_path)])
+    assert main(["zz_broken"]) == 2
+    err = capsys.readouterr().err
+    assert "module_that_does_not_exist_here" in err and "cannot run here" in err

@@ -2,9 +2,11 @@
 
 A producer describes what it will push with `StreamSpec`s; the recorder registers them
 before an episode starts and then accepts `sink.push(stream, t, **fields)` calls.
+Specs round-trip through `to_dict`/`from_dict` so an episode file carries its own declarations.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Protocol, Tuple
@@ -17,6 +19,8 @@ from collector.errors import ConfigError
 ALIGN_METHODS = ("nearest", "backward", "forward", "linear", "slerp")
 # Camera storage: raw uint8 frames, lzf-compressed frames, or JPEG bytes.
 CAMERA_CODECS = ("raw", "lzf", "jpeg")
+# Producers name camera streams "camera_<cam>"; the aligned view files them under /observations/images/<cam>.
+CAMERA_PREFIX = "camera_"
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,20 @@ class FieldSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        np.dtype(self.dtype)  # raises TypeError on an unknown dtype name
+        if any(s < 0 for s in self.shape):
+            raise ConfigError(f"field shape {self.shape} has a negative dimension")
+        try:
+            canonical = np.dtype(self.dtype)
+        except TypeError as exc:
+            raise ConfigError(f"unknown dtype {self.dtype!r}") from exc
+        if canonical.kind not in "biuf":
+            raise ConfigError(f"dtype {self.dtype!r}: only bool, integer and float fields can be recorded")
+        object.__setattr__(self, "dtype", canonical.name)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes one sample of this field occupies uncompressed."""
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
 
 @dataclass(frozen=True)
@@ -61,9 +78,20 @@ class StreamSpec:
                 raise ConfigError(f"camera stream {self.name!r} must have exactly one field 'image'")
             if self.codec not in CAMERA_CODECS:
                 raise ConfigError(f"camera stream {self.name!r}: codec {self.codec!r} not in {CAMERA_CODECS}")
+            image = self.fields["image"]
+            if len(image.shape) != 3 or image.shape[2] != 3 or image.dtype != "uint8":
+                raise ConfigError(f"camera stream {self.name!r}: image must be (H, W, 3) uint8, "
+                                  f"got {image.shape} {image.dtype}")
+            if not 1 <= int(self.jpeg_quality) <= 100:
+                raise ConfigError(f"camera stream {self.name!r}: jpeg_quality {self.jpeg_quality} not in 1..100")
+        if self.tolerance_s is not None and not (self.tolerance_s > 0 and math.isfinite(self.tolerance_s)):
+            raise ConfigError(f"stream {self.name!r}: tolerance_s must be positive, got {self.tolerance_s!r}")
         for name, method in {**self.align, "<default>": self.default_align}.items():
             if method not in ALIGN_METHODS:
                 raise ConfigError(f"stream {self.name!r} field {name!r}: align {method!r} not in {ALIGN_METHODS}")
+        unknown = set(self.align) - set(self.fields)
+        if unknown:
+            raise ConfigError(f"stream {self.name!r}: align names unknown fields {sorted(unknown)}")
 
     @property
     def period_s(self) -> float:
@@ -76,6 +104,72 @@ class StreamSpec:
 
     def method_for(self, field_name: str) -> str:
         return self.align.get(field_name, self.default_align)
+
+    @property
+    def is_camera(self) -> bool:
+        return self.kind == "camera"
+
+    @property
+    def camera_name(self) -> str:
+        """Name under /observations/images/: the stream name without its "camera_" prefix."""
+        if self.name.startswith(CAMERA_PREFIX) and len(self.name) > len(CAMERA_PREFIX):
+            return self.name[len(CAMERA_PREFIX):]
+        return self.name
+
+    @property
+    def sample_nbytes(self) -> int:
+        """Uncompressed bytes of one sample, stamp included (sizes queues and disk-space estimates)."""
+        return 8 + sum(f.nbytes for f in self.fields.values())
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able description, stored with the stream in every episode file."""
+        return {
+            "name": self.name,
+            "fields": {k: {"shape": list(f.shape), "dtype": f.dtype} for k, f in self.fields.items()},
+            "rate_hz": float(self.rate_hz),
+            "tolerance_s": None if self.tolerance_s is None else float(self.tolerance_s),
+            "kind": self.kind,
+            "codec": self.codec,
+            "jpeg_quality": int(self.jpeg_quality),
+            "default_align": self.default_align,
+            "align": dict(self.align),
+            "attrs": dict(self.attrs),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StreamSpec":
+        try:
+            fields = {k: FieldSpec(tuple(v["shape"]), v["dtype"]) for k, v in data["fields"].items()}
+            return cls(
+                name=data["name"],
+                fields=fields,
+                rate_hz=float(data["rate_hz"]),
+                tolerance_s=data.get("tolerance_s"),
+                kind=data.get("kind", "generic"),
+                codec=data.get("codec", "raw"),
+                jpeg_quality=int(data.get("jpeg_quality", 90)),
+                default_align=data.get("default_align", "nearest"),
+                align=dict(data.get("align", {})),
+                attrs=dict(data.get("attrs", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"stream description {data!r} is incomplete: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> "StreamSpec":
+        return cls.from_dict(json.loads(text))
+
+
+def _json_default(value):
+    """numpy scalars and arrays in stream attrs serialise as their Python equivalents."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def camera_stream(name: str, width: int, height: int, fps: float, codec: str = "jpeg", **kw) -> StreamSpec:

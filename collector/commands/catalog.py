@@ -1,0 +1,212 @@
+"""`collector catalog`: query and maintain a dataset's episode catalogue.
+
+    collector catalog list data/ --task pour --lighting dim --outcome success   # successful pours in dim light
+    collector catalog list data/ --qa fail --json
+    collector catalog summary data/
+    collector catalog mark data/ episode_000012 failure
+    collector catalog discard data/ 12          # file moves to discarded/, row stays
+    collector catalog restore data/ 12
+    collector catalog clean data/ --yes         # delete the files of discarded takes for good
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+from collector.errors import ConfigError, DataError
+from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES, Catalog
+from collector.session.layout import DatasetLayout
+
+LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "status", "duration_s", "operator",
+                "station", "path")
+
+
+def _open(dataset: str):
+    layout = DatasetLayout(dataset)
+    if not layout.exists():
+        raise ConfigError(f"{layout.root}: not a dataset (no {layout.catalog_path.name}); "
+                          "record one with `collector demo` or `collector collect`")
+    return layout, Catalog(layout.catalog_path)
+
+
+def _filters(args) -> dict:
+    return {name: getattr(args, name) for name in ("task", "lighting", "weight", "outcome", "qa", "status",
+                                                    "operator", "station", "plan", "session_id")
+            if getattr(args, name, None)}
+
+
+def _format_table(rows, columns) -> str:
+    cells = [[_cell(getattr(r, c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def run_list(args) -> int:
+    layout, catalog = _open(args.dataset)
+    rows = catalog.episodes(**_filters(args))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    elif args.paths:
+        for row in rows:
+            if row.path:
+                print(layout.absolute(row.path))
+    else:
+        print(_format_table(rows, LIST_COLUMNS) if rows else "no episodes match")
+        if rows:
+            print(f"{len(rows)} episode(s)")
+    return 0
+
+
+def run_summary(args) -> int:
+    _, catalog = _open(args.dataset)
+    rows = catalog.episodes(**_filters(args))
+    kept = [r for r in rows if r.status in ("kept", "recovered")]
+    print(f"{len(rows)} episode numbers: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in rows).items())))
+    if kept:
+        total = sum(r.duration_s or 0 for r in kept)
+        print(f"kept: {len(kept)} ({total / 60:.1f} min), outcomes: "
+              + ", ".join(f"{n} {o}" for o, n in sorted(Counter(r.outcome for r in kept).items()))
+              + ", QA: " + ", ".join(f"{n} {q}" for q, n in sorted(Counter(r.qa for r in kept).items())))
+        by_cell = Counter((r.task, r.lighting, r.weight, r.outcome) for r in kept)
+        print(_format_table([_Row(task=t, lighting=l, weight=w, outcome=o, episodes=n)
+                             for (t, l, w, o), n in sorted(by_cell.items())],
+                            ("task", "lighting", "weight", "outcome", "episodes")))
+    sessions = catalog.sessions()
+    if sessions:
+        print(f"sessions: {len(sessions)} (" + ", ".join(f"{s['session_id']} {s['state']}" for s in sessions[-5:]) + ")")
+    return 0
+
+
+class _Row:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def _lifecycle(layout, catalog, row):
+    from collector.session.lifecycle import EpisodeLifecycle
+    from collector.session.plan import Plan
+
+    # Maintenance acts on one row; the plan is only needed for recording, so a stand-in name is enough.
+    plan = Plan(name=row.plan, robot=row.robot, backend=row.backend or "sim", tasks=(), lighting=(), weights=(),
+                takes_per_cell=1, episode_time_limit_s=1.0)
+    return EpisodeLifecycle(layout, catalog, plan, session_id=row.session_id, station=row.station,
+                            operator=row.operator)
+
+
+def run_mark(args) -> int:
+    layout, catalog = _open(args.dataset)
+    row = catalog.episode(args.episode)
+    row = _lifecycle(layout, catalog, row).mark(row.episode_index, args.outcome)
+    print(f"{row.episode_id}: outcome {row.outcome}")
+    return 0
+
+
+def run_discard(args) -> int:
+    layout, catalog = _open(args.dataset)
+    row = catalog.episode(args.episode)
+    row = _lifecycle(layout, catalog, row).discard(row.episode_index, args.reason)
+    print(f"{row.episode_id}: discarded, file kept at {row.path or '(no file)'} until `collector catalog clean`")
+    return 0
+
+
+def run_restore(args) -> int:
+    layout, catalog = _open(args.dataset)
+    row = catalog.episode(args.episode)
+    row = _lifecycle(layout, catalog, row).restore(row.episode_index)
+    print(f"{row.episode_id}: restored to {row.path}")
+    return 0
+
+
+def run_clean(args) -> int:
+    layout, catalog = _open(args.dataset)
+    rows = [r for r in catalog.episodes(status="discarded") if r.path]
+    if not rows:
+        print("nothing to clean: no discarded files")
+        return 0
+    size = sum(layout.absolute(r.path).stat().st_size for r in rows if layout.absolute(r.path).exists())
+    if not args.yes:
+        print(f"{len(rows)} discarded file(s), {size / 1e6:.1f} MB: run again with --yes to delete them")
+        return 1
+    for row in rows:
+        path = layout.absolute(row.path)
+        if path.parent != layout.discard_dir:
+            raise DataError(f"{row.episode_id}: refusing to delete {path}, which is not in {layout.discard_dir}")
+        path.unlink(missing_ok=True)
+        catalog.update_episode(row.episode_index, status="purged", path=None,
+                               note=(row.note + "; " if row.note else "") + "file deleted by catalog clean")
+    print(f"deleted {len(rows)} discarded file(s), {size / 1e6:.1f} MB")
+    return 0
+
+
+def run_rebuild(args) -> int:
+    from collector.session.rebuild import rebuild_catalog
+
+    report = rebuild_catalog(DatasetLayout(args.dataset), force=args.force)
+    print(report)
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "catalog", help="query and maintain a dataset's episode catalogue (SQLite)",
+        description="Query and maintain the episode catalogue of a dataset folder.",
+        epilog="example: collector catalog list data/ --task pour --lighting dim --outcome success",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="catalog_action", metavar="ACTION", required=True)
+
+    def filtered(name, help_text, func):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("dataset", help="dataset folder (holds catalog.sqlite)")
+        sub.add_argument("--task")
+        sub.add_argument("--lighting", help="lighting preset name")
+        sub.add_argument("--weight", help="weight preset name")
+        sub.add_argument("--outcome", choices=OUTCOMES)
+        sub.add_argument("--qa", choices=QA_STATES, help="QA result")
+        sub.add_argument("--status", choices=STATUSES)
+        sub.add_argument("--operator")
+        sub.add_argument("--station")
+        sub.add_argument("--plan")
+        sub.add_argument("--session", dest="session_id")
+        sub.set_defaults(func=func)
+        return sub
+
+    listing = filtered("list", "list episodes matching every filter given", run_list)
+    shape = listing.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print the rows as JSON")
+    shape.add_argument("--paths", action="store_true", help="print only the episode file paths")
+    filtered("summary", "counts by status, outcome, QA and cell", run_summary)
+
+    def one(name, help_text, func):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("dataset", help="dataset folder")
+        sub.add_argument("episode", help="episode id (episode_000012) or number (12)")
+        sub.set_defaults(func=func)
+        return sub
+
+    one("mark", "set a kept episode's outcome", run_mark).add_argument("outcome", choices=("success", "failure"))
+    one("discard", "move an episode's file to discarded/ (kept until clean)", run_discard).add_argument(
+        "--reason", default="discarded from the command line")
+    one("restore", "bring a discarded episode back", run_restore)
+    clean = actions.add_parser("clean", help="delete the files of discarded takes",
+                               description="Delete the files of discarded takes (their catalogue rows stay, "
+                                           "status 'purged', so episode numbers remain accounted for).")
+    clean.add_argument("dataset")
+    clean.add_argument("--yes", action="store_true", help="really delete (otherwise only report)")
+    clean.set_defaults(func=run_clean)
+    rebuild = actions.add_parser("rebuild", help="re-create the catalogue from the episode files",
+                                 description="Re-create catalog.sqlite from the episode files' own metadata "
+                                             "(after the catalogue was lost or corrupted).")
+    rebuild.add_argument("dataset")
+    rebuild.add_argument("--force", action="store_true", help="move an existing catalogue aside first")
+    rebuild.set_defaults(func=run_rebuild)

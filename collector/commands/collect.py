@@ -1,0 +1,39 @@
+"""`collector collect --plan FILE --out DIR`: run a collection plan from the terminal.
+
+Any plan, any backend (sim or ROS 2) and any operator input (scripted, keyboard, gamepad, VR).
+Takes follow each other until every cell of the plan has its good takes; on hardware the terminal
+asks for each condition to be set up and for each take's outcome. Stop with Ctrl-C at any time:
+the take in progress is finalized, and running the same command again resumes the plan.
+For the operator's web dashboard with buttons, use `collector session`.
+"""
+from __future__ import annotations
+
+import argparse
+
+from collector.session.cli_support import add_run_options, load_plan_arg, open_runner
+from collector.session.unattended import print_summary, run_unattended
+
+
+def run(args) -> int:
+    plan = load_plan_arg(args.plan, args)  # fails on a bad plan before anything is opened or started
+    runner = open_runner(plan, args)
+    state = "interrupted"
+    try:
+        summary = run_unattended(runner, max_takes=args.max_takes, progress=not args.no_progress)
+        state = None
+    finally:
+        runner.close(state)
+    print_summary(summary, runner)
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "collect", help="run a collection plan (any backend, any operator input) from the terminal",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", required=True, metavar="FILE",
+                        help="plan YAML (or the name of one in configs/plans/, e.g. demo)")
+    add_run_options(parser)
+    parser.add_argument("--max-takes", type=int, default=None, metavar="N", help="stop after N takes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)

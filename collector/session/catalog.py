@@ -1,0 +1,322 @@
+"""The dataset catalogue: one SQLite file listing every episode and every session.
+
+Several stations (processes, possibly on several machines sharing a local disk) write one catalogue:
+- the database runs in WAL mode, so readers (the dashboard, `collector catalog`) never block writers;
+- every write is one short `BEGIN IMMEDIATE` transaction, which takes the write lock up front, and a
+  generous busy timeout makes a second writer wait for it instead of failing;
+- episode numbers are allocated inside such a transaction (max + 1), so two stations can never get the
+  same number, and since rows are never deleted no number is ever reused or skipped.
+Connections are short-lived (one per operation) so a Catalog object is safe to use from any thread.
+
+Episode status (the lifecycle):
+  recording   number allocated, take in progress (if its station is not running, the take was interrupted)
+  kept        finished, file in episodes/
+  recovered   interrupted, and its partial file was recovered into a valid episode in episodes/
+  interrupted interrupted and nothing could be recovered (any partial file is in discarded/)
+  discarded   thrown away by the operator, file moved to discarded/ (kept until `catalog clean`)
+  purged      discarded and its file deleted by `catalog clean`
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from collector.errors import DataError
+
+SCHEMA_VERSION = 1
+STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
+OUTCOMES = ("success", "failure", "unknown")
+QA_STATES = ("pending", "pass", "fail")
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS episodes (
+    episode_index INTEGER PRIMARY KEY,
+    episode_id    TEXT NOT NULL UNIQUE,
+    session_id    TEXT NOT NULL,
+    plan          TEXT NOT NULL,
+    task          TEXT NOT NULL,
+    instruction   TEXT NOT NULL DEFAULT '',
+    lighting      TEXT NOT NULL,
+    weight        TEXT NOT NULL,
+    operator      TEXT NOT NULL DEFAULT '',
+    station       TEXT NOT NULL DEFAULT '',
+    robot         TEXT NOT NULL DEFAULT '',
+    backend       TEXT NOT NULL DEFAULT '',
+    status        TEXT NOT NULL DEFAULT 'recording',
+    outcome       TEXT NOT NULL DEFAULT 'unknown',
+    qa            TEXT NOT NULL DEFAULT 'pending',
+    qa_problems   TEXT NOT NULL DEFAULT '[]',
+    duration_s    REAL,
+    path          TEXT,
+    conditions    TEXT NOT NULL DEFAULT '{}',
+    note          TEXT NOT NULL DEFAULT '',
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_cell ON episodes (plan, task, lighting, weight);
+CREATE INDEX IF NOT EXISTS episodes_station_status ON episodes (station, status);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id  TEXT PRIMARY KEY,
+    plan        TEXT NOT NULL,
+    plan_fingerprint TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    resumed     INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+# Columns a caller may change after the row exists (numbers, ids and cells never change).
+_UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions")
+_FILTERABLE = ("plan", "task", "lighting", "weight", "operator", "station", "robot", "backend", "status",
+               "outcome", "qa", "session_id")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def episode_id_for(index: int) -> str:
+    return f"episode_{index:06d}"
+
+
+@dataclass(frozen=True)
+class EpisodeRow:
+    episode_index: int
+    episode_id: str
+    session_id: str
+    plan: str
+    task: str
+    instruction: str
+    lighting: str
+    weight: str
+    operator: str
+    station: str
+    robot: str
+    backend: str
+    status: str
+    outcome: str
+    qa: str
+    qa_problems: List[str]
+    duration_s: Optional[float]
+    path: Optional[str]
+    conditions: Dict[str, Any]
+    note: str
+    started_at: str
+    finished_at: Optional[str]
+    updated_at: str
+
+    def __getitem__(self, key):  # lets Coverage read rows and plain dicts alike
+        return getattr(self, key)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> "EpisodeRow":
+        values = dict(row)
+        values["qa_problems"] = json.loads(values["qa_problems"] or "[]")
+        values["conditions"] = json.loads(values["conditions"] or "{}")
+        return cls(**values)
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: not a usable catalogue ({exc}); restore it from a backup or move it"
+                            " away (`collector catalog rebuild` re-creates it from the episode files)") from None
+
+    def _create_schema(self) -> None:
+        with self._connect() as conn:
+            # journal_mode needs to be set outside a transaction; it persists in the file.
+            conn.execute("PRAGMA journal_mode=WAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise DataError(f"{self.path}: catalogue schema {version} is newer than this collector "
+                                f"understands ({SCHEMA_VERSION}); upgrade collector")
+            with self._write(conn):
+                # executescript() would commit on its own, so the statements run one by one in the transaction.
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot open catalogue: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        return _ClosingConnection(conn)
+
+    @contextmanager
+    def _write(self, conn) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn, self._write(conn):
+            yield conn
+
+    # -- episodes ------------------------------------------------------------------------------
+    def allocate_episode(self, *, session_id: str, plan: str, task: str, lighting: str, weight: str,
+                         instruction: str = "", operator: str = "", station: str = "", robot: str = "",
+                         backend: str = "", conditions: Optional[Dict] = None) -> EpisodeRow:
+        """Reserve the next episode number for a take that is about to start (status 'recording')."""
+        now = utc_now()
+        with self.transaction() as conn:
+            index = conn.execute("SELECT COALESCE(MAX(episode_index), 0) + 1 FROM episodes").fetchone()[0]
+            conn.execute(
+                "INSERT INTO episodes (episode_index, episode_id, session_id, plan, task, instruction, lighting,"
+                " weight, operator, station, robot, backend, conditions, started_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (index, episode_id_for(index), session_id, plan, task, instruction, lighting, weight, operator,
+                 station, robot, backend, json.dumps(conditions or {}, sort_keys=True, default=str), now, now),
+            )
+            row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (index,)).fetchone()
+        return EpisodeRow.from_sql(row)
+
+    def insert_episode(self, row: Dict[str, Any]) -> None:
+        """Insert a complete row as is (used by `catalog rebuild`, which takes numbers from the files)."""
+        values = dict(row)
+        values["qa_problems"] = json.dumps(list(values.get("qa_problems", [])))
+        values["conditions"] = json.dumps(values.get("conditions", {}), sort_keys=True, default=str)
+        values.setdefault("updated_at", utc_now())
+        columns = ", ".join(values)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT INTO episodes ({columns}) VALUES ({','.join('?' * len(values))})",
+                         tuple(values.values()))
+
+    def update_episode(self, episode_index: int, **fields: Any) -> EpisodeRow:
+        unknown = set(fields) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        _check_value("status", fields.get("status"), STATUSES)
+        _check_value("outcome", fields.get("outcome"), OUTCOMES)
+        _check_value("qa", fields.get("qa"), QA_STATES)
+        if "qa_problems" in fields:
+            fields["qa_problems"] = json.dumps(list(fields["qa_problems"]))
+        if "conditions" in fields:
+            fields["conditions"] = json.dumps(fields["conditions"], sort_keys=True, default=str)
+        fields["updated_at"] = utc_now()
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        with self.transaction() as conn:
+            cursor = conn.execute(f"UPDATE episodes SET {assignments} WHERE episode_index=?",
+                                  (*fields.values(), episode_index))
+            if cursor.rowcount != 1:
+                raise DataError(f"{self.path}: no episode number {episode_index} in the catalogue")
+            row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (episode_index,)).fetchone()
+        return EpisodeRow.from_sql(row)
+
+    def episode(self, key) -> EpisodeRow:
+        """One episode by number (int or digits) or id ('episode_000007')."""
+        with self._connect() as conn:
+            if isinstance(key, int) or str(key).isdigit():
+                row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (int(key),)).fetchone()
+            else:
+                row = conn.execute("SELECT * FROM episodes WHERE episode_id=?", (str(key),)).fetchone()
+        if row is None:
+            raise DataError(f"{self.path}: no episode {key!r} in the catalogue")
+        return EpisodeRow.from_sql(row)
+
+    def episodes(self, order: str = "episode_index", **filters: Any) -> List[EpisodeRow]:
+        """Episodes matching every filter; a filter value may be a single value or a list of values.
+
+        e.g. episodes(task="pour", lighting="dim", outcome="success")"""
+        clauses, params = [], []
+        for name, value in filters.items():
+            if value is None:
+                continue
+            if name not in _FILTERABLE:
+                raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)})")
+            values = [value] if isinstance(value, (str, int)) else list(value)
+            clauses.append(f"{name} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        if order not in ("episode_index", "started_at"):
+            raise ValueError(order)
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT * FROM episodes{where} ORDER BY {order}", params).fetchall()
+        return [EpisodeRow.from_sql(r) for r in rows]
+
+    def last_episode(self, session_id: str) -> Optional[EpisodeRow]:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM episodes WHERE session_id=? ORDER BY episode_index DESC LIMIT 1",
+                               (session_id,)).fetchone()
+        return EpisodeRow.from_sql(row) if row else None
+
+    # -- sessions ------------------------------------------------------------------------------
+    def open_session(self, *, session_id: str, plan: str, plan_fingerprint: str, station: str, operator: str,
+                     host: str, pid: int) -> bool:
+        """Record a session as running. Returns True if it existed already (a resume)."""
+        now = utc_now()
+        with self.transaction() as conn:
+            existing = conn.execute("SELECT 1 FROM sessions WHERE session_id=?", (session_id,)).fetchone()
+            if existing:
+                conn.execute("UPDATE sessions SET state='running', host=?, pid=?, updated_at=?, resumed=resumed+1"
+                             " WHERE session_id=?", (host, pid, now, session_id))
+            else:
+                conn.execute("INSERT INTO sessions VALUES (?,?,?,?,?,'running',?,?,?,?,0)",
+                             (session_id, plan, plan_fingerprint, station, operator, host, pid, now, now))
+        return bool(existing)
+
+    def close_session(self, session_id: str, state: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE sessions SET state=?, updated_at=? WHERE session_id=?",
+                         (state, utc_now(), session_id))
+
+    def sessions(self, **filters: Any) -> List[Dict[str, Any]]:
+        clauses = " AND ".join(f"{k}=?" for k in filters)
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT * FROM sessions{' WHERE ' + clauses if clauses else ''}"
+                                " ORDER BY started_at", tuple(filters.values())).fetchall()
+        return [dict(r) for r in rows]
+
+    def integrity_ok(self) -> bool:
+        with self._connect() as conn:
+            return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _check_value(name: str, value, allowed: Sequence[str]) -> None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"{name} {value!r} not in {allowed}")
+
+
+class _ClosingConnection:
+    """A sqlite3 connection whose `with` block closes it (sqlite3's own only ends a transaction)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __enter__(self):
+        return self._conn
+
+    def __exit__(self, *exc):
+        self._conn.close()
+        return False

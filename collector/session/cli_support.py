@@ -1,0 +1,55 @@
+"""Options and set-up shared by the commands that run plans (demo, collect, session)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+from pathlib import Path
+
+from collector.session.plan import OPERATORS, Plan, load_plan
+from collector.session.runner import SessionRunner, default_station
+
+
+def add_run_options(parser: argparse.ArgumentParser, default_out=None) -> None:
+    parser.add_argument("--out", default=default_out, required=default_out is None, metavar="DIR",
+                        help="dataset folder (created if needed; running again resumes the plan there)"
+                             + (f"; default {default_out}" if default_out else ""))
+    parser.add_argument("--input", dest="operator_input", choices=OPERATORS, default=None,
+                        help="operator input device (default: the plan's `operator`)")
+    parser.add_argument("--station", default=None,
+                        help="station name recorded with every episode (default: this host's name)")
+    parser.add_argument("--operator-name", default=None,
+                        help="who is operating, recorded with every episode (default: your user name)")
+    parser.add_argument("--no-render", action="store_true",
+                        help="simulation without cameras (faster; episodes then have no images)")
+
+
+def open_runner(plan: Plan, args, live=None) -> SessionRunner:
+    """Build the driver for the plan's backend and open the runner (lock, resume, recovery)."""
+    from collector.session.drivers import make_driver
+
+
+    operator_input = args.operator_input or plan.operator
+    driver = make_driver(plan, operator=operator_input, render=not args.no_render)
+    runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
+                           operator=args.operator_name or _user(), live=live)
+    try:
+        return runner.open()
+    except BaseException:
+        driver.close()
+        raise
+
+
+def load_plan_arg(value: str, args=None) -> Plan:
+    if args is not None and not getattr(args, "verbose", False):
+        # The progress bar / dashboard is the interface: INFO lines (recorder, OpenGL set-up...) would
+        # only interleave with it. `collector -v ...` shows them.
+        logging.getLogger().setLevel(logging.WARNING)
+    return load_plan(value)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers)
+        return "operator"

@@ -1,0 +1,241 @@
+"""Take drivers: the robot side of a session (backend + operator input + the teleop loop).
+
+SimDriver     in-process MuJoCo (collector.teleop.SimBackend over collector.sim.SimEnv). The session's
+              lighting and weight presets are applied by resetting the sim with them; success comes
+              from the task's own check. One SimEnv and one TeleopLoop per task, reused across takes.
+HardwareDriver a ROS 2 robot (collector.ros.RosBackend). Conditions cannot be applied by software: the
+              session shows the operator what to set up, and records the conditions as requested plus
+              the measured illuminance stream when the robot has a sensor.
+
+Operator input is any teleop device: `scripted` (sim only), `keyboard`, `gamepad`, or `vr`/`zmq`
+(the loop subscribes to the VR bridge's ZMQ endpoint).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Dict, Optional
+
+from collector.errors import ConfigError, DeviceError
+from collector.session.cells import Cell
+from collector.session.live import LiveState
+from collector.session.plan import Plan
+from collector.session.runner import TakeDriver, TakeResult
+
+log = logging.getLogger(__name__)
+
+# Plan operator name -> teleop device name (VR arrives over ZMQ from the VR bridge).
+DEVICE_FOR_OPERATOR = {"scripted": "scripted", "keyboard": "keyboard", "gamepad": "gamepad", "vr": "zmq",
+                       "zmq": "zmq"}
+
+
+class StoppableDevice:
+    """Wraps an input device so a dashboard Stop ends the take: the loop ends when `done` turns true."""
+
+    def __init__(self, device):
+        self.device = device
+        self.stop = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self.stop.is_set() or bool(self.device.done)
+
+    def __getattr__(self, name):
+        return getattr(self.device, name)
+
+
+class _TaskRig:
+    """What one task needs across takes: its backend, its loop and the (stoppable) operator device."""
+
+    def __init__(self, backend, loop, device: Optional[StoppableDevice]):
+        self.backend = backend
+        self.loop = loop
+        self.device = device
+
+
+class SimDriver(TakeDriver):
+    kind = "sim"
+
+    def __init__(self, plan: Plan, operator: Optional[str] = None, render: bool = True, teleop_config=None):
+        from collector.teleop.config import load_teleop_config
+
+        self.plan = plan
+        self.operator = operator or plan.operator
+        if self.operator not in DEVICE_FOR_OPERATOR:
+            raise ConfigError(f"unknown operator input {self.operator!r} (one of {sorted(DEVICE_FOR_OPERATOR)})")
+        self.render = render
+        self.config = teleop_config or load_teleop_config()
+        self._rigs: Dict[str, _TaskRig] = {}
+        self._current: Optional[_TaskRig] = None
+
+    def _rig(self, task: str) -> _TaskRig:
+        rig = self._rigs.get(task)
+        if rig is None:
+            from collector.teleop.backend import SimBackend
+            from collector.teleop.devices import open_device
+            from collector.teleop.loop import TeleopLoop
+
+            env_kwargs = {"control_hz": self.config.control.rate_hz}
+            if self.plan.scene:
+                env_kwargs["theme"] = self.plan.scene
+            backend = SimBackend.create(robot=self.plan.robot, task=task, render=self.render, **env_kwargs)
+            device_name = DEVICE_FOR_OPERATOR[self.operator]
+            raw_device = open_device(device_name, self.config)
+            device = StoppableDevice(raw_device) if raw_device is not None else None
+            loop = TeleopLoop(backend, config=self.config, device=device)
+            rig = self._rigs[task] = _TaskRig(backend, loop, device)
+        return rig
+
+    # The stream layout is the same for every task of one robot; take it from the current rig.
+    def streams(self) -> list:
+        return self._current.loop.stream_specs()
+
+    @property
+    def camera_streams(self) -> tuple:
+        if self._current is None:
+            return ()
+        return tuple(f"camera_{name}" for name in self._current.backend.cameras())
+
+    joint_stream = "joints"
+
+    @property
+    def joint_names(self):
+        return list(self._current.loop.kin.command_joints) if self._current else None
+
+    def prepare(self, cell: Cell, seed: int) -> Dict:
+        rig = self._current = self._rig(cell.task)
+        conditions = dict(rig.backend.reset(lighting=cell.lighting, weight=cell.weight, seed=seed) or {})
+        self._seed = seed
+        # The episode schema (DESIGN.md) names the object masses "weights"; the sim calls its entry "weight".
+        if "weights" not in conditions and "weight" in conditions:
+            conditions["weights"] = conditions.pop("weight")
+        return conditions
+
+    def preview(self, live: LiveState) -> None:
+        rig = self._current
+        if rig is None or not self.render:
+            return
+        frames = []
+        for name in rig.backend.cameras():
+            frame = rig.backend.capture(name)  # right after a reset every camera is due
+            if frame is not None:
+                frames.append((name, *frame))
+        # The backend may render on a worker thread: collect what it has finished.
+        finish = getattr(rig.backend, "finish_frames", None)
+        if callable(finish):
+            frames.extend(finish())
+        for name, t, image in frames:
+            live.set_frame(f"camera_{name}", t, image)
+        rig.backend.reset_camera_clocks()  # the take starts its camera schedule afresh
+        state = rig.backend.read_state()
+        live.set_robot(state.t, state.position, self.joint_names)
+
+    def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
+        from collector.teleop.loop import run_episode
+
+        rig = self._current
+        if rig.device is None:
+            return _run_until_stopped(rig.loop, sink, time_limit_s, stop, success_fn=getattr(rig.backend, "task_success", None))
+        rig.device.stop = stop
+        rig.loop.sink = sink
+        try:
+            result = run_episode(rig.backend, sink=sink, max_duration_s=time_limit_s, stop_on_success=True,
+                                 seed=self._seed, loop=rig.loop)
+        finally:
+            rig.loop.sink = None
+        if stop.is_set():
+            stopped_by = "operator"
+        elif result.success:
+            stopped_by = "success"
+        elif rig.device.device.done:
+            stopped_by = "operator_done"
+        else:
+            stopped_by = "time_limit"
+        return TakeResult(bool(result.success), float(result.duration_s), stopped_by,
+                          {"task": result.metrics, "loop": result.stats})
+
+    def close(self) -> None:
+        for rig in self._rigs.values():
+            try:
+                rig.loop.close()
+            finally:
+                rig.backend.close()
+        self._rigs.clear()
+
+
+class HardwareDriver(TakeDriver):
+    """A ROS 2 robot. Its conditions are set up by the operator; success is the operator's call."""
+
+    kind = "ros2"
+    joint_stream = "joints"
+
+    def __init__(self, plan: Plan, operator: Optional[str] = None, teleop_config=None, backend=None):
+        from collector.teleop.config import load_teleop_config
+
+        self.plan = plan
+        self.operator = operator or plan.operator
+        if self.operator == "scripted":
+            raise ConfigError("the scripted operator needs the simulator (backend: sim)")
+        self.config = teleop_config or load_teleop_config()
+        if backend is None:
+            try:
+                from collector.ros import RosBackend
+            except ImportError as exc:
+                raise DeviceError(f"backend ros2 needs the ROS 2 packages ({exc}); "
+                                  "install with `pip install -e .[ros]`") from None
+            backend = RosBackend(plan.robot)
+        self.backend = backend
+        from collector.teleop.devices import open_device
+        from collector.teleop.loop import TeleopLoop
+
+        device = open_device(DEVICE_FOR_OPERATOR[self.operator], self.config)
+        self.device = StoppableDevice(device) if device is not None else None
+        self.loop = TeleopLoop(backend, config=self.config, device=self.device)
+        self.camera_streams = tuple(f"camera_{name}" for name in backend.cameras())
+        self.joint_names = list(self.loop.kin.command_joints)
+        self._conditions: Dict = {}
+
+    def streams(self) -> list:
+        return self.loop.stream_specs()
+
+    def prepare(self, cell: Cell, seed: int) -> Dict:
+        # Recorded as requested; what was measured (illuminance) is in the episode's sensor stream.
+        self._conditions = {"lighting": {"preset": cell.lighting, "applied_by": "operator"},
+                            "weights": {"preset": cell.weight, "applied_by": "operator"}, "seed": seed}
+        return dict(self._conditions)
+
+    def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
+        return _run_until_stopped(self.loop, sink, time_limit_s, stop, success_fn=None, device=self.device)
+
+    def close(self) -> None:
+        try:
+            self.loop.close()
+        finally:
+            self.backend.close()
+
+
+def _run_until_stopped(loop, sink, time_limit_s: float, stop: threading.Event, success_fn=None,
+                       device: Optional[StoppableDevice] = None) -> TakeResult:
+    """Run the loop until Stop or the time limit; success (if judged here) is read at the end."""
+    if device is not None:
+        device.stop = stop
+    loop.sink = sink
+    try:
+        loop.start()
+        t0 = loop.backend.now()
+        wall0 = time.monotonic()
+        loop.run(time_limit_s, until=stop.is_set)
+        duration = loop.backend.now() - t0
+    finally:
+        loop.sink = None
+    success = bool(success_fn()) if callable(success_fn) else None
+    stopped_by = "operator" if stop.is_set() else "time_limit"
+    log.debug("take ran %.1f s (wall %.1f s), stopped by %s", duration, time.monotonic() - wall0, stopped_by)
+    return TakeResult(success, float(duration), stopped_by, {"loop": loop.stats.summary()})
+
+
+def make_driver(plan: Plan, operator: Optional[str] = None, render: bool = True) -> TakeDriver:
+    if plan.backend == "sim":
+        return SimDriver(plan, operator=operator, render=render)
+    return HardwareDriver(plan, operator=operator)

@@ -1,0 +1,165 @@
+"""Operator-driven sessions: dashboard buttons (and keys) drive a SessionRunner.
+
+All session work happens on one worker thread (the one calling `run()`); the dashboard's HTTP threads
+only hand it actions through a queue and wait for the answer, so the runner, the catalogue writes and
+the simulator are never used from two threads at once. The one exception is stopping a take: the
+recording call blocks the worker, so `stop` (and `discard` while recording) set an event the teleop
+loop polls every tick.
+
+Phases shown on the dashboard:
+  ready             the scene is set up for the next cell: start (S)
+  recording         stop (Space) or discard (D)
+  awaiting_outcome  hardware: say success (Y) or failure (N), or discard / re-record
+  done              the plan is covered (the last take can still be discarded or re-recorded)
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Optional
+
+from collector.errors import CollectorError, DataError
+from collector.session.runner import SessionRunner
+
+log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT_S = 30.0
+
+
+class InteractiveSession:
+    def __init__(self, runner: SessionRunner, auto_start: bool = False):
+        self.runner = runner
+        self.live = runner.live
+        self.auto_start = auto_start  # start each take without a button press (watching a scripted run)
+        self._actions: "queue.Queue[tuple]" = queue.Queue()
+        self._take_stop = threading.Event()
+        self._discard_after_stop = False
+        self._recording = threading.Event()
+        self.finished = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    # -- called from the dashboard's threads -------------------------------------------------------
+    def handle(self, action: str) -> str:
+        if self._recording.is_set():
+            if action == "stop":
+                self._take_stop.set()
+                return "stopping the take"
+            if action == "discard":
+                self._discard_after_stop = True
+                self._take_stop.set()
+                return "stopping and discarding the take"
+            raise DataError(f"cannot {action} while recording (stop or discard first)")
+        if self.finished.is_set():
+            raise DataError("the session has ended")
+        answer: Future = Future()
+        self._actions.put((action, answer))
+        try:
+            return answer.result(timeout=ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise DataError(f"the session did not answer {action!r} in time") from None
+
+    def is_recording(self) -> bool:
+        return self._recording.is_set()
+
+    def shutdown(self) -> None:
+        self._take_stop.set()
+        self._actions.put(("quit", Future()))
+
+    # -- the worker ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve actions until `shutdown()`; returns when the session ends."""
+        try:
+            self._prepare_next()
+            while True:
+                auto_ready = self.auto_start and self.live.snapshot()["phase"] == "ready"
+                try:
+                    # Button presses first; with auto_start an idle "ready" starts the next take itself.
+                    action, answer = self._actions.get(block=not auto_ready)
+                except queue.Empty:
+                    action, answer = "start", Future()
+                if action == "quit":
+                    answer.set_result("bye")
+                    return
+                try:
+                    if action == "start":
+                        self._record(answer)
+                    else:
+                        answer.set_result(self._do(action))
+                except CollectorError as exc:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                    self.live.update(message=str(exc))
+        except BaseException as exc:
+            self.error = exc
+            self.live.update(phase="error", message=f"{type(exc).__name__}: {exc}", controls=[])
+            raise
+        finally:
+            self.finished.set()
+
+    def _do(self, action: str) -> str:
+        runner = self.runner
+        if action == "stop":
+            raise DataError("not recording")
+        if action in ("success", "failure"):
+            row = runner.mark_last(action)
+            message = f"{row.episode_id} marked {action}"
+        elif action == "discard":
+            row = runner.discard_last()
+            message = f"{row.episode_id} discarded (kept in discarded/ until cleaned)"
+        elif action == "rerecord":
+            row = runner.rerecord_last()
+            message = f"{row.episode_id} discarded; recording its cell again"
+        else:
+            raise DataError(f"unknown action {action!r}")
+        self._prepare_next()
+        self.live.update(message=message)
+        return message
+
+    def _record(self, answer: Future) -> str:
+        """Record one take; `answer` is resolved as soon as recording starts (a button press must not
+        wait for the whole take), and stop/discard presses meanwhile go through the stop event."""
+        runner = self.runner
+        phase = self.live.snapshot()["phase"]
+        if phase != "ready":
+            raise DataError(f"cannot start now ({phase.replace('_', ' ')})")
+        cell = runner.next_cell()
+        if cell is None:
+            raise DataError("the plan is complete")
+        self._take_stop.clear()
+        self._discard_after_stop = False
+        self._recording.set()
+        answer.set_result(f"recording {cell.label()}")
+        try:
+            row = runner.record(cell, stop=self._take_stop)
+        finally:
+            self._recording.clear()
+        message = f"{row.episode_id}: {row.outcome}, QA {row.qa}"
+        if self._discard_after_stop:
+            row = runner.discard_last()
+            message = f"{row.episode_id} discarded (kept in discarded/ until cleaned)"
+        if row.status == "kept" and row.outcome == "unknown":
+            # Hardware: only the operator can say whether the take succeeded.
+            self.live.update(phase="awaiting_outcome", message=f"{row.episode_id}: was it a success? (Y/N)",
+                             controls=["success", "failure", "discard", "rerecord"])
+            return message
+        self._prepare_next()
+        self.live.update(message=message)
+        return message
+
+    def _prepare_next(self) -> None:
+        runner = self.runner
+        last = runner.last_row()
+        after_take = []
+        if last and last.status in ("kept", "recovered"):
+            after_take = ["discard", "rerecord", "success", "failure"]
+        elif last and last.status in ("discarded", "purged", "interrupted"):
+            after_take = ["rerecord"]
+        cell = runner.next_cell()
+        if cell is None:
+            self.live.update(phase="done", message="plan complete: every cell has its takes", controls=after_take)
+            return
+        if not runner.is_prepared(cell):  # e.g. marking the last take needs no new scene
+            runner.prepare(cell)
+        self.live.update(phase="ready", controls=["start"] + after_take)

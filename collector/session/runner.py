@@ -1,0 +1,307 @@
+"""The session runner: walks a plan's cells, records takes, keeps the catalogue and coverage current.
+
+One runner = one station working one plan on one dataset folder. Opening it:
+  1. takes the station lock (one session per station and dataset at a time),
+  2. settles this station's takes that a previous process left 'recording' (recover or mark them),
+  3. resumes the station's unfinished session of this plan, or starts a new one.
+Then each take is: pick the next cell from the coverage -> apply its condition (the driver resets the
+sim with the lighting and weight presets, or the operator is told what to set up on hardware) ->
+record with the live tap in front of the recorder -> finalize, QA, update the catalogue and coverage.
+
+The runner does no input/robot work itself: a `TakeDriver` (collector.session.drivers) owns the
+backend, the operator input and the teleop loop, so the same runner serves the sim demo, hardware
+sessions and the dashboard.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from collector.errors import DataError
+from collector.session.catalog import Catalog, EpisodeRow
+from collector.session.cells import Cell, next_cell, plan_cells
+from collector.session.coverage import Coverage
+from collector.session.layout import DatasetLayout, StationLock, station_slug
+from collector.session.lifecycle import EpisodeLifecycle
+from collector.session.live import LiveState, LiveTap
+from collector.session.plan import Plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TakeResult:
+    """What a driver reports after a take: success is None when only the operator can judge it."""
+
+    success: Optional[bool]
+    duration_s: float
+    stopped_by: str = "time_limit"  # success | time_limit | operator | input_lost
+    metrics: Dict = field(default_factory=dict)
+
+
+class TakeDriver:
+    """Interface between the session and the robot side (see collector.session.drivers)."""
+
+    kind = "abstract"
+    camera_streams: tuple = ()
+    joint_stream: Optional[str] = None
+    joint_names: Optional[List[str]] = None
+
+    def streams(self) -> list:
+        raise NotImplementedError
+
+    def prepare(self, cell: Cell, seed: int) -> Dict:
+        """Put the scene in the cell's condition and reset it; returns the conditions as applied."""
+        raise NotImplementedError
+
+    def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
+        raise NotImplementedError
+
+    def preview(self, live: LiveState) -> None:
+        """Show the current scene on the dashboard between takes (optional)."""
+
+    def close(self) -> None:
+        pass
+
+
+def default_station() -> str:
+    return socket.gethostname() or "station"
+
+
+class SessionRunner:
+    def __init__(self, plan: Plan, dataset: Path, driver: TakeDriver, *, station: Optional[str] = None,
+                 operator: str = "operator", live: Optional[LiveState] = None):
+        self.plan = plan
+        self.layout = DatasetLayout(dataset)
+        self.driver = driver
+        self.station = station or default_station()
+        self.operator = operator
+        self.live = live or LiveState()
+        self.catalog: Optional[Catalog] = None
+        self.lifecycle: Optional[EpisodeLifecycle] = None
+        self.session_id: Optional[str] = None
+        self.resumed = False
+        self.recovered: List[EpisodeRow] = []
+        self._lock: Optional[StationLock] = None
+        self._prepared: Optional[tuple] = None  # (cell, conditions) the scene is currently set up for
+        self.forced_cell: Optional[Cell] = None  # re-record: the next take repeats this cell
+
+    # -- opening and closing ---------------------------------------------------------------------
+    def open(self) -> "SessionRunner":
+        self.layout.ensure()
+        self._lock = StationLock(self.layout, self.station).acquire()
+        try:
+            self.catalog = Catalog(self.layout.catalog_path)
+            self.session_id, self.resumed = self._session_to_use()
+            self.lifecycle = EpisodeLifecycle(self.layout, self.catalog, self.plan, session_id=self.session_id,
+                                              station=self.station, operator=self.operator)
+            self.recovered = self.lifecycle.recover_interrupted()
+            self.catalog.open_session(session_id=self.session_id, plan=self.plan.name,
+                                      plan_fingerprint=self.plan.fingerprint, station=self.station,
+                                      operator=self.operator, host=socket.gethostname(), pid=os.getpid())
+            snapshot = self.layout.sessions_dir / f"{self.session_id}.yaml"
+            if not snapshot.exists():
+                snapshot.write_text(self.plan.text, encoding="utf-8")
+        except BaseException:
+            self._lock.release()
+            raise
+        self.live.update(plan=self.plan.name, session_id=self.session_id, station=self.station,
+                         operator=self.operator, backend=self.plan.backend, coverage=self.coverage().as_dict(),
+                         totals=self.totals(), last_episode=self._last_row_dict())
+        return self
+
+    def _session_to_use(self):
+        """Resume this station's unfinished session of the same plan, else start a new one."""
+        for session in reversed(self.catalog.sessions(plan=self.plan.name, station=self.station)):
+            if session["state"] != "finished":
+                if session["plan_fingerprint"] != self.plan.fingerprint:
+                    log.warning("plan %s changed since session %s started; resuming with the new plan",
+                                self.plan.name, session["session_id"])
+                return session["session_id"], True
+            break
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        return f"{self.plan.name}-{station_slug(self.station)}-{stamp}", False
+
+    def close(self, state: Optional[str] = None) -> None:
+        if self.catalog is not None and self.session_id is not None:
+            final = state or ("finished" if not self.open_cells() else "stopped")
+            self.catalog.close_session(self.session_id, final)
+        try:
+            self.driver.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close("interrupted" if exc_type is not None else None)
+
+    # -- progress ----------------------------------------------------------------------------------
+    def plan_rows(self) -> List[EpisodeRow]:
+        return self.catalog.episodes(plan=self.plan.name)
+
+    def coverage(self) -> Coverage:
+        return Coverage.from_rows(self.plan, self.plan_rows())
+
+    def open_cells(self) -> List[Cell]:
+        coverage = self.coverage()
+        return [cell for cell in plan_cells(self.plan) if coverage.is_open(cell)]
+
+    def totals(self) -> Dict[str, int]:
+        rows = self.plan_rows()
+        return {
+            "episodes": sum(r.status in ("kept", "recovered") for r in rows),
+            "succeeded": sum(r.status in ("kept", "recovered") and r.outcome == "success" for r in rows),
+            "failed": sum(r.status in ("kept", "recovered") and r.outcome == "failure" for r in rows),
+            "failed_validation": sum(r.status in ("kept", "recovered") and r.qa == "fail" for r in rows),
+            "discarded": sum(r.status in ("discarded", "purged") for r in rows),
+            "interrupted": sum(r.status == "interrupted" for r in rows),
+        }
+
+    def next_cell(self) -> Optional[Cell]:
+        if self.forced_cell is not None:
+            return self.forced_cell
+        return next_cell(self.plan, self.coverage())
+
+    # -- one take ----------------------------------------------------------------------------------
+    def prepare(self, cell: Cell) -> Dict:
+        """Set the scene up for `cell` (sim: reset with its presets; hardware: tell the operator)."""
+        seed = self.plan.seed * 1_000_003 + self.coverage().total_attempts() + 1
+        conditions = self.driver.prepare(cell, seed)
+        self._prepared = (cell, conditions)
+        spec = self.plan.task(cell.task)
+        self.live.update(cell=cell._asdict(), instruction=spec.instruction_for(conditions), condition=conditions,
+                         setup_note=self.setup_note(cell), episode=None)
+        self.driver.preview(self.live)
+        return conditions
+
+    def is_prepared(self, cell: Cell) -> bool:
+        return self._prepared is not None and self._prepared[0] == cell
+
+    def setup_note(self, cell: Cell) -> str:
+        manual = ", then reset the scene by hand" if self.plan.reset.mode == "manual" else ""
+        if self.plan.backend == "sim":
+            return "conditions applied automatically in simulation" + manual
+        return f"Set up lighting '{cell.lighting}' and weight '{cell.weight}' before starting{manual}"
+
+    def record(self, cell: Cell, stop: Optional[threading.Event] = None,
+               ask_outcome: Optional[Callable[[EpisodeRow], Optional[str]]] = None) -> EpisodeRow:
+        """Record one take of `cell` and return its catalogue row (kept, with QA)."""
+        stop = stop or threading.Event()
+        if self._prepared is None or self._prepared[0] != cell:
+            self.prepare(cell)
+        conditions = self._prepared[1]
+        self._prepared = None  # the scene is used up: the next take prepares again
+        if self.plan.reset.settle_s > 0:
+            # Let a reset scene (or a robot that just moved home) come to rest before recording.
+            time.sleep(self.plan.reset.settle_s)
+        take = self.lifecycle.begin(cell, self.driver.streams(), conditions)
+        time_limit = self.plan.time_limit_for(cell.task)
+        self.live.start_timer()
+        self.live.update(phase="recording", episode={"episode_id": take.row.episode_id,
+                                                     "time_limit_s": time_limit},
+                         message=f"recording {take.row.episode_id}", controls=["stop", "discard"])
+        tap = LiveTap(self.live, take.writer, self.driver.camera_streams, self.driver.joint_stream,
+                      self.driver.joint_names)
+        try:
+            result = self.driver.run(tap, time_limit, stop)
+        except KeyboardInterrupt:
+            # Ctrl-C mid-take: finalize what was recorded so it is a valid episode, then stop the session.
+            self.live.stop_timer()
+            self.lifecycle.finish(take, "unknown", note="interrupted by Ctrl-C")
+            raise
+        except Exception as exc:
+            self.live.stop_timer()
+            row = self.lifecycle.abort(take, f"{type(exc).__name__}: {exc}")
+            self._after_take(row)
+            raise
+        self.live.stop_timer()
+        self.live.update(phase="finalizing", controls=[])
+        if self.plan.outcome == "auto" and result.success is not None:
+            outcome = "success" if result.success else "failure"
+        else:
+            outcome = "unknown"
+        row = self.lifecycle.finish(take, outcome, duration_s=result.duration_s,
+                                    note=f"stopped by {result.stopped_by}")
+        self.forced_cell = None
+        if outcome == "unknown" and ask_outcome is not None:
+            verdict = ask_outcome(row)
+            if verdict in ("success", "failure"):
+                row = self.lifecycle.mark(row.episode_index, verdict)
+        self._after_take(row)
+        return row
+
+    def _after_take(self, row: EpisodeRow) -> None:
+        self.live.update(last_episode=_row_summary(row), coverage=self.coverage().as_dict(), totals=self.totals(),
+                         episode=None)
+
+    # -- operator actions on the last take ------------------------------------------------------------
+    def last_row(self) -> Optional[EpisodeRow]:
+        return self.catalog.last_episode(self.session_id) if self.catalog else None
+
+    def _last_row_dict(self):
+        row = self.last_row()
+        return _row_summary(row) if row else None
+
+    def discard_last(self, reason: str = "discarded by the operator") -> EpisodeRow:
+        row = self._require_last()
+        row = self.lifecycle.discard(row.episode_index, reason)
+        self._after_take(row)
+        return row
+
+    def mark_last(self, outcome: str) -> EpisodeRow:
+        row = self.lifecycle.mark(self._require_last().episode_index, outcome)
+        self._after_take(row)
+        return row
+
+    def rerecord_last(self) -> EpisodeRow:
+        """Discard the last take and make the next take repeat its cell."""
+        row = self._require_last()
+        if row.status not in ("discarded", "purged"):
+            row = self.discard_last("discarded to re-record")
+        self.forced_cell = Cell(row.task, row.lighting, row.weight)
+        return row
+
+    def _require_last(self) -> EpisodeRow:
+        row = self.last_row()
+        if row is None:
+            raise DataError("no take recorded in this session yet")
+        return row
+
+    # -- the whole plan, unattended --------------------------------------------------------------------
+    def run_plan(self, *, max_takes: Optional[int] = None, on_take: Optional[Callable[[EpisodeRow], None]] = None,
+                 ask_outcome=None, confirm_setup: Optional[Callable[[Cell, str], None]] = None,
+                 stop: Optional[threading.Event] = None) -> List[EpisodeRow]:
+        """Record takes until the plan is covered (or `max_takes` / `stop`). Returns the rows recorded."""
+        recorded: List[EpisodeRow] = []
+        stop = stop or threading.Event()
+        while not stop.is_set() and (max_takes is None or len(recorded) < max_takes):
+            cell = self.next_cell()
+            if cell is None:
+                break
+            self.live.update(phase="ready", message=f"next: {cell.label()}", controls=[])
+            self.prepare(cell)
+            if confirm_setup is not None:
+                confirm_setup(cell, self.setup_note(cell))
+            row = self.record(cell, stop=None, ask_outcome=ask_outcome)
+            recorded.append(row)
+            if on_take is not None:
+                on_take(row)
+        self.live.update(phase="done" if not self.open_cells() else "ready",
+                         message="plan complete" if not self.open_cells() else "paused")
+        return recorded
+
+
+def _row_summary(row: EpisodeRow) -> Dict:
+    return {key: getattr(row, key) for key in ("episode_index", "episode_id", "task", "lighting", "weight", "status",
+                                               "outcome", "qa", "qa_problems", "duration_s", "path", "note")}

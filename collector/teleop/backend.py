@@ -1,0 +1,273 @@
+"""What the teleop loop drives: a robot backend (in-process MuJoCo sim here, ROS 2 hardware in collector.ros).
+
+The loop only needs to read the measured joint state, send a joint-position command, grab
+camera frames that are due, and, for a lockstep backend, advance time by one control period.
+Every array is in `robot.command_joints` order.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Deque, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+
+import numpy as np
+
+from collector.errors import DataError
+
+if TYPE_CHECKING:  # the robot/sim packages import mujoco; keep this module light for bridge processes
+    from collector.robot import CameraSpec, RobotSpec
+
+
+@dataclass
+class JointSample:
+    """Measured joint state at time t (session clock), in robot.command_joints order."""
+
+    t: float
+    position: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+
+
+@runtime_checkable
+class RobotBackend(Protocol):
+    robot: "RobotSpec"
+    lockstep: bool  # True: in-process sim; the loop calls advance() once per tick and uses sim time
+
+    def now(self) -> float:
+        """Current time on the session clock (sim time for lockstep backends)."""
+        ...
+
+    def read_state(self) -> JointSample:
+        ...
+
+    def send_command(self, t: float, q: np.ndarray) -> None:
+        ...
+
+    def advance(self) -> None:
+        """Lockstep backends only: step the world by one control period."""
+        ...
+
+    def cameras(self) -> Dict[str, "CameraSpec"]:
+        ...
+
+    def capture(self, name: str) -> Optional[Tuple[float, np.ndarray]]:
+        """(t, HxWx3 uint8 image) if camera `name` has a frame due now, else None."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class _RenderWorker(threading.Thread):
+    """Renders camera frames from MjData snapshots on its own thread (and its own GL context).
+
+    On a CPU renderer one 320x240 frame costs several milliseconds (far more on a busy machine),
+    so rendering inline would hold the control loop well below 100 Hz. The loop only copies the
+    sim state (mj_copyData, microseconds) and carries on; finished frames keep their snapshot time.
+    """
+
+    def __init__(self, env, max_pending: int):
+        super().__init__(name="sim-camera-render", daemon=True)
+        self.env = env
+        self.jobs: "queue.Queue" = queue.Queue(maxsize=max_pending)
+        self.done: Dict[str, Deque[Tuple[float, np.ndarray]]] = {}
+        self.lock = threading.Lock()
+        self.error: Optional[BaseException] = None
+        self._pool: List = []
+        self.rendered = 0
+
+    def snapshot(self):
+        import mujoco
+
+        model = self.env.model  # a theme change rebuilds the model: snapshots remember theirs
+        with self.lock:
+            entry = self._pool.pop() if self._pool else None
+        if entry is None or entry[0] is not model:
+            entry = (model, mujoco.MjData(model))
+        mujoco.mj_copyData(entry[1], model, self.env.data)
+        return entry
+
+    def run(self) -> None:
+        from collector.sim.render import CameraRenderer
+
+        renderer, model = None, None
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                self.jobs.task_done()
+                break
+            name, t, entry = job
+            try:
+                if renderer is None or model is not entry[0]:
+                    if renderer is not None:
+                        renderer.close()
+                    model = entry[0]
+                    renderer = CameraRenderer(model, getattr(self.env, "render_quality", "fast"))
+                cam = self.env.robot.cameras[name]
+                image = renderer.render(entry[1], cam.mjcf_camera, cam.width, cam.height)
+            except BaseException as exc:  # reported on the control thread by the next capture()
+                self.error = exc
+                image = None
+            with self.lock:
+                if image is not None:
+                    self.done.setdefault(name, deque()).append((t, image))
+                    self.rendered += 1
+                self._pool.append(entry)
+            self.jobs.task_done()
+        if renderer is not None:
+            renderer.close()
+
+
+class SimBackend:
+    """RobotBackend over collector.sim.SimEnv: lockstep, sim time is the session clock.
+
+    Cameras are rendered at their YAML rate on the sim clock: a frame is taken when the camera's
+    next frame time has been reached, so a 100 Hz loop with a 30 fps camera renders 30 frames per
+    simulated second, not 100. With async_render (default) the frame is rendered on a worker thread
+    from a snapshot of that instant and handed out by a later capture() with the snapshot's time;
+    a lockstep loop waits when `max_pending` frames are queued, so no frame is ever skipped.
+    """
+
+    lockstep = True
+
+    def __init__(self, env, render: bool = True, async_render: bool = True, max_pending: int = 6):
+        self.env = env
+        self.robot = env.robot
+        self.render_enabled = render
+        self._n = len(self.robot.command_joints)
+        self._next_frame_t: Dict[str, float] = {}
+        self._worker: Optional[_RenderWorker] = None
+        self.realtime = False  # set by the loop: drop a due frame rather than wait for the renderer
+        self.frames_dropped = 0
+        if render and async_render and self.robot.cameras:
+            self._worker = _RenderWorker(env, max_pending)
+            self._worker.start()
+        self.reset_camera_clocks()
+
+    @classmethod
+    def create(cls, robot="humanoid", task="pick_place", render: bool = True, **env_kwargs) -> "SimBackend":
+        from collector.sim import SimEnv
+
+        return cls(SimEnv(robot=robot, task=task, **env_kwargs), render=render)
+
+    def reset(self, **kwargs) -> dict:
+        """Reset the underlying SimEnv (seed/lighting/weight/theme) and the camera schedules."""
+        conditions = self.env.reset(**kwargs)
+        self.reset_camera_clocks()
+        return conditions
+
+    def reset_camera_clocks(self) -> None:
+        t = self.now()
+        self._next_frame_t = {name: t for name in self.robot.cameras}
+        if self._worker is not None:  # frames of the previous episode are not this one's
+            self._worker.jobs.join()
+            with self._worker.lock:
+                self._worker.done.clear()
+
+    @property
+    def control_dt(self) -> float:
+        return float(self.env.control_dt)
+
+    def now(self) -> float:
+        return float(self.env.time)
+
+    def read_state(self) -> JointSample:
+        return JointSample(
+            t=self.now(),
+            position=np.asarray(self.env.joint_positions(), dtype=np.float64).copy(),
+            velocity=np.asarray(self.env.joint_velocities(), dtype=np.float64).copy(),
+            effort=np.asarray(self.env.joint_efforts(), dtype=np.float64).copy(),
+        )
+
+    def send_command(self, t: float, q: np.ndarray) -> None:
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != (self._n,) or not np.all(np.isfinite(q)):
+            # The safety gate never lets this through; a direct caller gets a clear error.
+            raise DataError(f"sim command: expected {self._n} finite joint positions, got shape {q.shape}")
+        self.env.set_command(q)
+
+    def advance(self) -> None:
+        self.env.step()
+
+    def cameras(self) -> Dict[str, "CameraSpec"]:
+        return dict(self.robot.cameras) if self.render_enabled else {}
+
+    def _due(self, name: str) -> bool:
+        t = self.now()
+        due = self._next_frame_t.get(name)
+        if due is None:
+            raise DataError(f"sim: no camera named {name!r} (have {sorted(self._next_frame_t)})")
+        # Half a physics step of slack so float accumulation never skips a frame.
+        if t + 0.5 * float(self.env.physics_dt) < due:
+            return False
+        period = 1.0 / float(self.robot.cameras[name].fps)
+        # Schedule from the due time, not from now, so the average rate is exactly fps;
+        # if the loop fell a whole period behind, restart the schedule instead of bursting.
+        next_due = due + period
+        self._next_frame_t[name] = next_due if next_due > t else t + period
+        return True
+
+    def capture(self, name: str) -> Optional[Tuple[float, np.ndarray]]:
+        if not self.render_enabled:
+            return None
+        worker = self._worker
+        if worker is None:
+            return (self.now(), self.env.render(name)) if self._due(name) else None
+        if worker.error is not None:
+            raise DataError(f"sim camera rendering failed: {worker.error}")
+        if self._due(name):
+            job = (name, self.now(), worker.snapshot())
+            if not self.realtime:
+                worker.jobs.put(job)  # lockstep: wait for the renderer rather than skip a frame
+            else:
+                try:
+                    worker.jobs.put_nowait(job)  # realtime: never hold the control tick for a camera
+                except queue.Full:
+                    self.frames_dropped += 1
+        with worker.lock:
+            frames = worker.done.get(name)
+            return frames.popleft() if frames else None
+
+    def set_realtime(self, realtime: bool) -> None:
+        self.realtime = bool(realtime)
+
+    def finish_frames(self) -> List[Tuple[str, float, np.ndarray]]:
+        """Wait for frames still being rendered and return every one not handed out yet, in time order."""
+        if self._worker is None:
+            return []
+        self._worker.jobs.join()
+        with self._worker.lock:
+            out = [(name, t, img) for name, frames in self._worker.done.items() for t, img in frames]
+            self._worker.done.clear()
+        return sorted(out, key=lambda f: f[1])
+
+    # -- task judgement (simulation only; the loop looks these up with getattr) -------------------
+    @property
+    def task(self):
+        return self.env.task
+
+    @property
+    def conditions(self) -> dict:
+        return dict(self.env.conditions)
+
+    def task_success(self) -> bool:
+        return bool(self.env.task.success())
+
+    def task_metrics(self) -> dict:
+        return dict(self.env.task.metrics())
+
+    def illuminance(self) -> Optional[float]:
+        value = getattr(self.env, "illuminance", None)
+        return float(value()) if callable(value) else None
+
+    def close(self, close_env: bool = True) -> None:
+        """Stop the render thread and (unless close_env=False, for a shared env) close the SimEnv."""
+        if self._worker is not None:
+            self._worker.jobs.put(None)
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        close = getattr(self.env, "close", None)
+        if close_env and callable(close):
+            close()

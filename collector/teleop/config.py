@@ -1,0 +1,256 @@
+"""Teleop settings: configs/teleop.yaml, validated into dataclasses (ConfigError names file, key, problem)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import yaml
+
+from collector.errors import ConfigError
+from collector.paths import configs_dir
+
+
+@dataclass
+class ControlConfig:
+    rate_hz: float = 100.0
+    input_endpoint: str = "tcp://127.0.0.1:5555"
+    input_bind: bool = False
+    phase_lock: bool = True
+    phase_lock_lag_ms: float = 1.0
+    realtime_priority: int = 0
+
+
+@dataclass
+class InputConfig:
+    hold_after_s: float = 0.1
+    stop_after_s: float = 0.5
+    deadman: str = "button"
+    gesture: str = "hands_tracked"
+
+
+@dataclass
+class RetargetConfig:
+    operator_frame: str = "webxr"
+    scale: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    orientation: bool = True
+    gripper_source: str = "auto"
+    pinch_open_m: float = 0.08
+    pinch_closed_m: float = 0.015
+    head_gain: float = 1.0
+    fist_radius_m: float = 0.07
+
+
+@dataclass
+class IKConfig:
+    groups: List[str] = field(default_factory=lambda: ["left_arm", "right_arm"])
+    solver: str = "daqp"
+    position_cost: float = 1.0
+    orientation_cost: float = 0.2
+    posture_cost: float = 1e-3
+    lm_damping: float = 0.01
+    damping: float = 1e-3
+    iterations: int = 1
+    max_iteration_dt: float = 0.01
+    collision_min_distance: float = 0.01
+    collision_detection_distance: float = 0.08
+
+
+@dataclass
+class SafetyConfig:
+    velocity_scale: float = 1.0
+    default_velocity_limit: float = 2.0
+    gripper_travel_s: float = 0.3
+    workspace: Union[str, Dict[str, List[float]]] = "auto"
+    workspace_margin: List[float] = field(default_factory=lambda: [0.45, 0.55, 0.55])
+
+
+@dataclass
+class GamepadConfig:
+    path: str = "auto"
+    linear_speed: float = 0.25
+    angular_speed: float = 1.0
+    deadzone: float = 0.12
+
+
+@dataclass
+class KeyboardConfig:
+    step_m: float = 0.01
+    step_rad: float = 0.05
+
+
+@dataclass
+class ScriptedConfig:
+    speed: float = 0.35
+    noise_m: float = 0.001
+    reaction_s: List[float] = field(default_factory=lambda: [0.15, 0.35])
+
+
+@dataclass
+class DevicesConfig:
+    gamepad: GamepadConfig = field(default_factory=GamepadConfig)
+    keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
+    scripted: ScriptedConfig = field(default_factory=ScriptedConfig)
+
+
+@dataclass
+class TeleopConfig:
+    control: ControlConfig = field(default_factory=ControlConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    ik: IKConfig = field(default_factory=IKConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
+    source: str = "<defaults>"
+
+    @property
+    def control_dt(self) -> float:
+        return 1.0 / self.control.rate_hz
+
+
+def _fill(cls, raw: Any, where: str, source: str):
+    """Build dataclass `cls` from mapping `raw`, recursing into nested dataclasses; strict on keys."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where or 'top level'} must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in {where or 'top level'} "
+                          f"(known: {sorted(fields)})")
+    values = {}
+    default = cls()
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        current = getattr(default, name)
+        if name not in raw:
+            values[name] = current
+        elif dataclasses.is_dataclass(current):
+            values[name] = _fill(type(current), raw[name], key, source)
+        else:
+            values[name] = _coerce(raw[name], current, key, source)
+    return cls(**values)
+
+
+def _coerce(value, default, key: str, source: str):
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
+        return float(value)
+    if isinstance(default, list):
+        if not isinstance(value, list) or len(value) != len(default) and default and isinstance(default[0], float):
+            raise ConfigError(f"{source}: {key} must be a list like {default!r}, got {value!r}")
+        if default and isinstance(default[0], float):
+            return [_coerce(v, 0.0, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return [_coerce(v, default[0] if default else "", f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if isinstance(default, str):
+        if key == "safety.workspace" and isinstance(value, dict):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+CHOICES = {
+    ("input", "deadman"): ("button", "gesture"),
+    ("input", "gesture"): ("hands_tracked", "left_fist", "right_fist"),
+    ("retarget", "operator_frame"): ("webxr", "robot"),
+    ("retarget", "gripper_source"): ("auto", "trigger", "pinch"),
+}
+
+
+def _validate(cfg: TeleopConfig) -> TeleopConfig:
+    src = cfg.source
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{src}: {section}.{name} = {value!r}, expected one of {list(allowed)}")
+    positive = [
+        ("control.rate_hz", cfg.control.rate_hz), ("input.hold_after_s", cfg.input.hold_after_s),
+        ("input.stop_after_s", cfg.input.stop_after_s), ("ik.max_iteration_dt", cfg.ik.max_iteration_dt),
+        ("safety.velocity_scale", cfg.safety.velocity_scale),
+        ("safety.default_velocity_limit", cfg.safety.default_velocity_limit),
+        ("safety.gripper_travel_s", cfg.safety.gripper_travel_s),
+        ("devices.scripted.speed", cfg.devices.scripted.speed), ("ik.iterations", cfg.ik.iterations),
+    ]
+    for key, value in positive + [(f"retarget.scale[{i}]", s) for i, s in enumerate(cfg.retarget.scale)]:
+        if not value > 0:
+            raise ConfigError(f"{src}: {key} must be positive, got {value!r}")
+    if not 0 <= cfg.control.realtime_priority <= 99:
+        raise ConfigError(f"{src}: control.realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99")
+    if cfg.input.hold_after_s > cfg.input.stop_after_s:
+        raise ConfigError(f"{src}: input.hold_after_s must not exceed input.stop_after_s")
+    if len(cfg.retarget.scale) != 3:
+        raise ConfigError(f"{src}: retarget.scale needs 3 values (x, y, z)")
+    if not cfg.retarget.pinch_open_m > cfg.retarget.pinch_closed_m >= 0:
+        raise ConfigError(f"{src}: need retarget.pinch_open_m > retarget.pinch_closed_m >= 0")
+    ws = cfg.safety.workspace
+    if isinstance(ws, dict):
+        if set(ws) != {"min", "max"}:
+            raise ConfigError(f"{src}: safety.workspace must be 'auto' or {{min: [x,y,z], max: [x,y,z]}}")
+        lo = _coerce(ws["min"], [0.0, 0.0, 0.0], "safety.workspace.min", src)
+        hi = _coerce(ws["max"], [0.0, 0.0, 0.0], "safety.workspace.max", src)
+        if not all(a < b for a, b in zip(lo, hi)):
+            raise ConfigError(f"{src}: safety.workspace min must be below max on every axis")
+        cfg.safety.workspace = {"min": lo, "max": hi}
+    elif ws != "auto":
+        raise ConfigError(f"{src}: safety.workspace must be 'auto' or a {{min, max}} box, got {ws!r}")
+    lo, hi = cfg.devices.scripted.reaction_s
+    if not 0 <= lo <= hi:
+        raise ConfigError(f"{src}: devices.scripted.reaction_s must be [low, high] with 0 <= low <= high")
+    return cfg
+
+
+def default_config_path() -> Path:
+    return configs_dir() / "teleop.yaml"
+
+
+def load_teleop_config(path: Optional[Union[str, Path]] = None, overrides: Optional[dict] = None) -> TeleopConfig:
+    """Read the teleop YAML (default configs/teleop.yaml; built-in defaults if it is absent)
+    and apply `overrides`, a nested dict of the same shape."""
+    raw: dict = {}
+    source = "<defaults>"
+    candidate = Path(path) if path is not None else default_config_path()
+    if candidate.is_file():
+        source = str(candidate)
+        try:
+            raw = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    elif path is not None:
+        raise ConfigError(f"teleop config {candidate} does not exist")
+    if overrides:
+        raw = _merge(raw, overrides)
+    cfg = _fill(TeleopConfig, raw, "", source)
+    cfg.source = source
+    return _validate(cfg)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def as_dict(cfg: TeleopConfig) -> Dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out.pop("source", None)
+    return out
+
+

@@ -1,0 +1,331 @@
+"""The scripted operator: plans operator-like hand motion for a simulated task and "wears the headset".
+
+At episode start it reads the task's object poses and grasp hints from the sim, plans the phases a
+person would go through (approach, grasp, lift, move, place or pour, release, retreat) as robot-frame
+end-effector waypoints, and then plays them back as an operator would move: minimum-jerk reaches
+(Flash & Hogan) with durations that grow with distance, a reaction pause between phases, a small
+per-phase aiming error and physiological tremor. Every pose is converted into the operator's
+tracking frame by inverting the retargeting map (the relation a human learns by watching the robot),
+and leaves as an OperatorInput through the same encode -> ZMQ -> decode path as a VR headset's,
+stamped with sim time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from collector.errors import DeviceError
+from collector.teleop.config import ScriptedConfig
+from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST, DeviceContext
+from collector.teleop.messages import (HAND_JOINT_INDEX, N_HAND_JOINTS, ControllerState, HandSkeleton, OperatorInput,
+                                       Pose)
+from collector.teleop.transforms import axis_angle_quat, mat_to_quat, minimum_jerk, quat_mul, quat_to_mat, slerp
+
+PoseTuple = Tuple[np.ndarray, np.ndarray]
+# Approach from above with the fingers closing along world y: 180 degrees about world x, then
+# pitched so the approach leans forward (as a person reaching over a table does; a strictly
+# vertical approach needs more wrist flexion than a 7-DoF humanoid arm has in front of its chest).
+TOP_DOWN = np.array([0.0, 1.0, 0.0, 0.0])
+TOP_GRASP_LEAN_RAD = 0.45
+# Hand geometry the operator allows for (the humanoid's: pads reach 3 cm past the grasp centre,
+# the palm starts 3 cm before it).
+FINGERTIP_BELOW_CENTRE_M = 0.03
+PALM_ABOVE_CENTRE_M = 0.03
+# Tremor: a few incommensurate frequencies in the 4-11 Hz band of physiological tremor.
+TREMOR_HZ = (4.3, 7.1, 10.6)
+
+
+@dataclass
+class Segment:
+    """One phase: both hands move from their previous key pose to this one over `duration` seconds."""
+
+    name: str
+    duration: float
+    poses: Dict[str, PoseTuple]  # end pose per side (robot model frame)
+    closure: Dict[str, float]  # end gripper closure per side
+    start: float = 0.0  # filled in by the plan
+
+
+@dataclass
+class Plan:
+    start_poses: Dict[str, PoseTuple]
+    start_closure: Dict[str, float]
+    segments: List[Segment] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.segments[-1].start + self.segments[-1].duration if self.segments else 0.0
+
+    def last(self) -> Tuple[Dict[str, PoseTuple], Dict[str, float]]:
+        if not self.segments:
+            return self.start_poses, self.start_closure
+        return self.segments[-1].poses, self.segments[-1].closure
+
+    def add(self, name: str, duration: float, poses: Optional[Dict[str, PoseTuple]] = None,
+            closure: Optional[Dict[str, float]] = None) -> None:
+        prev_poses, prev_closure = self.last()
+        seg = Segment(name, float(duration), {**prev_poses, **(poses or {})}, {**prev_closure, **(closure or {})},
+                      start=self.duration)
+        self.segments.append(seg)
+
+    def sample(self, t: float) -> Tuple[Dict[str, PoseTuple], Dict[str, float], str]:
+        poses, closure = self.start_poses, self.start_closure
+        for seg in self.segments:
+            if t < seg.start + seg.duration:
+                s = minimum_jerk((t - seg.start) / seg.duration) if seg.duration > 0 else 1.0
+                out_p = {side: (p0 + s * (seg.poses[side][0] - p0), slerp(q0, seg.poses[side][1], s))
+                         for side, (p0, q0) in poses.items()}
+                out_c = {side: c0 + s * (seg.closure[side] - c0) for side, c0 in closure.items()}
+                return out_p, out_c, seg.name
+            poses, closure = seg.poses, seg.closure
+        return poses, closure, "done"
+
+
+def yaw_quat(yaw: float) -> np.ndarray:
+    return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
+
+
+def wrap_quarter_turn(yaw: float) -> float:
+    """A box looks the same every 90 degrees: the equivalent yaw in [-45, 45] degrees."""
+    return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+
+def quat_yaw(q: np.ndarray) -> float:
+    m = quat_to_mat(q)
+    return math.atan2(m[1, 0], m[0, 0])
+
+
+class ScriptedOperator:
+    name = "scripted"
+    POUR_SHAKES = 2
+    SHAKE_RAD = 0.2
+    EXTRA_TILT_RAD = 0.0
+
+    def __init__(self, cfg: ScriptedConfig, seed: Optional[int] = None, hand_tracking: bool = False,
+                 enable_delay_s: float = 0.2):
+        self.cfg = cfg
+        self.seed = seed
+        self.hand_tracking = hand_tracking  # emit 25-joint hands (pinch = gripper) instead of controllers
+        self.enable_delay_s = enable_delay_s
+        self.plan: Optional[Plan] = None
+        self.phase = "idle"
+        self._t0 = 0.0
+        self._seq = 0
+        self._done = False
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def start(self, context: DeviceContext) -> None:
+        task = getattr(context.backend, "task", None)
+        if task is None or not hasattr(task, "grasp_targets"):
+            raise DeviceError("the scripted operator needs a simulated task (a SimBackend); "
+                              "use --device keyboard/gamepad/zmq for other backends")
+        self.ctx = context
+        self.retargeter = context.retargeter
+        self.kin = context.kinematics
+        seed = self.seed if self.seed is not None else context.seed
+        self.rng = np.random.default_rng([0 if seed is None else int(seed), 77])
+        self.home = {s: (p.copy(), mat_to_quat(r)) for s, (p, r) in self.retargeter.home_ee.items()}
+        self.tremor_phase = self.rng.uniform(0, 2 * math.pi, size=(2, len(TREMOR_HZ), 3))
+        planners = {"pick_place": self._plan_pick_place, "pour": self._plan_pour}
+        if task.name not in planners:
+            raise DeviceError(f"the scripted operator has no plan for task {task.name!r} (has {sorted(planners)})")
+        self.task_name = task.name
+        self.plan = planners[task.name](task.grasp_targets())
+        self._t0 = context.backend.now()
+        self._seq = 0
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    # -- human-like timing -------------------------------------------------------------------------
+    def _reach_time(self, p0: np.ndarray, p1: np.ndarray, q0=None, q1=None, slow: float = 1.0) -> float:
+        # Minimum-jerk peaks at 1.875x the mean speed; scale so the peak is the configured hand speed,
+        # with a floor like Fitts' law intercept and +-15% person-to-person variation.
+        dist = float(np.linalg.norm(p1 - p0))
+        turn = 0.0 if q0 is None else 2 * math.acos(min(1.0, abs(float(np.dot(q0, q1)))))
+        base = max(1.875 * dist / self.cfg.speed, 1.875 * turn / 2.5, 0.35) * slow
+        return base * self.rng.uniform(0.9, 1.15)
+
+    def _pause(self) -> float:
+        lo, hi = self.cfg.reaction_s
+        return float(self.rng.uniform(lo, hi))
+
+    def _aim(self, scale: float = 1.0) -> np.ndarray:
+        """A person's small aiming error for one reach (mm level, never more than 3 mm)."""
+        return np.clip(self.rng.normal(0.0, 0.0012 * scale, 3), -0.003, 0.003)
+
+    def _move(self, plan: Plan, name: str, side: str, pos, quat, slow: float = 1.0, aim: float = 1.0,
+              closure: Optional[Dict[str, float]] = None) -> None:
+        prev = plan.last()[0][side]
+        pos = np.asarray(pos, float) + self._aim(aim)
+        plan.add(name, self._reach_time(prev[0], pos, prev[1], quat, slow), {side: (pos, np.asarray(quat, float))},
+                 closure)
+
+    def _world_to_model(self, pos) -> np.ndarray:
+        return np.asarray(pos, float) - self.kin.base_offset
+
+    # -- plans -------------------------------------------------------------------------------------
+    def _new_plan(self) -> Plan:
+        plan = Plan({s: (p.copy(), q.copy()) for s, (p, q) in self.home.items()}, {s: 0.0 for s in self.home})
+        plan.add("wait", self.enable_delay_s + self._pause())
+        return plan
+
+    def _arm_for(self, y: float) -> str:
+        sides = [s for s in ("left", "right") if s in self.home]
+        if len(sides) == 1:
+            return sides[0]
+        return "left" if y > 0 else "right"
+
+    def _plan_pick_place(self, targets: dict) -> Plan:
+        name = targets["target_object"]
+        obj = targets["objects"][name]
+        place = targets["place"]
+        grasp = self._world_to_model(obj["grasp_point"])
+        side = self._arm_for(grasp[1])
+        height = float(obj["height"])
+        top_z = float(obj["top_z"]) - self.kin.base_offset[2]
+        table_z = top_z - height
+        # Fingertips just above the table, palm just above the object's top.
+        grasp[2] = max(table_z + FINGERTIP_BELOW_CENTRE_M + 0.004, top_z - PALM_ABOVE_CENTRE_M + 0.004)
+        yaw = wrap_quarter_turn(quat_yaw(np.asarray(obj["quat"]))) if obj["shape"] == "box" else 0.0
+        lean = axis_angle_quat([0.0, 1.0, 0.0], -TOP_GRASP_LEAN_RAD)
+        down = quat_mul(yaw_quat(yaw), quat_mul(lean, TOP_DOWN))
+        above = grasp + [0, 0, max(0.09, top_z - grasp[2] + 0.06)]
+        place_pos = self._world_to_model(place["position"])
+        carry_z = max(float(place["wall_top_z"]) - self.kin.base_offset[2] + height + 0.06, above[2] + 0.03)
+
+        plan = self._new_plan()
+        self._move(plan, "approach", side, above, down)
+        plan.add("align", self._pause())
+        self._move(plan, "descend", side, grasp, down, slow=1.6, aim=0.5)
+        plan.add("grasp", 0.35 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
+        plan.add("settle", 0.25 + self._pause())
+        self._move(plan, "lift", side, grasp + [0, 0, carry_z - grasp[2]], down, slow=1.3, aim=0.3)
+        self._move(plan, "carry", side, [place_pos[0], place_pos[1], carry_z], down, slow=1.2, aim=0.5)
+        self._move(plan, "lower", side, place_pos, down, slow=1.5, aim=0.5)
+        plan.add("release", 0.3 * self.rng.uniform(0.9, 1.2), closure={side: 0.0})
+        plan.add("let go", 0.2 + self._pause())
+        self._move(plan, "retreat", side, place_pos + [0, 0, 0.10], down)
+        home_p, home_q = self.home[side]
+        self._move(plan, "return", side, home_p, home_q)
+        plan.add("rest", 0.3)
+        return plan
+
+    def _plan_pour(self, targets: dict) -> Plan:
+        pitcher = targets["objects"]["pitcher"]
+        pour = targets["pour"]
+        grasp = self._world_to_model(pitcher["grasp_point"])
+        side = self._arm_for(grasp[1])
+        # Side grasp: the hand comes in level, angled 45 degrees towards the body's midline (the
+        # comfortable way to hold a jug you are about to pour towards the middle), fingers closing
+        # horizontally. This is also the grip from which the forearm can roll the 2 rad the pour needs.
+        inward = -1.0 if side == "left" else 1.0
+        approach = np.array([math.cos(math.radians(45)), inward * math.sin(math.radians(45)), 0.0])
+        closing = -np.cross([0.0, 0.0, 1.0], approach)
+        x_axis = np.cross(closing, approach)
+        grip_rot = np.column_stack([x_axis, closing, approach])
+        grip_q = mat_to_quat(grip_rot)
+        pre = grasp - 0.10 * approach + [0, 0, 0.02]
+
+        # The task's pour hint: bring the grasp point to `hold_position` (pitcher beside the cup, its
+        # bottom just above the rim), then tip about `tilt_axis` through the grasp point.
+        hold = self._world_to_model(pour["hold_position"])
+        axis = np.asarray(pour["tilt_axis"], float)
+        axis /= np.linalg.norm(axis)
+        tilt = float(pour.get("tilt_rad", 2.2)) + self.EXTRA_TILT_RAD
+        tilt_time = float(pour.get("tilt_duration_s", 3.0))
+        lift = grasp + [0, 0, max(0.10, hold[2] - grasp[2] + 0.03)]
+
+        def hand_for_tilt(angle: float) -> PoseTuple:
+            q_tilt = axis_angle_quat(axis, angle)
+            return hold.copy(), quat_mul(q_tilt, grip_q)
+
+        plan = self._new_plan()
+        self._move(plan, "approach", side, pre, grip_q, slow=1.1)
+        plan.add("align", self._pause())
+        self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
+        plan.add("grasp", 0.4 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
+        plan.add("settle", 0.3 + self._pause())
+        self._move(plan, "lift", side, lift, grip_q, slow=1.5, aim=0.3)
+        self._move(plan, "carry", side, hold + [0, 0, lift[2] - hold[2]], grip_q, slow=1.4, aim=0.3)
+        self._move(plan, "lower to cup", side, hold, grip_q, slow=1.5, aim=0.3)
+        plan.add("aim", self._pause())
+        # Tip in stages: quickly to where the water reaches the lip, then slowly while it pours.
+        for fraction, share in ((0.45, 0.2), (0.75, 0.35), (1.0, 0.45)):
+            plan.add(f"pour {int(fraction * 100)}%", tilt_time * share * self.rng.uniform(0.9, 1.15),
+                     {side: hand_for_tilt(fraction * tilt)})
+        # People give a jug a couple of small shakes to get the last of it out.
+        for k in range(self.POUR_SHAKES):
+            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt + self.SHAKE_RAD)})
+            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt - self.SHAKE_RAD / 2)})
+        plan.add("drain", 1.0 + self._pause(), {side: hand_for_tilt(tilt)})
+        self._move(plan, "tip back", side, hold, grip_q, slow=1.5)
+        self._move(plan, "return pitcher", side, lift, grip_q, slow=1.3)
+        self._move(plan, "set down", side, grasp + [0, 0, 0.005], grip_q, slow=1.6, aim=0.3)
+        plan.add("release", 0.35, closure={side: 0.0})
+        plan.add("let go", 0.2 + self._pause())
+        self._move(plan, "retreat", side, pre, grip_q)
+        home_p, home_q = self.home[side]
+        self._move(plan, "return", side, home_p, home_q)
+        plan.add("rest", 0.3)
+        return plan
+
+    # -- output ------------------------------------------------------------------------------------
+    def _tremor(self, side_index: int, t: float) -> np.ndarray:
+        # Amplitude falls as 1/f (faster components are smaller), so the tremor's speed stays a few cm/s.
+        phases = self.tremor_phase[side_index]
+        wave = sum(TREMOR_HZ[0] / hz * np.sin(2 * math.pi * hz * t + phases[k]) for k, hz in enumerate(TREMOR_HZ))
+        return self.cfg.noise_m / math.sqrt(len(TREMOR_HZ)) * wave
+
+    def _operator_pose(self, side: str, pose: PoseTuple, t: float) -> Pose:
+        """Robot-frame EE pose -> the wrist pose an operator calibrated at NEUTRAL_WRIST would hold."""
+        rt = self.retargeter
+        home_p, home_q = self.home[side]
+        pos_op = NEUTRAL_WRIST[side] + rt.robot_to_operator_delta(pose[0] - home_p)
+        pos_op = pos_op + self._tremor(0 if side == "left" else 1, t)
+        rot_robot = quat_to_mat(pose[1]) @ quat_to_mat(home_q).T
+        rot_op = rt.rotation_to_operator(rot_robot)  # relative to the neutral (identity) wrist orientation
+        return Pose(pos_op, mat_to_quat(rot_op))
+
+    def _hand(self, wrist: Pose, closure: float) -> HandSkeleton:
+        """A plausible 25-joint hand whose thumb-index gap encodes the closure (pinch)."""
+        rt = self.retargeter
+        gap = rt.cfg.pinch_open_m - closure * (rt.cfg.pinch_open_m - rt.cfg.pinch_closed_m)
+        rot = quat_to_mat(wrist.orientation)
+        positions = np.repeat(wrist.position[None, :], N_HAND_JOINTS, axis=0)
+        # Fingers point forward (-z in WebXR) from the wrist; each joint 2.5 cm further out.
+        for i in range(1, N_HAND_JOINTS):
+            positions[i] = wrist.position + rot @ np.array([0.0, 0.0, -0.025 * (1 + (i - 1) % 5)])
+        tip_centre = wrist.position + rot @ np.array([0.0, 0.0, -0.11])
+        positions[HAND_JOINT_INDEX["thumb-tip"]] = tip_centre + rot @ np.array([-gap / 2, 0, 0])
+        positions[HAND_JOINT_INDEX["index-finger-tip"]] = tip_centre + rot @ np.array([gap / 2, 0, 0])
+        orientations = np.repeat(wrist.orientation[None, :], N_HAND_JOINTS, axis=0)
+        return HandSkeleton(positions, orientations, radii=np.full(N_HAND_JOINTS, 0.008))
+
+    def poll(self, now: float) -> Optional[OperatorInput]:
+        if self.plan is None:
+            raise DeviceError("scripted operator polled before start()")
+        t = now - self._t0
+        poses, closure, self.phase = self.plan.sample(t)
+        if t >= self.plan.duration:
+            self._done = True
+        wrists = {side: self._operator_pose(side, pose, t) for side, pose in poses.items()}
+        kwargs = {f"{side}_wrist": wrist for side, wrist in wrists.items()}
+        for side, wrist in wrists.items():
+            c = float(np.clip(closure[side], 0.0, 1.0))
+            if self.hand_tracking:
+                kwargs[f"{side}_hand"] = self._hand(wrist, c)
+            else:
+                kwargs[f"{side}_controller"] = ControllerState(trigger=c)
+        msg = OperatorInput(stamp=now, seq=self._seq, source=self.name, head=Pose(NEUTRAL_HEAD),
+                            enable=t >= self.enable_delay_s, clutch=False, **kwargs)
+        self._seq += 1
+        return msg
+
+    def close(self) -> None:
+        pass

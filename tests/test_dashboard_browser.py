@@ -1,0 +1,152 @@
+"""The operator's dashboard in headless Chromium, against a real `collector session` process.
+
+The page loads with the token, shows live camera frames and the coverage matrix; clicking Start and
+Stop really records an episode (catalogue row + file), the keyboard shortcut D discards it into
+discarded/. Screenshots are saved next to the test's dataset (and into $COLLECTOR_TEST_ARTIFACTS
+when set). Needs Debian's chromium and chromium-driver (scripts/install_test_browser.sh).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from collector.recorder import validate_episode
+from collector.session.catalog import Catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PLAN = """\
+name: web
+robot: humanoid
+backend: sim
+operator: scripted
+tasks: [pick_place]
+lighting: [dim]
+weights: [light]
+takes_per_cell: 2
+episode_time_limit_s: 20
+"""
+
+
+@pytest.fixture()
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("chromium/chromedriver not installed: run scripts/install_test_browser.sh")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="collector-dashboard-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--window-size=1400,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture()
+def session(tmp_path):
+    plan = tmp_path / "web.yaml"
+    plan.write_text(PLAN)
+    out = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "collector", "session", "--plan", str(plan), "--out", str(out),
+                             "--port", "0", "--station", "web1", "--operator-name", "tester"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    deadline = time.monotonic() + 120
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"collector session exited: {proc.communicate()[1]}")
+        if line.startswith("dashboard: "):
+            url = line.split(" ", 1)[1].strip()
+    yield proc, url, out
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def screenshot(driver, out: Path, name: str) -> Path:
+    path = out.parent / f"dashboard-{name}.png"
+    driver.save_screenshot(str(path))
+    artifacts = os.environ.get("COLLECTOR_TEST_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / path.name)
+    return path
+
+
+@pytest.mark.slow
+def test_dashboard_records_an_episode_from_the_browser(browser, session):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url, out = session
+    wait = WebDriverWait(browser, 90, poll_frequency=0.2)
+    # Read in one script call: the page re-renders from its event stream several times a second.
+    text = lambda element_id: browser.execute_script(  # noqa: E731
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;", element_id)
+
+    browser.get(url)
+    assert "token" not in browser.current_url  # traded for the cookie
+    wait.until(lambda d: text("phase") == "ready")
+    assert text("task") == "pick_place" and "lighting: dim" in text("condition")
+    assert "in the blue tray" in text("instruction")  # the sim's instruction for the object it placed
+    table = text("coverage-table")
+    assert "0/2" in table and "pick_place / light" in table
+    # the preview frame of the prepared scene is shown before anything is recorded
+    head = wait.until(lambda d: d.find_element(By.ID, "camera-camera_head"))
+    wait.until(lambda d: int(head.get_attribute("data-seq") or 0) > 0)
+    assert browser.execute_script("return arguments[0].naturalWidth", head) > 0
+    screenshot(browser, out, "ready")
+
+    browser.find_element(By.ID, "btn-start").click()
+    wait.until(lambda d: text("phase") == "recording")
+    seq_at_start = int(head.get_attribute("data-seq"))
+    # live frames keep arriving while the take records
+    wait.until(lambda d: int(head.get_attribute("data-seq")) >= seq_at_start + 5)
+    wait.until(lambda d: float(text("timer")) > 0.5)
+    # let more than a second of session time pass, so the take is long enough to pass QA
+    wait.until(lambda d: float(text("robot-time").split()[2]) > 1.3)
+    assert text("episode-id") == "episode_000001"
+    screenshot(browser, out, "recording")
+
+    browser.find_element(By.ID, "btn-stop").click()
+    wait.until(lambda d: "episode_000001" in text("last-episode") and text("phase") == "ready")
+    screenshot(browser, out, "stopped")
+
+    catalog = Catalog(out / "catalog.sqlite")
+    row = catalog.episode(1)
+    assert row.status == "kept" and row.station == "web1" and row.operator == "tester"
+    assert row.lighting == "dim" and row.task == "pick_place"
+    assert "operator" in row.note  # stopped by the Stop button, not by success or the time limit
+    assert (out / row.path).is_file()
+    assert validate_episode(out / row.path) == [] and row.qa == "pass"
+    assert text("last-qa") == "QA pass"
+
+    # keyboard shortcut D discards the last take: the file moves to discarded/, the row stays
+    browser.find_element(By.TAG_NAME, "body").send_keys("d")
+    wait.until(lambda d: "discarded" in text("last-episode"))
+    row = catalog.episode(1)
+    assert row.status == "discarded" and (out / row.path).parent == out / "discarded" and (out / row.path).exists()
+    screenshot(browser, out, "discarded")
+
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), err
+    assert catalog.sessions()[0]["state"] == "interrupted"

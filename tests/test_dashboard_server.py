@@ -1,0 +1,127 @@
+"""The dashboard's HTTP server on loopback: token, cookie, host check, state, camera frames, actions."""
+import http.client
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from collector.errors import CollectorError, ConfigError
+from collector.session.dashboard import DashboardServer
+from collector.session.live import LiveState
+
+
+@pytest.fixture()
+def server():
+    live = LiveState()
+    pressed = []
+
+    def control(action):
+        if action == "discard":
+            raise CollectorError("nothing to discard yet")
+        pressed.append(action)
+        return f"did {action}"
+
+    dash = DashboardServer(live, control, port=0, token="secret-token").start()
+    dash.pressed = pressed
+    yield dash
+    dash.close()
+
+
+def request(server, method, path, headers=None, body=None, host=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    headers = dict(headers or {})
+    headers.setdefault("Host", host or f"localhost:{server.port}")
+    conn.request(method, path, body=body, headers=headers)
+    reply = conn.getresponse()
+    data = reply.read()
+    conn.close()
+    return reply, data
+
+
+def test_page_needs_the_token_and_trades_it_for_a_cookie(server):
+    reply, body = request(server, "GET", "/")
+    assert reply.status == 401 and b"access token" in body
+    reply, _ = request(server, "GET", "/?token=wrong")
+    assert reply.status == 401
+    reply, _ = request(server, "GET", "/?token=secret-token")
+    assert reply.status == 303 and reply.getheader("Location") == "/"
+    cookie = reply.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    reply, page = request(server, "GET", "/", {"Cookie": cookie.split(";")[0]})
+    assert reply.status == 200 and b"coverage" in page.lower()
+    assert b'content="secret-token"' in page  # the page needs it for its POSTs
+    reply, script = request(server, "GET", "/static/dashboard.js", {"Cookie": cookie.split(";")[0]})
+    assert reply.status == 200 and b"EventSource" in script
+    reply, _ = request(server, "GET", "/static/../dashboard.py", {"Cookie": cookie.split(";")[0]})
+    assert reply.status == 404
+
+
+def test_requests_for_a_foreign_host_are_refused(server):
+    # A DNS-rebinding page would arrive with its own host name even though it connects to loopback.
+    reply, _ = request(server, "GET", "/api/state?token=secret-token", host="evil.example:80")
+    assert reply.status == 403
+    reply, _ = request(server, "GET", "/api/state?token=secret-token", host=f"127.0.0.1:{server.port}")
+    assert reply.status == 200
+
+
+def test_dashboard_refuses_to_bind_beyond_localhost():
+    with pytest.raises(ConfigError, match="only binds to localhost"):
+        DashboardServer(LiveState(), lambda a: a, host="0.0.0.0", port=0)
+
+
+def test_state_and_camera_frames(server):
+    auth = {"Authorization": "Bearer secret-token"}
+    server.live.update(phase="ready", instruction="Pour the cup", cell={"task": "pour", "lighting": "dim", "weight": "heavy"})
+    reply, body = request(server, "GET", "/api/state", auth)
+    state = json.loads(body)
+    assert state["phase"] == "ready" and state["cell"]["lighting"] == "dim" and state["cameras"] == []
+    reply, _ = request(server, "GET", "/camera/head.jpg", auth)
+    assert reply.status == 404
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:, :32] = (255, 0, 0)  # red on the left half, in RGB
+    server.live.set_frame("head", 1.25, image)
+    reply, body = request(server, "GET", "/camera/head.jpg", auth)
+    assert reply.status == 200 and reply.getheader("Content-Type") == "image/jpeg"
+    seq = int(reply.getheader("X-Frame-Seq"))
+    decoded = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)  # BGR
+    assert decoded.shape == (48, 64, 3)
+    assert decoded[24, 8, 2] > 200 and decoded[24, 8, 0] < 60  # still red
+    # waiting for a newer frame than the newest returns "nothing yet" after the wait
+    reply, _ = request(server, "GET", f"/camera/head.jpg?after={seq}", auth)
+    assert reply.status == 204
+
+
+def test_actions_need_the_header_token_and_a_known_action(server):
+    body = json.dumps({"action": "start"})
+    cookie_only = {"Cookie": "collector_dashboard=secret-token", "Content-Type": "application/json"}
+    reply, _ = request(server, "POST", "/api/control", cookie_only, body)
+    assert reply.status == 401 and server.pressed == []
+    header = {"X-Collector-Token": "secret-token", "Content-Type": "application/json"}
+    reply, data = request(server, "POST", "/api/control", header, body)
+    assert reply.status == 200 and json.loads(data) == {"ok": True, "message": "did start"}
+    assert server.pressed == ["start"]
+    reply, data = request(server, "POST", "/api/control", header, json.dumps({"action": "explode"}))
+    assert reply.status == 400 and "unknown action" in json.loads(data)["error"]
+    reply, data = request(server, "POST", "/api/control", header, "not json")
+    assert reply.status == 400
+    reply, data = request(server, "POST", "/api/control", header, json.dumps({"action": "discard"}))
+    assert reply.status == 409 and json.loads(data)["error"] == "nothing to discard yet"
+
+
+def test_event_stream_sends_snapshots(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/api/events", headers={"Host": "localhost", "X-Collector-Token": "secret-token"})
+    reply = conn.getresponse()
+    assert reply.getheader("Content-Type") == "text/event-stream"
+    first = json.loads(reply.fp.readline().decode().removeprefix("data: "))
+    reply.fp.readline()
+    server.live.update(phase="recording")
+    for _ in range(10):
+        line = reply.fp.readline().decode()
+        if line.startswith("data: "):
+            snapshot = json.loads(line.removeprefix("data: "))
+            if snapshot["phase"] == "recording":
+                break
+    assert snapshot["version"] > first["version"] and snapshot["phase"] == "recording"
+    conn.close()

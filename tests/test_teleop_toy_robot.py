@@ -1,0 +1,160 @@
+"""A small two-arm robot (6-DoF arms, slide grippers, pan/tilt head) written as MJCF + robot YAML,
+to prove the teleop stack works for any robot the YAML describes, not only the bundled humanoid."""
+from pathlib import Path
+
+TOY_MJCF = """
+<mujoco model="toy_two_arm">
+  <compiler angle="radian" autolimits="true"/>
+  <option timestep="0.002"/>
+  <default>
+    <geom contype="2" conaffinity="1" rgba="0.7 0.7 0.8 1"/>
+    <joint damping="1" armature="0.02"/>
+    <position kp="200" kv="10" inheritrange="1"/>
+  </default>
+  <worldbody>
+    <light pos="0 0 3"/>
+    <body name="base" pos="0 0 0.8">
+      <geom name="torso" type="box" size="0.06 0.12 0.2" pos="0 0 0.2" mass="5"/>
+      <body name="neck" pos="0 0 0.42">
+        <joint name="pan" axis="0 0 1" range="-1 1"/>
+        <geom name="neck_geom" type="cylinder" size="0.02 0.02" mass="0.1"/>
+        <body name="skull" pos="0 0 0.04">
+          <joint name="tilt" axis="0 1 0" range="-0.5 0.8"/>
+          <geom name="skull_geom" type="sphere" size="0.06" mass="0.5"/>
+          <camera name="eyes" pos="0.06 0 0" xyaxes="0 -1 0 0 0 1"/>
+        </body>
+      </body>
+      <body name="l_shoulder" pos="0 0.18 0.35" gravcomp="1">
+        <joint name="l_sh_pitch" axis="0 1 0" range="-2.5 1.0"/>
+        <geom name="l_shoulder_geom" type="sphere" size="0.035" mass="0.3"/>
+        <body name="l_sh2" gravcomp="1">
+          <joint name="l_sh_roll" axis="1 0 0" range="-0.3 1.5"/>
+          <inertial pos="0 0 0" mass="0.2" diaginertia="1e-4 1e-4 1e-4"/>
+          <body name="l_upper" gravcomp="1">
+            <joint name="l_sh_yaw" axis="0 0 1" range="-1.5 1.5"/>
+            <geom name="l_upper_geom" type="capsule" fromto="0 0 0 0 0 -0.22" size="0.03" mass="1"/>
+            <body name="l_fore" pos="0 0 -0.24" gravcomp="1">
+              <joint name="l_elbow" axis="0 -1 0" range="0 2.4"/>
+              <geom name="l_fore_geom" type="capsule" fromto="0 0 0 0 0 -0.2" size="0.025" mass="0.6"/>
+              <body name="l_wrist" pos="0 0 -0.22" gravcomp="1">
+                <joint name="l_wr_pitch" axis="0 1 0" range="-1.6 1.6"/>
+                <inertial pos="0 0 0" mass="0.1" diaginertia="1e-4 1e-4 1e-4"/>
+                <body name="l_hand" gravcomp="1">
+                  <joint name="l_wr_roll" axis="0 0 1" range="-2 2"/>
+                  <geom name="l_palm" type="box" size="0.02 0.04 0.02" pos="0 0 -0.03" mass="0.2"/>
+                  <site name="l_tool" pos="0 0 -0.08" quat="0 1 0 0"/>
+                  <body name="l_finger" pos="0 0 -0.06" gravcomp="1">
+                    <joint name="l_grip" type="slide" axis="0 1 0" range="0 0.04"/>
+                    <geom name="l_finger_geom" type="box" size="0.005 0.005 0.02" pos="0 0 -0.02" mass="0.02"/>
+                  </body>
+                </body>
+              </body>
+            </body>
+          </body>
+        </body>
+      </body>
+      <body name="r_shoulder" pos="0 -0.18 0.35" gravcomp="1">
+        <joint name="r_sh_pitch" axis="0 1 0" range="-2.5 1.0"/>
+        <geom name="r_shoulder_geom" type="sphere" size="0.035" mass="0.3"/>
+        <body name="r_sh2" gravcomp="1">
+          <joint name="r_sh_roll" axis="1 0 0" range="-1.5 0.3"/>
+          <inertial pos="0 0 0" mass="0.2" diaginertia="1e-4 1e-4 1e-4"/>
+          <body name="r_upper" gravcomp="1">
+            <joint name="r_sh_yaw" axis="0 0 1" range="-1.5 1.5"/>
+            <geom name="r_upper_geom" type="capsule" fromto="0 0 0 0 0 -0.22" size="0.03" mass="1"/>
+            <body name="r_fore" pos="0 0 -0.24" gravcomp="1">
+              <joint name="r_elbow" axis="0 -1 0" range="0 2.4"/>
+              <geom name="r_fore_geom" type="capsule" fromto="0 0 0 0 0 -0.2" size="0.025" mass="0.6"/>
+              <body name="r_wrist" pos="0 0 -0.22" gravcomp="1">
+                <joint name="r_wr_pitch" axis="0 1 0" range="-1.6 1.6"/>
+                <inertial pos="0 0 0" mass="0.1" diaginertia="1e-4 1e-4 1e-4"/>
+                <body name="r_hand" gravcomp="1">
+                  <joint name="r_wr_roll" axis="0 0 1" range="-2 2"/>
+                  <geom name="r_palm" type="box" size="0.02 0.04 0.02" pos="0 0 -0.03" mass="0.2"/>
+                  <site name="r_tool" pos="0 0 -0.08" quat="0 1 0 0"/>
+                  <body name="r_finger" pos="0 0 -0.06" gravcomp="1">
+                    <joint name="r_grip" type="slide" axis="0 1 0" range="0 0.04"/>
+                    <geom name="r_finger_geom" type="box" size="0.005 0.005 0.02" pos="0 0 -0.02" mass="0.02"/>
+                  </body>
+                </body>
+              </body>
+            </body>
+          </body>
+        </body>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <position name="a_pan" joint="pan"/>
+    <position name="a_tilt" joint="tilt"/>
+    <position name="a_l_sh_pitch" joint="l_sh_pitch"/>
+    <position name="a_l_sh_roll" joint="l_sh_roll"/>
+    <position name="a_l_sh_yaw" joint="l_sh_yaw"/>
+    <position name="a_l_elbow" joint="l_elbow"/>
+    <position name="a_l_wr_pitch" joint="l_wr_pitch"/>
+    <position name="a_l_wr_roll" joint="l_wr_roll"/>
+    <position name="a_r_sh_pitch" joint="r_sh_pitch"/>
+    <position name="a_r_sh_roll" joint="r_sh_roll"/>
+    <position name="a_r_sh_yaw" joint="r_sh_yaw"/>
+    <position name="a_r_elbow" joint="r_elbow"/>
+    <position name="a_r_wr_pitch" joint="r_wr_pitch"/>
+    <position name="a_r_wr_roll" joint="r_wr_roll"/>
+    <position name="l_gripper" joint="l_grip" kp="300"/>
+    <position name="r_gripper" joint="r_grip" kp="300"/>
+  </actuator>
+</mujoco>
+"""
+
+TOY_YAML = """
+name: toy_two_arm
+mjcf: toy.xml
+fixed_base: true
+groups:
+  head: [pan, tilt]
+  left_arm: [l_sh_pitch, l_sh_roll, l_sh_yaw, l_elbow, l_wr_pitch, l_wr_roll]
+  right_arm: [r_sh_pitch, r_sh_roll, r_sh_yaw, r_elbow, r_wr_pitch, r_wr_roll]
+  left_hand: [l_grip]
+  right_hand: [r_grip]
+end_effectors: {left: l_tool, right: r_tool}
+grippers:
+  left: {actuator: l_gripper, open: 0.04, closed: 0.0, joints: [l_grip]}
+  right: {actuator: r_gripper, open: 0.04, closed: 0.0, joints: [r_grip]}
+head: {pan: pan, tilt: tilt}
+cameras:
+  eyes: {mjcf_camera: eyes, width: 64, height: 48, fps: 10}
+home: {l_sh_pitch: -0.5, l_elbow: 1.6, l_wr_pitch: 0.6, r_sh_pitch: -0.5, r_elbow: 1.6, r_wr_pitch: 0.6,
+       l_grip: 0.04, r_grip: 0.04, tilt: 0.3}
+ik_collision_pairs:
+  - [[l_palm, l_fore_geom, l_finger_geom], [torso, skull_geom]]
+  - [[r_palm, r_fore_geom, r_finger_geom], [torso, skull_geom]]
+  - [[l_palm, l_fore_geom], [r_palm, r_fore_geom]]
+"""
+
+
+def write_toy_robot(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "toy.xml").write_text(TOY_MJCF)
+    path = directory / "robot.yaml"
+    path.write_text(TOY_YAML)
+    return path
+
+
+def test_toy_robot_loads_and_its_arms_reach_with_the_same_ik(tmp_path):
+    import numpy as np
+
+    from collector.robot import load_robot
+    from collector.teleop.config import load_teleop_config
+    from collector.teleop.ik import ArmIK, RobotKinematics
+
+    spec = load_robot(str(write_toy_robot(tmp_path)))
+    kin = RobotKinematics(spec)
+    ik = ArmIK(kin, load_teleop_config().ik, 0.01, {j: 3.0 for j in spec.command_joints})
+    assert len(ik.limits) == 3  # configuration, velocity and collision limits from the YAML pairs
+    home = kin.ee_poses(kin.q_home)
+    targets = {side: (pos + [0.05, 0.0, -0.04], quat) for side, (pos, quat) in home.items()}
+    q = kin.q_home.copy()
+    for _ in range(150):
+        result = ik.solve(q, targets)
+        q = result.q
+    assert max(result.position_error.values()) < 0.003
+    assert q[spec.command_joints.index("pan")] == kin.q_home[spec.command_joints.index("pan")]

@@ -1,0 +1,86 @@
+"""Shared helpers for the VR bridge tests: a real TLS server on loopback with free ports."""
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+import time
+
+from collector.teleop.vr.certificate import ensure_certificate, host_names
+from collector.teleop.vr.server import ServerConfig, ServerThread
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_endpoint() -> str:
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def running_server(cert_dir, **overrides):
+    """A VRServer with a self-signed certificate and its own ZMQ endpoints; yields (server, cert info, thread).
+
+    Stale-frame dropping is relaxed to 5 s: on a busy test machine the server may take more than the
+    production 100 ms to get to a frame, and most tests count frames. The stall test sets it back.
+    """
+    info = ensure_certificate(host_names("127.0.0.1"), cert_dir=cert_dir)
+    config = ServerConfig(
+        host="127.0.0.1", port=0, ssl_context=info.ssl_context(), cert_path=info.cert_path,
+        input_endpoint=free_endpoint(), camera_endpoint=free_endpoint(), status_endpoint=free_endpoint(),
+        event_endpoint=free_endpoint(), max_frame_age_s=5.0,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    thread = ServerThread(config)
+    with thread as server:
+        yield server, info, thread
+
+
+def run(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def wait_until(predicate, timeout_s=5.0, poll_s=0.01):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
+
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--ignore-certificate-errors", "--window-size=1280,800"]
+
+
+@contextlib.contextmanager
+def chromium(extra_flags=(), init_script=None):
+    """Headless Debian Chromium under Selenium with a fresh profile; init_script runs before any page script."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        raise AssertionError("chromium/chromedriver not installed: run scripts/install_test_browser.sh")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="collector-vr-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS + list(extra_flags) + [f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        if init_script is not None:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": init_script})
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
