@@ -165,11 +165,19 @@ def test_toy_arm_loads_through_the_same_loader(toy_robot):
         ({"actuators": {"j1": "not_an_actuator"}}, "not_an_actuator"),
         ({"tpyo": 1}, "tpyo"),
         ({"groups": {"a": ["j1"], "b": ["j1"]}}, "j1"),
+        ({"velocity_limits": {"j1": -1.0}}, "velocity_limits.j1"),
+        ({"velocity_limits": {"ghost_joint": 1.0}}, "ghost_joint"),
     ],
 )
 def test_wrong_yaml_fails_at_load_naming_the_problem(toy_robot, overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_robot(toy_robot(**overrides))
+
+
+def test_velocity_limits_load_and_default_to_empty(toy_robot, humanoid):
+    assert load_robot(toy_robot()).velocity_limits == {}
+    assert load_robot(toy_robot(velocity_limits={"j1": 1.5})).velocity_limits == {"j1": 1.5}
+    assert humanoid.velocity_limits["left_elbow"] > 0
 
 
 def test_joint_without_actuator_is_rejected(tmp_path):

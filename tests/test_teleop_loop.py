@@ -292,7 +292,9 @@ def test_realtime_loop_is_paced_and_reads_input_between_ticks(toy_env):
         loop.run(0.5, realtime=True)
         stats = loop.stats.summary()
         assert stats["ticks"] == 50  # 0.5 s of session time at 100 Hz
-        assert stats["wall_s"] >= 0.49  # paced on the wall clock, never faster than real time
+        # Paced on the wall clock: 49 periods between first and last tick, each of which the
+        # phase lock may shorten by at most 2 % to follow the input's arrival.
+        assert stats["wall_s"] >= 49 * 0.01 * 0.98 - 1e-3
         assert stats["inputs"] > 10 and stats["jitter_ms"]["n"] == 49
         assert stats["gate"].get("active", 0) > 0
     finally:

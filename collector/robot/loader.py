@@ -23,7 +23,7 @@ ROBOT_YAML = "robot.yaml"
 KNOWN_KEYS = {
     "name", "mjcf", "fixed_base", "base_body", "groups", "actuators", "end_effectors", "ee_approach_axis",
     "grippers", "head", "cameras", "home", "ik_collision_pairs", "scene", "physics", "description",
-    "extra_sites", "extra_cameras",
+    "extra_sites", "extra_cameras", "velocity_limits", "ros",
 }
 GRIPPER_KEYS = {"actuator", "open", "closed", "joints"}
 CAMERA_KEYS = {"mjcf_camera", "width", "height", "fps"}
@@ -97,6 +97,7 @@ def load_robot(robot="humanoid") -> RobotSpec:
         names.require("joint", joint, f"head.{role}")
     cameras = _cameras(raw.get("cameras") or {}, names, where)
     home = _home(raw.get("home") or {}, joint_ranges, names, where)
+    velocity_limits = _velocity_limits(raw.get("velocity_limits") or {}, joint_ranges, names, where)
     pairs = _collision_pairs(raw.get("ik_collision_pairs") or [], names, where)
     base_body = str(raw.get("base_body", ""))
     if base_body:
@@ -115,6 +116,7 @@ def load_robot(robot="humanoid") -> RobotSpec:
         head=head,
         cameras=cameras,
         home=home,
+        velocity_limits=velocity_limits,
         ik_collision_pairs=pairs,
         model_hash=model_hash(yaml_path, mjcf_path, mjspec),
         joint_ranges=joint_ranges,
@@ -295,6 +297,22 @@ def _home(raw, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]
             raise ConfigError(f"{where}: home.{joint}={value} is outside the joint range [{low}, {high}]")
         home[joint] = value
     return home
+
+
+def _velocity_limits(raw, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]:
+    limits = {}
+    for joint, value in _str_map(raw, "velocity_limits", where).items():
+        names.require("joint", joint, "velocity_limits")
+        if joint not in joint_ranges:
+            raise ConfigError(f"{where}: velocity_limits.{joint}: joint is not in any joint group")
+        try:
+            value = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: velocity_limits.{joint} must be a number, got {value!r}") from exc
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{where}: velocity_limits.{joint}={value} must be a positive rad/s (or m/s) value")
+        limits[joint] = value
+    return limits
 
 
 def _collision_pairs(raw, names: _ModelNames, where: str) -> List[Tuple[List[str], List[str]]]:

@@ -44,6 +44,7 @@ class RobotSpec:
     ik_collision_pairs: List[Tuple[List[str], List[str]]]
     model_hash: str
     joint_ranges: Dict[str, Tuple[float, float]] = field(default_factory=dict)
+    velocity_limits: Dict[str, float] = field(default_factory=dict)  # joint -> max speed; absent: teleop default
     ee_approach_axis: str = "z"
     base_body: str = ""
     scene: dict = field(default_factory=dict)

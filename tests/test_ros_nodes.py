@@ -1,0 +1,344 @@
+"""collector's ROS 2 nodes as separate processes talking over real DDS on this machine.
+
+Every run uses its own ROS_DOMAIN_ID (from the pid) and localhost-only discovery, so runs in
+parallel never see each other. COLLECTOR_ROS_TEST_SECONDS sets the length of the recording test
+(default 8 s of sim time; the issue's full run is 60).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.errors import DeviceError
+from collector.recorder import EpisodeReader, recover_episode, validate_episode
+from collector.ros.conversions import joint_trajectory_msg
+from collector.ros.environment import domain_id_for_pid, ros_environment
+from collector.ros.runtime import RosRuntime
+
+# rosidl's parser (lark) imports deprecated stdlib modules; not this project's concern.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = domain_id_for_pid()
+SECONDS = float(os.environ.get("COLLECTOR_ROS_TEST_SECONDS", "8"))
+CAMERAS = ("head", "left_wrist", "right_wrist")
+START_TIMEOUT_S = 120.0  # a node imports mujoco, builds the scene and discovers its peers
+
+
+@pytest.fixture(scope="module")
+def ros_env():
+    env = ros_environment(domain_id=DOMAIN)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@pytest.fixture(scope="module")
+def test_node():
+    """The test's own rclpy node: calls services, watches topics, sends commands."""
+    runtime = RosRuntime("collector_ros_test", domain_id=DOMAIN, handle_signals=False).start()
+    yield runtime
+    runtime.close()
+
+
+class NodeProcess:
+    """One `collector ...` command in its own process, its output in a log file."""
+
+    def __init__(self, args, env, log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector", *map(str, args)], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"{self.proc.args} did not finish in {timeout:g} s; log:\n{self.log()[-3000:]}")
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def processes():
+    started = []
+    yield started
+    for p in started:
+        p.close()
+
+
+def start(processes, args, env, tmp_path, name) -> NodeProcess:
+    node = NodeProcess(args, env, tmp_path / f"{name}.log")
+    processes.append(node)
+    return node
+
+
+def call_trigger(runtime, service: str, timeout: float = START_TIMEOUT_S) -> str:
+    from std_srvs.srv import Trigger
+
+    client = runtime.node.create_client(Trigger, service)
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f"service {service} never appeared"
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.done(), f"{service} did not answer"
+        response = future.result()
+        assert response.success, f"{service}: {response.message}"
+        return response.message
+    finally:
+        runtime.node.destroy_client(client)
+
+
+class Latest:
+    """Keeps the newest message of a topic (JSON strings decoded)."""
+
+    def __init__(self, runtime, msg_type, topic, qos, json_data=False):
+        self.value = None
+        self.count = 0
+        self._json = json_data
+        self.sub = runtime.node.create_subscription(msg_type, topic, self._on, qos)
+
+    def _on(self, msg):
+        self.value = json.loads(msg.data) if self._json else msg
+        self.count += 1
+
+    def wait(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.value is not None and predicate(self.value):
+                return self.value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}; last value: {self.value}")
+
+
+class WaistCommander:
+    """Answers every /clock tick (100 Hz of sim time) with a one-point trajectory swaying the waist,
+    stamped with that tick, so every camera sees motion and the commands sit on the sim's timeline."""
+
+    def __init__(self, runtime):
+        from rosgraph_msgs.msg import Clock
+        from trajectory_msgs.msg import JointTrajectory
+        from collector.robot import load_robot
+        from collector.ros.qos import qos_for
+
+        robot = load_robot("humanoid")
+        self.names = robot.command_joints
+        self.home = robot.home_vector()
+        self.waist = self.names.index("waist_yaw")
+        self.sent = 0
+        self.active = True
+        self.pub = runtime.node.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                                                 qos_for("command"))
+        self.sub = runtime.node.create_subscription(Clock, "/clock", self._on_clock, qos_for("sensor"))
+
+    def _on_clock(self, msg):
+        if not self.active:
+            return
+        t = msg.clock.sec + msg.clock.nanosec * 1e-9
+        q = self.home.copy()
+        q[self.waist] = 0.25 * np.sin(2 * np.pi * 0.4 * t)
+        self.pub.publish(joint_trajectory_msg(self.names, q, stamp=msg.clock))
+        self.sent += 1
+
+
+# ------------------------------------------------------------------------------------------------
+
+def test_every_published_message_is_recorded_with_its_stamp(tmp_path, ros_env, test_node, processes):
+    """Sim hardware in one process, recorder in another: 500 Hz joint states and three 30 Hz cameras,
+    reliable QoS; what the recorder wrote equals what the sim published, stamps unchanged."""
+    out = tmp_path / "episodes"
+    recorder = start(processes, ["ros", "recorder", "-o", out, "--camera-qos", "reliable", "--illuminance", "on",
+                                 "--no-discover-poses"], ros_env, tmp_path, "recorder")
+    episode_id = call_trigger(test_node, "/recorder/start_episode")
+    stats_file = tmp_path / "sim_stats.json"
+    sim = start(processes, ["ros", "sim-hw", "--camera-qos", "reliable", "--cameras", ",".join(CAMERAS),
+                            "--duration", SECONDS, "--wait-for-subscribers", START_TIMEOUT_S,
+                            "--stats-file", stats_file], ros_env, tmp_path, "sim")
+    commander = WaistCommander(test_node)
+    try:
+        assert sim.wait(timeout=START_TIMEOUT_S + 40 * SECONDS) == 0, sim.log()[-3000:]
+    finally:
+        commander.active = False
+    path = Path(call_trigger(test_node, "/recorder/stop_success"))
+    assert recorder.stop() == 0, recorder.log()[-3000:]
+
+    published = json.loads(stats_file.read_text())["published"]
+    assert path.name == f"{episode_id}.h5" and path.exists()
+    assert published["joint_states"] == round(SECONDS * 500)
+    with EpisodeReader(path) as episode:
+        why = f"published {published}; recorder saw {episode.metadata['ros_stream_counts']}"
+        assert episode.count("joints") == published["joint_states"], why
+        assert episode.count("illuminance") == published["illuminance"] > 0, why
+        for cam in CAMERAS:
+            assert episode.count(f"camera_{cam}") == published[f"camera_{cam}"] >= int(SECONDS * 30), why
+            assert episode.count(f"camera_{cam}_receive") == published[f"camera_{cam}"], why
+        # Stamps are the publisher's header stamps: sim time, one physics step (2 ms) apart.
+        t = episode.stamps("joints")
+        np.testing.assert_allclose(np.diff(t), 0.002, atol=1e-9)
+        assert t[0] == pytest.approx(0.002, abs=1e-9)
+        frames = episode.stamps("camera_head")
+        np.testing.assert_allclose(np.diff(frames), 1 / 30, atol=0.0021)  # on the physics grid
+        receive = episode.raw("joints", "receive_t")[:]
+        assert np.all(np.diff(receive) >= 0) and abs(receive[-1] - time.time()) < 600
+        commands = episode.count("command")
+        assert commands > 10 * SECONDS  # the waist commands, stamped on the robot's clock
+        md = episode.metadata
+        assert md["sim"] is True and md["outcome"] == "success"
+        assert md["conditions"]["lighting"] and md["conditions"]["weights"]["masses_kg"]
+        assert sorted(md["camera_calibration"]) == sorted(CAMERAS)
+        assert md["camera_calibration"]["head"]["k"][0] > 0
+        assert md["instruction"].startswith("Put the")
+        # The aligned view covers the span every stream has (the commands start last), at 30 Hz.
+        streams = ["joints", "command", *(f"camera_{c}" for c in CAMERAS)]
+        span = min(episode.stamps(s)[-1] for s in streams) - max(episode.stamps(s)[0] for s in streams)
+        assert abs(episode.timestamps.shape[0] - span * 30) <= 2
+    assert validate_episode(path) == []
+
+
+def test_killing_the_recorder_mid_episode_leaves_a_recoverable_file(tmp_path, ros_env, test_node, processes):
+    from std_msgs.msg import String
+    from collector.ros.qos import qos_for
+
+    out = tmp_path / "episodes"
+    recorder = start(processes, ["ros", "recorder", "-o", out, "--cameras", "head", "--no-discover-poses"],
+                     ros_env, tmp_path, "recorder")
+    status = Latest(test_node, String, "/recorder/status", qos_for("control"), json_data=True)
+    call_trigger(test_node, "/recorder/start_episode")
+    sim = start(processes, ["ros", "sim-hw", "--cameras", "head", "--duration", 600], ros_env, tmp_path, "sim")
+    recorded = lambda s: s["streams"].get("joints", {}).get("recorded", 0)  # noqa: E731
+    before = status.wait(lambda s: recorded(s) > 1000, START_TIMEOUT_S, "joint states being recorded")
+    time.sleep(1.5)  # > the writer's flush interval (0.5 s) after that status
+    recorder.proc.send_signal(signal.SIGKILL)
+    assert recorder.wait(10) == -signal.SIGKILL
+    assert sim.stop() == 0, sim.log()[-3000:]
+
+    partial = out / f"{before['episode_id']}.partial.h5"
+    assert partial.exists() and not (out / f"{before['episode_id']}.h5").exists()
+    final = recover_episode(partial)
+    with EpisodeReader(final) as episode:
+        assert episode.status == "recovered"
+        n = episode.count("joints")
+        assert n >= recorded(before)
+        np.testing.assert_allclose(np.diff(episode.stamps("joints")), 0.002, atol=1e-9)  # nothing missing inside
+        frames = episode.images("head")
+        assert len(frames) >= 1 and frames[len(frames) - 1].shape == (240, 320, 3)
+        assert episode.has_aligned_view
+
+
+def test_teleop_over_ros_completes_pick_and_place(tmp_path, ros_env):
+    """`collector launch sim_session`: sim hardware + scripted teleop + recorder, three processes."""
+    out = tmp_path / "episodes"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "launch", "sim_session", f"output:={out}", "cameras:=none",
+         "episodes:=1", "max_duration:=40", "--domain-id", str(DOMAIN)],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("[launch] teleop") and "exited" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # its nodes get SIGTERM from the kernel (the launcher sets PR_SET_PDEATHSIG)
+            proc.wait()
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output[-4000:]
+    summaries = [json.loads(x.split("] ", 1)[1]) for x in lines if x.startswith("[teleop] {")]
+    assert len(summaries) == 1, output[-4000:]
+    result = summaries[0]
+    assert result["success"] and result["outcome"] == "success", result
+    assert result["metrics"]["in_tray"] and result["metrics"]["released"]
+    assert "sim_hardware (pid" in rest and "recorder (pid" in rest and "died" not in output
+    path = Path(result["recorded"])
+    with EpisodeReader(path) as episode:
+        assert episode.metadata["outcome"] == "success"
+        assert episode.count("command") > 100 and episode.count("joints") > 1000
+        assert any(name.startswith("pose_objects_") for name in episode.streams)
+    # The teleop loop paces itself on the wall clock: on a busy machine it ticks slower than its
+    # 100 Hz, and QA rightly reports the command stream's gaps. Everything else must be clean.
+    problems = [p for p in validate_episode(path) if "'command'" not in p]
+    assert problems == []
+
+
+def test_lost_joint_states_stop_commanding_and_bad_commands_are_rejected(tmp_path, ros_env, test_node, processes):
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+    from collector.ros.backend import RosBackend
+    from collector.ros.qos import qos_for
+
+    from collector.ros.config import RosConfig
+
+    sim = start(processes, ["ros", "sim-hw", "--no-cameras", "--duration", 600], ros_env, tmp_path, "sim")
+    # Commands as forward_command_controller messages: one Float64MultiArray per joint group.
+    backend = RosBackend("humanoid", config=RosConfig(command_interface="forward"), domain_id=DOMAIN,
+                         node_name="lost_test", connect_timeout_s=START_TIMEOUT_S)
+    try:
+        state = backend.read_state()
+        assert state.position.shape == (len(backend.robot.command_joints),)
+        pan = backend.robot.command_joints.index("head_pan")
+        target = backend.robot.home_vector()
+        target[pan] = 0.3
+        deadline = time.monotonic() + 30
+        while abs(backend.read_state().position[pan] - 0.3) > 0.02 and time.monotonic() < deadline:
+            backend.send_command(backend.now(), target)
+            time.sleep(0.05)
+        assert backend.read_state().position[pan] == pytest.approx(0.3, abs=0.02)  # the sim's head turned
+
+        stats = Latest(test_node, String, "/sim_hardware/stats", qos_for("control"), json_data=True)
+        pub = test_node.node.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                                              qos_for("command"))
+        bad_nan = joint_trajectory_msg(["waist_yaw"], [float("nan")])
+        bad_name = joint_trajectory_msg(["no_such_joint"], [0.1])
+        for _ in range(3):
+            pub.publish(bad_nan)
+            pub.publish(bad_name)
+            time.sleep(0.2)
+        latest = stats.wait(lambda s: s["commands_rejected"] >= 2, 30, "the sim to reject bad commands")
+        assert "NaN" in latest["last_command_error"] or "unknown joint" in latest["last_command_error"]
+
+        os.kill(sim.proc.pid, signal.SIGSTOP)  # the robot's driver hangs: no more joint states
+        try:
+            time.sleep(backend.config.joint_state_timeout_s + 0.5)
+            sent = backend.commands_sent
+            with pytest.raises(DeviceError, match="lost /joint_states"):
+                backend.send_command(backend.now(), backend.robot.home_vector())
+            with pytest.raises(DeviceError, match="stopped commanding"):
+                backend.read_state()
+            assert backend.commands_sent == sent and not backend.connected
+        finally:
+            os.kill(sim.proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while not backend.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        backend.send_command(backend.now(), backend.robot.home_vector())  # back once the robot is
+        assert sim.proc.poll() is None
+    finally:
+        backend.close()
+    assert sim.stop() == 0, sim.log()[-3000:]
