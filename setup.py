@@ -33,6 +33,7 @@ TEST = [
     "hypothesis>=6.100",
     "pandas>=2.2",
     "polars>=1.0",
+    "scipy>=1.10",
 ]
 
 setup(

@@ -155,16 +155,19 @@ def _align(ref_block, t_window, values, method, tolerance, name):
 
 
 def _fill_index(index: np.ndarray, error: np.ndarray, ref: np.ndarray, t: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows with no sample on the method's side (index -1: before a stream's first sample for
-    backward, after its last for forward) take the sample on the other side, so every row of the
-    view holds real data; their `valid` stays False."""
+    """Rows the alignment left without a sample (index -1: out of tolerance, or beyond a stream's
+    edge for backward/forward) take the nearest sample, so every row of the view holds real data
+    that ACT-style loaders can train on; their `valid` stays False and `error` says how far off it is."""
     missing = index < 0
     if missing.any():
-        nearest = np.clip(np.searchsorted(t, ref[missing]), 0, t.size - 1)
+        query = ref[missing]
+        after = np.clip(np.searchsorted(t, query), 0, t.size - 1)
+        before = np.clip(after - 1, 0, t.size - 1)
+        nearest = np.where(np.abs(t[before] - query) <= np.abs(t[after] - query), before, after)
         index = index.copy()
         index[missing] = nearest
         error = error.copy()
-        error[missing] = t[nearest] - ref[missing]
+        error[missing] = t[nearest] - query
     return index, error
 
 
