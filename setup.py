@@ -26,6 +26,16 @@ ROS = [
     "ros-kilted-trajectory-msgs",
 ]
 
+DATASET = [
+    "dask[distributed]>=2024.1",
+    "pyarrow>=15",
+    "av>=12",
+    "mcap>=1.1",
+    "mcap-ros2-support>=0.5",
+    "matplotlib>=3.8",
+    "pandas>=2.2",
+]
+
 TEST = [
     "pytest>=8.0",
     "pytest-timeout>=2.3",
@@ -61,6 +71,7 @@ setup(
         "aiohttp>=3.9",
         "cryptography>=42",
     ],
-    extras_require={"ros": ROS, "test": TEST},
+    # train: torch for DataLoader use; scripts/install_test_deps.sh installs the CPU build the tests use.
+    extras_require={"ros": ROS, "dataset": DATASET, "train": ["torch>=2.1"], "test": TEST + DATASET},
     entry_points={"console_scripts": ["collector=collector.cli:main"]},
 )

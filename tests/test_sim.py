@@ -132,7 +132,7 @@ def test_weight_presets_change_object_masses_and_dynamics(pick_env):
     rises = {}
     for weight in ("light", "heavy"):
         conditions = env.reset(seed=2, weight=weight)
-        masses = conditions["weight"]["masses_kg"]
+        masses = conditions["weights"]["masses_kg"]
         assert set(masses) == set(OBJECTS)
         for name, mass in masses.items():
             assert env.model.body_mass[env.model.body(name).id] == pytest.approx(mass)
@@ -153,7 +153,7 @@ def test_conditions_are_plain_complete_and_seeded(pick_env):
     a = env.reset(seed=5, lighting="warm", weight="heavy")
     assert json.loads(json.dumps(a)) == a
     assert a["task"] == "pick_place" and a["theme"] == "kitchen" and a["seed"] == 5
-    assert a["lighting"]["preset"] == "warm" and a["weight"]["preset"] == "heavy"
+    assert a["lighting"]["preset"] == "warm" and a["weights"]["preset"] == "heavy"
     for light in a["lighting"]["lights"]:
         assert {"pos", "dir", "color", "intensity", "type", "castshadow"} <= set(light)
     assert "ambient" in a["lighting"] and a["object_layout"]["target"] in OBJECTS
@@ -267,7 +267,7 @@ def test_pour_particles_stay_in_a_resting_pitcher_and_tipping_pours(pour_env):
     env.step(40)
     env.model.body_gravcomp[pitcher.id] = 0.0
     assert env.task.metrics()["particles_in_pitcher"] == 0.0
-    assert pour_env.conditions["weight"]["masses_kg"]["water_total"] > 0
+    assert pour_env.conditions["weights"]["masses_kg"]["water_total"] > 0
 
 
 def test_theme_change_rebuilds_scene(pick_env):

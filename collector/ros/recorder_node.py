@@ -224,9 +224,6 @@ class RecorderNode:
         sim = self._conditions is not None
         if sim:
             conditions = dict(self._conditions)
-            # DESIGN.md names the object masses "weights"; the simulator reports them as "weight".
-            if "weights" not in conditions and "weight" in conditions:
-                conditions["weights"] = conditions.pop("weight")
         else:
             conditions = {"lighting": {"preset": self.options.lighting or "unspecified", "applied_by": "operator"},
                           "weights": {"preset": self.options.weight or "unspecified", "applied_by": "operator"}}

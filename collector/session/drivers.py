@@ -107,9 +107,6 @@ class SimDriver(TakeDriver):
         rig = self._current = self._rig(cell.task)
         conditions = dict(rig.backend.reset(lighting=cell.lighting, weight=cell.weight, seed=seed) or {})
         self._seed = seed
-        # The episode schema (DESIGN.md) names the object masses "weights"; the sim calls its entry "weight".
-        if "weights" not in conditions and "weight" in conditions:
-            conditions["weights"] = conditions.pop("weight")
         return conditions
 
     def preview(self, live: LiveState) -> None:

@@ -146,7 +146,7 @@ class SimEnv:
             "theme_description": theme_info["description"],
             "lighting": lighting_condition,
             "illuminance_lux": round(self.illuminance(), 3),
-            "weight": weight_condition,
+            "weights": weight_condition,  # the episode schema's key (DESIGN.md)
             "seed": self.seed,
             "object_layout": object_layout,
             "robot": self.robot.name,

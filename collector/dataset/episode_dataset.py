@@ -1,0 +1,173 @@
+"""EpisodeDataset: (observation at t with optional history, action chunk t..t+k-1) samples for
+imitation learning, read straight from episode files. No torch dependency; it is a map-style dataset
+(`len`, `[i]`) returning numpy arrays, so a torch DataLoader with any number of workers batches it
+(default_collate turns the arrays into tensors and the task strings into lists).
+
+Sample i (episode e, frame t), with LeRobot-style keys:
+  observation.state             (D,) or (history, D) when history > 1: qpos at t-history+1..t
+  observation.state_is_pad      (history,) bool: frames before the episode start (edge-padded)
+  observation.velocity, ...     extra low-dim observations (extra_keys, e.g. "observations/qvel"),
+                                same shape rules
+  observation.images.<camera>   (3, H, W) float32 in [0, 1] ("chw_float") or (H, W, 3) uint8 ("hwc_uint8"),
+                                with a leading history axis when image_history is on
+  action                        (chunk, A): actions t..t+chunk-1, edge-padded past the end (ACT)
+  action_is_pad                 (chunk,) bool
+  episode_index, frame_index, timestamp, task
+State and action are normalized with the statistics of the *training* episodes of the selection
+((x - mean) / std) unless normalize=False; the statistics are computed once and cached.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from collector.dataset.episode import ACTION_KEY, STATE_KEY, AlignedEpisode
+from collector.dataset.normalization import cached_feature_stats, feature_name
+from collector.dataset.selection import EpisodeRef, Filters, select_episodes
+from collector.dataset.split import SPLITS, split_episodes
+from collector.dataset.statistics import FeatureStats
+from collector.errors import ConfigError, DataError
+
+IMAGE_FORMATS = ("chw_float", "hwc_uint8")
+# Floor on std so a joint that never moved (std 0) does not blow up to inf after normalization.
+STD_EPS = 1e-6
+
+
+class EpisodeDataset:
+    def __init__(self, source: Union[str, Path, Sequence], *, cameras: Optional[Sequence[str]] = None,
+                 history: int = 1, chunk: int = 1, image_history: bool = False,
+                 extra_keys: Sequence[str] = (), state_key: str = STATE_KEY, action_key: str = ACTION_KEY,
+                 split: str = "all", val_fraction: float = 0.1, seed: int = 0,
+                 normalize: bool = True, image_format: str = "chw_float",
+                 filters: Optional[Filters] = None, stats_engine=None, cache_dir: Optional[Path] = None,
+                 **filter_kwargs):
+        if history < 1 or chunk < 1:
+            raise ConfigError(f"history and chunk must be at least 1, got {history} and {chunk}")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        if image_format not in IMAGE_FORMATS:
+            raise ConfigError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        if filters is None:
+            filters = Filters.from_kwargs(**filter_kwargs)
+        elif filter_kwargs:
+            raise ConfigError("give filters either as a Filters object or as keywords, not both")
+        self.history, self.chunk, self.image_history = int(history), int(chunk), bool(image_history)
+        self.state_key, self.action_key = state_key, action_key
+        self.extra_keys = list(extra_keys)
+        self.image_format = image_format
+        self.normalize = normalize
+
+        selected = select_episodes(source, filters)
+        train, val = split_episodes(selected, [r.episode_id for r in selected], val_fraction if split != "all" else 0.0,
+                                    seed)
+        self.train_refs: List[EpisodeRef] = train
+        self.refs: List[EpisodeRef] = {"train": train, "val": val, "all": selected}[split]
+        if not self.refs:
+            raise DataError(f"the {split!r} split of {len(selected)} episode(s) is empty; lower val_fraction "
+                            "or add episodes")
+        self.episodes = [AlignedEpisode(r.path) for r in self.refs]
+        self._check_episodes(cameras)
+
+        lengths = np.array([e.length for e in self.episodes], dtype=np.int64)
+        # sample index of each episode's first frame, then the total: episode e is starts[e]..starts[e+1]-1
+        self.starts = np.concatenate(([0], np.cumsum(lengths)))
+        self.lengths = lengths
+        for episode in self.episodes:  # the constructor's handles stay in this process; workers reopen
+            episode.close()
+
+        self.stats: Dict[str, FeatureStats] = {}
+        if normalize:
+            keys = [self.state_key, self.action_key, *self.extra_keys]
+            self.stats = cached_feature_stats([r.path for r in self.train_refs], keys, engine=stats_engine,
+                                              cache_dir=cache_dir)
+        self._norm = {name: (s.mean.astype(np.float32), np.maximum(s.std, STD_EPS).astype(np.float32))
+                      for name, s in self.stats.items()}
+
+    def _check_episodes(self, cameras: Optional[Sequence[str]]) -> None:
+        """Every episode must carry the same keys with the same widths, or batches would not stack."""
+        first = self.episodes[0]
+        self.cameras = list(first.cameras if cameras is None else cameras)
+        wanted = [self.state_key, self.action_key, *self.extra_keys]
+        widths = None
+        for episode in self.episodes:
+            missing = [k for k in wanted if not episode.has(k)]
+            missing += [f"observations/images/{c}" for c in self.cameras if c not in episode.cameras]
+            if missing:
+                raise DataError(f"{episode.path}: missing {', '.join('/' + m for m in missing)}")
+            shapes = [episode.shape(k)[1:] for k in wanted]
+            if widths is None:
+                widths = shapes
+            elif shapes != widths:
+                raise DataError(f"{episode.path}: feature shapes {shapes} differ from {first.path}'s {widths}")
+            if episode.length < 1:
+                raise DataError(f"{episode.path}: the aligned view is empty")
+        self.state_dim = widths[0][0] if widths[0] else 1
+        self.action_dim = widths[1][0] if widths[1] else 1
+
+    # -- map-style dataset ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def locate(self, index: int):
+        """(episode position, frame) of a sample index."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
+        episode = int(np.searchsorted(self.starts, index, side="right") - 1)
+        return episode, int(index - self.starts[episode])
+
+    def __getitem__(self, index) -> Dict[str, object]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        e, t = self.locate(index)
+        episode, length = self.episodes[e], int(self.lengths[e])
+
+        past = np.arange(t - self.history + 1, t + 1)
+        past_rows = np.clip(past, 0, length - 1)
+        future = np.arange(t, t + self.chunk)
+        future_rows = np.clip(future, 0, length - 1)
+
+        sample: Dict[str, object] = {}
+        sample["observation.state"] = self._lowdim(episode, self.state_key, past_rows)
+        sample["observation.state_is_pad"] = past < 0
+        for key in self.extra_keys:
+            sample[feature_name(key)] = self._lowdim(episode, key, past_rows)
+        image_rows = past_rows if self.image_history else past_rows[-1:]
+        for camera in self.cameras:
+            frames = episode.images(camera, image_rows)
+            if self.image_format == "chw_float":
+                frames = frames.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1.0 / 255.0)
+            sample[f"observation.images.{camera}"] = frames if self.image_history else frames[0]
+        action = episode.read(self.action_key, future_rows).astype(np.float32, copy=False)
+        sample["action"] = self._normalized("action", action.reshape(self.chunk, -1))
+        sample["action_is_pad"] = future >= length
+        sample["episode_index"] = np.int64(e)
+        sample["frame_index"] = np.int64(t)
+        has_stamps = episode.has("timestamps")
+        sample["timestamp"] = np.float64(episode.read("timestamps", [t])[0] if has_stamps else t)
+        sample["task"] = self.refs[e].task
+        return sample
+
+    def _lowdim(self, episode: AlignedEpisode, key: str, rows: np.ndarray) -> np.ndarray:
+        values = episode.read(key, rows).astype(np.float32, copy=False).reshape(len(rows), -1)
+        values = self._normalized(feature_name(key), values)
+        return values if self.history > 1 else values[0]
+
+    def _normalized(self, name: str, values: np.ndarray) -> np.ndarray:
+        if name not in self._norm:
+            return values
+        mean, std = self._norm[name]
+        return (values - mean) / std
+
+    def unnormalize_action(self, action: np.ndarray) -> np.ndarray:
+        """Back to joint units: what a policy's normalized output means on the robot."""
+        if "action" not in self._norm:
+            return np.asarray(action)
+        mean, std = self._norm["action"]
+        return np.asarray(action) * std + mean
+
+    def describe(self) -> str:
+        return (f"{len(self.refs)} episode(s), {len(self)} samples, state {self.state_dim}, action {self.action_dim}, "
+                f"cameras {self.cameras or 'none'}, history {self.history}, chunk {self.chunk}")

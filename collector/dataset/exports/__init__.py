@@ -1,0 +1,1 @@
+"""Exports that keep conditions and provenance: MCAP (Foxglove), robomimic, LeRobot v3."""

@@ -1,0 +1,130 @@
+"""What every export needs: provenance records, frame rates, joint names, and atomic output paths."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+import collector
+from collector.dataset.episode import AlignedEpisode
+from collector.dataset.selection import EpisodeRef, condition_label
+from collector.errors import DataError
+
+# Root attributes copied into every export's per-episode provenance record.
+PROVENANCE_KEYS = ("episode_id", "session_id", "robot", "task", "instruction", "operator", "station", "started_at",
+                   "duration_s", "outcome", "sim", "software_version", "robot_model_hash", "status", "recovered")
+# Tolerated jitter of an aligned timeline before it is refused as "not a fixed rate".
+RATE_TOLERANCE = 0.02
+
+
+def provenance(ref: EpisodeRef, episode: AlignedEpisode) -> Dict[str, object]:
+    """Where an exported episode came from and under which conditions, as plain JSON values."""
+    meta = episode.metadata
+    record: Dict[str, object] = {key: _plain(meta[key]) for key in PROVENANCE_KEYS if key in meta}
+    conditions = episode.conditions
+    record["conditions"] = conditions
+    record["lighting"] = condition_label(conditions, "lighting") or ref.lighting
+    record["weight"] = condition_label(conditions, "weight") or ref.weight
+    record["source_path"] = str(ref.path.resolve())
+    if ref.index is not None:
+        record["catalog_index"] = ref.index
+    for key in ("qa", "status"):
+        if ref.catalog.get(key):
+            record[f"catalog_{key}"] = ref.catalog[key]
+    return record
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def export_header(source, filters: str, kind: str) -> Dict[str, object]:
+    return {"format": kind, "exported_by": f"collector {collector.__version__}",
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": str(source), "filters": filters}
+
+
+def episode_rate(episode: AlignedEpisode) -> float:
+    """Frames per second of an episode's aligned view; it must be a fixed grid for video exports."""
+    h5 = episode.file()
+    rate = h5["sync"].attrs.get("rate_hz") if "sync" in h5 else None
+    if rate:
+        return float(rate)
+    t = episode.read("timestamps")
+    if t.size < 2:
+        raise DataError(f"{episode.path}: fewer than two aligned rows; no frame rate")
+    dt = np.diff(t)
+    period = float(np.median(dt))
+    if period <= 0 or np.max(np.abs(dt - period)) > RATE_TOLERANCE * period:
+        raise DataError(f"{episode.path}: the aligned view is not on a fixed-rate grid (it follows a stream's "
+                        "stamps); record with aligned_rate_hz to export it as video")
+    return 1.0 / period
+
+
+def joint_names(episode: AlignedEpisode, stream: str, width: int) -> Optional[List[str]]:
+    """Joint names a stream declared (spec attrs joint_names), if they fit the width."""
+    try:
+        spec = episode.reader().streams.get(stream)
+    except DataError:
+        return None
+    names = list((spec.attrs or {}).get("joint_names") or []) if spec else []
+    return names if len(names) == width else None
+
+
+@contextmanager
+def atomic_output(path: Path, overwrite: bool = False, is_dir: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename.
+
+    A failed or interrupted export never leaves a half-written dataset under the final name, and an
+    existing export is only replaced when asked to (and only once the new one is complete).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        if not (is_dir and path.is_dir() and not any(path.iterdir())):
+            raise DataError(f"{path} exists; choose another output or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    _remove(tmp)
+    if is_dir:
+        tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def dumps(value) -> str:
+    return json.dumps(value, sort_keys=True, default=_plain_default)
+
+
+def _plain_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

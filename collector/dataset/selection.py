@@ -1,0 +1,174 @@
+"""Which episodes a dataset tool works on: a dataset folder (through its catalogue), a folder of
+episode files, or files named one by one; narrowed by task, condition and outcome.
+
+With a catalogue the filters are SQL queries on it (the catalogue is the dataset's index, see
+collector.session.catalog) and only finished episodes (status kept or recovered) are used. Without
+one, the same filters are applied to each file's root attributes, so the tools also work on a copy of
+some episode files with no catalogue beside them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+
+from collector.errors import ConfigError, DataError
+from collector.recorder import schema
+
+USABLE_STATUSES = ("kept", "recovered")
+FILTER_NAMES = ("task", "lighting", "weight", "outcome", "qa", "operator", "station", "session_id", "robot")
+
+
+@dataclass(frozen=True)
+class EpisodeRef:
+    """One selected episode: its file and the facts filters and exports need without opening it."""
+
+    path: Path
+    episode_id: str
+    task: str = ""
+    lighting: str = ""
+    weight: str = ""
+    outcome: str = "unknown"
+    index: Optional[int] = None  # catalogue episode number, when there is a catalogue
+    dataset_root: Optional[Path] = None  # the dataset folder whose catalogue lists it
+    catalog: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Filters:
+    """Each filter is a list of accepted values; an empty list accepts everything."""
+
+    task: List[str] = field(default_factory=list)
+    lighting: List[str] = field(default_factory=list)
+    weight: List[str] = field(default_factory=list)
+    outcome: List[str] = field(default_factory=list)
+    qa: List[str] = field(default_factory=list)
+    operator: List[str] = field(default_factory=list)
+    station: List[str] = field(default_factory=list)
+    session_id: List[str] = field(default_factory=list)
+    robot: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_kwargs(cls, **values) -> "Filters":
+        unknown = set(values) - set(FILTER_NAMES)
+        if unknown:
+            raise ConfigError(f"unknown episode filter(s) {sorted(unknown)}; known: {', '.join(FILTER_NAMES)}")
+        return cls(**{k: _as_list(v) for k, v in values.items() if v is not None})
+
+    def active(self) -> Dict[str, List[str]]:
+        return {name: getattr(self, name) for name in FILTER_NAMES if getattr(self, name)}
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={'|'.join(v)}" for k, v in self.active().items()) or "none"
+
+
+def _as_list(value) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, int, float)):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
+                    filters: Optional[Filters] = None) -> List[EpisodeRef]:
+    """Episodes of a dataset folder, a folder of .h5 files, one file, or a list of files, in a stable order.
+
+    Raises DataError when the source does not exist or nothing matches (naming the filters), because
+    an empty selection is almost always a typo in a filter, and training on nothing helps nobody.
+    """
+    filters = filters or Filters()
+    if isinstance(source, (str, Path)):
+        sources = [Path(source)]
+    else:
+        sources = [Path(s) for s in source]
+    refs: List[EpisodeRef] = []
+    for src in sources:
+        src = src.expanduser()
+        if not src.exists():
+            raise DataError(f"{src}: no such dataset folder or episode file")
+        if src.is_dir() and (src / "catalog.sqlite").is_file():
+            refs.extend(_from_catalog(src, filters))
+        elif src.is_dir():
+            files = sorted(p for p in src.rglob(f"*{schema.FINAL_SUFFIX}")
+                           if not p.name.endswith(schema.PARTIAL_SUFFIX))
+            refs.extend(r for r in (_from_file(p) for p in files) if _matches(r, filters))
+        else:
+            ref = _from_file(src)
+            if _matches(ref, filters):
+                refs.append(ref)
+    if not refs:
+        where = ", ".join(str(s) for s in sources)
+        raise DataError(f"no episodes in {where} match the filters ({filters.describe()})")
+    seen = set()
+    unique = []
+    for ref in refs:
+        key = ref.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(ref)
+    return unique
+
+
+def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
+    from collector.session.catalog import Catalog
+    from collector.session.layout import DatasetLayout
+
+    layout = DatasetLayout(root)
+    catalog = Catalog(layout.catalog_path)
+    rows = catalog.episodes(status=list(USABLE_STATUSES), **filters.active())
+    refs = []
+    for row in rows:
+        if not row.path:
+            continue
+        path = layout.absolute(row.path)
+        if not path.is_file():
+            raise DataError(f"{root}: catalogue lists {row.episode_id} at {row.path}, but the file is missing")
+        refs.append(EpisodeRef(path=path, episode_id=row.episode_id, task=row.task, lighting=row.lighting,
+                               weight=row.weight, outcome=row.outcome, index=row.episode_index,
+                               dataset_root=layout.root, catalog=row.as_dict()))
+    return refs
+
+
+def _from_file(path: Path) -> EpisodeRef:
+    with schema.open_episode(path) as h5:
+        meta = schema.read_metadata(h5)
+    conditions = meta.get("conditions") if isinstance(meta.get("conditions"), dict) else {}
+    return EpisodeRef(
+        path=path,
+        episode_id=str(meta.get("episode_id") or path.stem),
+        task=str(meta.get("task", "")),
+        lighting=condition_label(conditions, "lighting"),
+        weight=condition_label(conditions, "weight"),
+        outcome=str(meta.get("outcome", "unknown")),
+        catalog={"qa": meta.get("qa", ""), "operator": meta.get("operator", ""), "station": meta.get("station", ""),
+                 "session_id": meta.get("session_id", ""), "robot": meta.get("robot", "")},
+    )
+
+
+def condition_value(conditions: Dict, name: str):
+    """A condition by name; "weight" is also found under DESIGN.md's plural "weights"."""
+    value = conditions.get(name)
+    if value is None and name == "weight":
+        value = conditions.get("weights")
+    return value
+
+
+def condition_label(conditions: Dict, name: str) -> str:
+    """The preset name of a condition, whether it is stored as a name or as {"preset": ..., params}."""
+    value = condition_value(conditions, name)
+    if isinstance(value, dict):
+        return str(value.get("name") or value.get("preset") or "")
+    return "" if value is None else str(value)
+
+
+def _matches(ref: EpisodeRef, filters: Filters) -> bool:
+    for name, accepted in filters.active().items():
+        value = getattr(ref, name, None) if name in ("task", "lighting", "weight", "outcome") else ref.catalog.get(name)
+        if str(value) not in accepted:
+            return False
+    return True
+
+
+def paths(refs: Iterable[EpisodeRef]) -> List[Path]:
+    return [r.path for r in refs]
