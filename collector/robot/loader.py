@@ -12,9 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-import yaml
-
 from collector.errors import ConfigError
+from collector.yaml_files import load_yaml_mapping
 from collector.paths import robots_dir
 from collector.robot.additions import apply_additions
 from collector.robot.spec import CameraSpec, RobotSpec
@@ -53,7 +52,7 @@ def load_robot(robot="humanoid") -> RobotSpec:
     import mujoco
 
     yaml_path = resolve_robot_yaml(robot)
-    raw = _read_yaml(yaml_path)
+    raw = load_yaml_mapping(yaml_path)
     where = str(yaml_path)
 
     unknown = set(raw) - KNOWN_KEYS
@@ -175,16 +174,6 @@ class _ModelNames:
         return -math.pi, math.pi
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return raw
-
-
 def _str_map(value, key: str, where: str) -> Dict[str, str]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: {key} must be a mapping")
@@ -282,36 +271,34 @@ def _cameras(raw, names: _ModelNames, where: str) -> Dict[str, CameraSpec]:
     return cameras
 
 
-def _home(raw, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]:
-    home = {}
-    for joint, value in _str_map(raw, "home", where).items():
-        names.require("joint", joint, "home")
+def _joint_numbers(raw, key: str, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]:
+    """A {joint: number} section whose joints must exist and be in a joint group."""
+    values = {}
+    for joint, value in _str_map(raw, key, where).items():
+        names.require("joint", joint, key)
         if joint not in joint_ranges:
-            raise ConfigError(f"{where}: home.{joint}: joint is not in any joint group")
+            raise ConfigError(f"{where}: {key}.{joint}: joint is not in any joint group")
         try:
-            value = float(value)
+            values[joint] = float(value)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: home.{joint} must be a number, got {value!r}") from exc
+            raise ConfigError(f"{where}: {key}.{joint} must be a number, got {value!r}") from exc
+    return values
+
+
+def _home(raw, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]:
+    home = _joint_numbers(raw, "home", joint_ranges, names, where)
+    for joint, value in home.items():
         low, high = joint_ranges[joint]
         if not (low - 1e-9 <= value <= high + 1e-9):
             raise ConfigError(f"{where}: home.{joint}={value} is outside the joint range [{low}, {high}]")
-        home[joint] = value
     return home
 
 
 def _velocity_limits(raw, joint_ranges, names: _ModelNames, where: str) -> Dict[str, float]:
-    limits = {}
-    for joint, value in _str_map(raw, "velocity_limits", where).items():
-        names.require("joint", joint, "velocity_limits")
-        if joint not in joint_ranges:
-            raise ConfigError(f"{where}: velocity_limits.{joint}: joint is not in any joint group")
-        try:
-            value = float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: velocity_limits.{joint} must be a number, got {value!r}") from exc
+    limits = _joint_numbers(raw, "velocity_limits", joint_ranges, names, where)
+    for joint, value in limits.items():
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"{where}: velocity_limits.{joint}={value} must be a positive rad/s (or m/s) value")
-        limits[joint] = value
     return limits
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Dict
 
 import numpy as np
-import yaml
 
 from collector.errors import ConfigError
+from collector.yaml_files import load_yaml_mapping
 from collector.paths import configs_dir
 
 MAX_LIGHTS = 4
@@ -27,13 +27,7 @@ def _load(name: str) -> dict:
     path = configs_dir() / name
     if not path.is_file():
         raise ConfigError(f"condition file {path} is missing")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return raw
+    return load_yaml_mapping(path)
 
 
 def _vector(value, size: int, where: str, low=-math.inf, high=math.inf) -> list:
