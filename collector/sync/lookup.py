@@ -320,17 +320,3 @@ def _nearest_switches(source, queries) -> np.ndarray:
         todo = todo[switch[todo] < n_q]
         todo = todo[~_prefers_later(lo[todo], hi[todo], queries[switch[todo]])]
     return switch
-    # One full-width check finds the (rare) switches rounding put off; only those are walked.
-    too_late = (switch > 0) & _prefers_later(lo, hi, queries.take(switch - 1, mode="clip"))
-    too_early = (switch < n_q) & ~_prefers_later(lo, hi, queries.take(switch, mode="clip"))
-    todo = np.flatnonzero(too_late)
-    while todo.size:
-        switch[todo] -= 1
-        todo = todo[switch[todo] > 0]
-        todo = todo[_prefers_later(lo[todo], hi[todo], queries[switch[todo] - 1])]
-    todo = np.flatnonzero(too_early)
-    while todo.size:
-        switch[todo] += 1
-        todo = todo[switch[todo] < n_q]
-        todo = todo[~_prefers_later(lo[todo], hi[todo], queries[switch[todo]])]
-    return switch
