@@ -14,6 +14,7 @@ from typing import Dict, Optional, Protocol, Tuple
 import numpy as np
 
 from collector.errors import ConfigError
+from collector.json_values import json_default
 
 # How the aligned view fills a reference row from a stream (see collector.sync).
 ALIGN_METHODS = ("nearest", "backward", "forward", "linear", "slerp")
@@ -137,7 +138,7 @@ class StreamSpec:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, default=_json_default)
+        return json.dumps(self.to_dict(), sort_keys=True, default=json_default)
 
     @classmethod
     def from_dict(cls, data: dict) -> "StreamSpec":
@@ -161,15 +162,6 @@ class StreamSpec:
     @classmethod
     def from_json(cls, text: str) -> "StreamSpec":
         return cls.from_dict(json.loads(text))
-
-
-def _json_default(value):
-    """numpy scalars and arrays in stream attrs serialise as their Python equivalents."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def camera_stream(name: str, width: int, height: int, fps: float, codec: str = "jpeg", **kw) -> StreamSpec:

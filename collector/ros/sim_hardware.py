@@ -38,6 +38,7 @@ from collector.ros.conversions import (float64_array, joint_state_msg, pose_stam
                                        stamp_from_nanoseconds, stamp_from_seconds)
 from collector.ros.qos import qos_for
 from collector.ros.sim_cameras import SYNC_MODES, CameraOutput, SimCameraPublisher
+from collector.json_values import json_default
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +204,10 @@ class SimHardwareNode:
             "metrics": task.metrics(),
             "episode": self.episode_index,
         }
-        self.task_pub.publish(self._String(data=json.dumps(state, default=_plain)))
+        self.task_pub.publish(self._String(data=json.dumps(state, default=json_default)))
 
     def _publish_conditions(self) -> None:
-        self.conditions_pub.publish(self._String(data=json.dumps(self.env.conditions, default=_plain)))
+        self.conditions_pub.publish(self._String(data=json.dumps(self.env.conditions, default=json_default)))
 
     # -- reset service ---------------------------------------------------------------------------
     def _on_reset(self, request, response):
@@ -231,7 +232,7 @@ class SimHardwareNode:
                 self.cameras.restart_schedule(self.sim_time)
             self._publish_conditions()
             self._publish_task_state(self.sim_time)
-            return True, json.dumps(conditions, default=_plain)
+            return True, json.dumps(conditions, default=json_default)
         except Exception as exc:  # a reset that fails is reported to the caller, the node keeps running
             log.exception("reset failed")
             return False, f"reset failed: {exc}"
@@ -348,11 +349,3 @@ class SimHardwareNode:
             "render_ms_p50": render_ms,
             "cpu_s": self.cpu_s,
         }
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

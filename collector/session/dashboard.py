@@ -38,6 +38,7 @@ import numpy as np
 from collector.errors import CollectorError, ConfigError
 from collector.session.live import LiveState
 from collector.teleop.vr.auth import FailureLimiter, check_user_token, new_token, token_matches
+from collector.json_values import json_default
 
 log = logging.getLogger(__name__)
 
@@ -299,10 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
+    # The live view must keep going whatever a driver puts in its status: unknown objects show as text.
+    try:
+        return json_default(value)
+    except TypeError:
         return str(value)
-    return str(value)

@@ -94,19 +94,9 @@ def _check_lighting(name: str, preset: dict, where: str) -> dict:
     return out
 
 
-@lru_cache(maxsize=None)
-def _lighting_cached(path: Path, mtime: float) -> Dict[str, dict]:
-    raw = _load(path.name)
-    presets = raw.get("presets")
-    if not isinstance(presets, dict) or not presets:
-        raise ConfigError(f"{path}: needs a non-empty 'presets' mapping")
-    return {str(name): _check_lighting(str(name), preset, str(path)) for name, preset in presets.items()}
-
-
 def lighting_presets() -> Dict[str, dict]:
     """Lighting presets from configs/lighting.yaml, checked (a fresh copy each call)."""
-    path = configs_dir() / "lighting.yaml"
-    return copy.deepcopy(_lighting_cached(path, _mtime(path)))
+    return _config_section("lighting.yaml", "presets", _check_lighting)
 
 
 def sample_lighting(name: str, seed: int) -> dict:
@@ -146,29 +136,20 @@ def sample_lighting(name: str, seed: int) -> dict:
 
 # --- weights -------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
-def _weights_cached(path: Path, mtime: float) -> Dict[str, dict]:
-    raw = _load(path.name)
-    presets = raw.get("presets")
-    if not isinstance(presets, dict) or not presets:
-        raise ConfigError(f"{path}: needs a non-empty 'presets' mapping")
-    out = {}
-    for name, preset in presets.items():
-        where = f"{path}: presets.{name}"
-        if not isinstance(preset, dict):
-            raise ConfigError(f"{where} must be a mapping")
-        out[str(name)] = {
-            "description": str(preset.get("description", "")),
-            "mass_kg": _number(preset.get("mass_kg"), f"{where}.mass_kg", 0.001, 50),
-            "variation": _number(preset.get("variation", 0.0), f"{where}.variation", 0, 0.9),
-        }
-    return out
+def _check_weight(name: str, preset, source: str) -> dict:
+    where = f"{source}: presets.{name}"
+    if not isinstance(preset, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    return {
+        "description": str(preset.get("description", "")),
+        "mass_kg": _number(preset.get("mass_kg"), f"{where}.mass_kg", 0.001, 50),
+        "variation": _number(preset.get("variation", 0.0), f"{where}.variation", 0, 0.9),
+    }
 
 
 def weight_presets() -> Dict[str, dict]:
     """Object-mass presets from configs/weights.yaml, checked (a fresh copy each call)."""
-    path = configs_dir() / "weights.yaml"
-    return copy.deepcopy(_weights_cached(path, _mtime(path)))
+    return _config_section("weights.yaml", "presets", _check_weight)
 
 
 def sample_weight(name: str, objects, seed: int) -> dict:
@@ -245,19 +226,9 @@ def _check_theme(name: str, theme: dict, where: str) -> dict:
     return out
 
 
-@lru_cache(maxsize=None)
-def _themes_cached(path: Path, mtime: float) -> Dict[str, dict]:
-    raw = _load(path.name)
-    found = raw.get("themes")
-    if not isinstance(found, dict) or not found:
-        raise ConfigError(f"{path}: needs a non-empty 'themes' mapping")
-    return {str(name): _check_theme(str(name), theme, str(path)) for name, theme in found.items()}
-
-
 def themes() -> Dict[str, dict]:
     """Environment themes from configs/themes.yaml, checked (a fresh copy each call)."""
-    path = configs_dir() / "themes.yaml"
-    return copy.deepcopy(_themes_cached(path, _mtime(path)))
+    return _config_section("themes.yaml", "themes", _check_theme)
 
 
 def theme(name: str) -> dict:
@@ -265,6 +236,20 @@ def theme(name: str) -> dict:
     if name not in found:
         raise ConfigError(f"unknown theme {name!r} (configs/themes.yaml has {sorted(found)})")
     return found[name]
+
+
+def _config_section(file_name: str, section: str, check) -> Dict[str, dict]:
+    """The checked entries of one named mapping in a condition file, as a fresh copy."""
+    path = configs_dir() / file_name
+    return copy.deepcopy(_checked_section(path, _mtime(path), section, check))
+
+
+@lru_cache(maxsize=None)
+def _checked_section(path: Path, mtime: float, section: str, check) -> Dict[str, dict]:
+    found = _load(path.name).get(section)
+    if not isinstance(found, dict) or not found:
+        raise ConfigError(f"{path}: needs a non-empty {section!r} mapping")
+    return {str(name): check(str(name), entry, str(path)) for name, entry in found.items()}
 
 
 def _mtime(path: Path) -> float:

@@ -15,6 +15,7 @@ import collector
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.selection import EpisodeRef, condition_label
 from collector.errors import DataError
+from collector.json_values import json_default
 
 # Root attributes copied into every export's per-episode provenance record.
 PROVENANCE_KEYS = ("episode_id", "session_id", "robot", "task", "instruction", "operator", "station", "started_at",
@@ -117,14 +118,4 @@ def _remove(path: Path) -> None:
 
 
 def dumps(value) -> str:
-    return json.dumps(value, sort_keys=True, default=_plain_default)
-
-
-def _plain_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json.dumps(value, sort_keys=True, default=json_default)

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from collector.errors import DataError
+from collector.json_values import json_default
 from collector.teleop.messages import (
     N_HAND_JOINTS,
     QUATERNION_NORM_TOLERANCE,
@@ -350,15 +351,7 @@ def parse_client_message(text: Union[str, bytes]) -> ClientMessage:
 # ---------------------------------------------------------------------------------------------
 
 def server_message(kind: str, **fields) -> str:
-    return json.dumps({"type": kind, **fields}, allow_nan=False, default=_json_default)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot send {type(value).__name__} to the page")
+    return json.dumps({"type": kind, **fields}, allow_nan=False, default=json_default)
 
 
 _HEADER_LEN = struct.Struct("<I")
