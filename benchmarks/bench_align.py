@@ -9,7 +9,9 @@ memory; frame construction for pandas/polars is done beforehand and not timed, w
   sparse  onto a 50 Hz grid over the session, for every stream: the as-of matches with tolerance,
           returned as per-row source index + valid mask. Interpolated streams (joints, VR, illuminance)
           need both brackets: pandas/polars run a backward and a forward join, ours one lookup.
-          Cameras: nearest. ours_s also returns the signed time error per row.
+          Cameras: nearest. ours_s also returns the signed time error per row. ours_s is
+          align_streams as a session is aligned: one thread per core (numpy releases the GIL in its
+          array loops; polars uses its own thread pool); ours_single_thread_s is the same on one thread.
           ours_full_s additionally computes the aligned values (linear joints, slerp VR poses, ...).
   dense   every 1 kHz joint stamp looks up the nearest frame of one 30 Hz camera with tolerance.
   approx  a per-message Python implementation of the ROS 2 message_filters ApproximateTimeSynchronizer
@@ -40,7 +42,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from collector.sync import OnlineAligner, align_stream, fixed_grid  # noqa: E402
+from collector.sync import OnlineAligner, align_stream, align_streams, fixed_grid  # noqa: E402
+from collector.sync.many import default_workers  # noqa: E402
 
 GRID_HZ = 50.0
 STREAMS = {
@@ -130,14 +133,14 @@ def matches_from_brackets(ref, t, backward, forward):
 
 # ---------------------------------------------------------------- the methods
 
-def ours_sparse(grid, session, with_values=False):
-    out = {}
+def ours_sparse(grid, session, with_values=False, workers=None):
+    """Every stream onto the grid with align_streams: one thread per core (workers=None), or in turn (1)."""
+    streams = {}
     for name, (t, values) in session.items():
         _, method, tol = STREAMS[name]
-        res = align_stream(grid, t, values if with_values else None, method=method, tolerance=tol, name=name,
-                           quat_slices=VR_QUATS if name == "vr" else ())
-        out[name] = res
-    return out
+        streams[name] = {"t": t, "values": values if with_values else None, "method": method, "tolerance": tol,
+                         "quat_slices": VR_QUATS if name == "vr" else ()}
+    return align_streams(grid, streams, workers=workers)
 
 
 def as_matches(results):
@@ -294,7 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument("--approx-minutes", type=float, default=None,
                         help="feed only the first N minutes to the per-message synchronizer and scale its "
                              "time to the session (default: the whole session)")
-    parser.add_argument("--repeat", type=int, default=3, help="best of N for the vectorised methods")
+    parser.add_argument("--repeat", type=int, default=5, help="best of N for the vectorised methods")
     args = parser.parse_args(argv)
     minutes = 3.0 if args.quick else args.minutes
     duration = minutes * 60.0
@@ -312,19 +315,23 @@ def main(argv=None) -> int:
     print(f"session generated in {time.perf_counter() - t_gen:.1f} s: {sizes}; grid {grid.size} rows at {GRID_HZ:g} Hz")
 
     # Sparse direction: every stream onto the 50 Hz grid.
+    n_threads = default_workers(len(session))
     pdf = pandas_frames(grid, session)
     plf = polars_frames(grid, session)
     times, results = best_of_interleaved({
         "ours": lambda: ours_sparse(grid, session),
+        "ours_1thread": lambda: ours_sparse(grid, session, workers=1),
         "ours_full": lambda: ours_sparse(grid, session, with_values=True),
         "pandas": lambda: pandas_sparse(grid, session, pdf),
         "polars": lambda: polars_sparse(grid, session, plf),
     }, args.repeat)
-    ours_s, ours_full_s, pandas_s, polars_s = (times[k] for k in ("ours", "ours_full", "pandas", "polars"))
+    ours_s, ours_1thread_s, ours_full_s, pandas_s, polars_s = (
+        times[k] for k in ("ours", "ours_1thread", "ours_full", "pandas", "polars"))
     ours_m = as_matches(results["ours"])
+    sparse_same_1thread = same_matches(ours_m, as_matches(results["ours_1thread"]))
     ours_full = results["ours_full"]
     sparse_same = same_matches(ours_m, results["pandas"]) and same_matches(ours_m, results["polars"])
-    sparse_same &= same_matches(ours_m, as_matches(ours_full))
+    sparse_same &= same_matches(ours_m, as_matches(ours_full)) and sparse_same_1thread
     del results
 
     # Dense direction: every joint stamp looks up the camera.
@@ -368,10 +375,11 @@ def main(argv=None) -> int:
     n_rounds = int(np.ceil(duration / ONLINE_CHUNK_S))
     rows = [
         ("sparse: 7 streams -> 50 Hz grid, source index + valid per row", None, None),
-        ("  ours: align_stream (also the signed error)", ours_s, ours_s),
+        (f"  ours: align_streams, {n_threads} threads (also the signed error)", ours_s, ours_s),
+        ("  ours: the same on one thread", ours_1thread_s, ours_s),
         ("  ours with aligned values (lerp 60 joints, slerp 2 poses, ...)", ours_full_s, ours_s),
-        ("  polars join_asof", polars_s, ours_s),
-        ("  pandas merge_asof", pandas_s, ours_s),
+        (f"  polars join_asof ({pl.thread_pool_size()} threads)", polars_s, ours_s),
+        ("  pandas merge_asof (one thread)", pandas_s, ours_s),
         (f"  approx-time synchronizer, per message ({fed} msgs, {approx_note})", approx_s, ours_s),
         (f"dense: {joints_t.size} joint stamps -> nearest {DENSE_CAMERA} frame", None, None),
         ("  ours: align_stream", dense_ours_s, dense_ours_s),
@@ -392,12 +400,15 @@ def main(argv=None) -> int:
     headline = online_s[ONLINE_POP_EVERY]
     print(f"\nsparse speed-up: {polars_s / ours_s:.1f}x polars, {pandas_s / ours_s:.1f}x pandas, "
           f"{approx_s / ours_s:.0f}x per-message synchronizer ({emitted} tuples emitted)")
+    print(f"  on one thread:  {polars_s / ours_1thread_s:.1f}x polars, {pandas_s / ours_1thread_s:.1f}x pandas")
     print(f"dense speed-up:  {dense_polars_s / dense_ours_s:.1f}x polars, {dense_pandas_s / dense_ours_s:.1f}x pandas")
     print(f"results identical: sparse {sparse_same}, dense {dense_same}, online == offline {online_same}")
     summary = {
         "session_s": duration,
         "grid_rows": int(grid.size),
         "ours_s": round(ours_s, 5),
+        "ours_threads": n_threads,
+        "ours_single_thread_s": round(ours_1thread_s, 5),
         "ours_full_s": round(ours_full_s, 5),
         "polars_s": round(polars_s, 5),
         "pandas_s": round(pandas_s, 5),

@@ -9,10 +9,12 @@ Phases (all on the humanoid, MuJoCo in-process):
   realtime  the loop paced at 100 Hz on the wall clock, fed by a separate publisher *process* at 100 Hz
             over ZMQ on TCP loopback (a VR bridge's path), with the three 320x240 cameras rendering at
             30 fps and every stream recorded by the real EpisodeWriter, for 10 s (--quick 4 s).
-            input-to-command = command leaving the safety gate - the moment the publisher handed the
-            message to its ZMQ socket (both CLOCK_MONOTONIC); jitter = |tick interval - 10 ms|.
-            Peers in the same run: the tick phase-lock off; the control thread under SCHED_FIFO
-            (control.realtime_priority 20, what a dedicated station would use); no cameras/recording.
+            input-to-command = command leaving the safety gate - the moment the publisher made the
+            message (both CLOCK_MONOTONIC); jitter = |tick interval - 10 ms|.
+            Default config: control.realtime_priority 50 (ros2_control's default): the control thread
+            and the ZMQ I/O threads on both ends under SCHED_FIFO where permitted (the JSON says
+            whether it was), ticks phase-locked to the input. Peers in the same run: normal
+            scheduling (realtime_priority 0); the phase lock off; no cameras/recording.
   lockstep  the scripted operator through inproc ZMQ with rendering + recording, as fast as the CPU
             allows: the rate the demo/CI path reaches, and its publish-to-gate latency.
   success   scripted pick-and-place and pour over a seeded set of lighting x weight conditions
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -96,13 +99,17 @@ def bench_ik(n: int) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Realtime loop fed by a separate publisher process
 # ---------------------------------------------------------------------------------------------------
-def publisher_main(endpoint: str, rate_hz: float, duration_s: float, ready) -> None:
+def publisher_main(endpoint: str, rate_hz: float, duration_s: float, ready, priority: int = 0) -> None:
+    """The VR bridge's part: a process sending operator input at rate_hz. With `priority`, it runs
+    (sending thread and ZMQ I/O thread) under SCHED_FIFO like the loop, as a dedicated station would."""
     import collector  # noqa: F401
     from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST
     from collector.teleop.messages import ControllerState, OperatorInput, Pose
+    from collector.teleop.realtime import input_context, raise_priority
     from collector.teleop.zmq_link import InputPublisher
 
-    pub = InputPublisher(endpoint, bind=True)
+    raise_priority(priority)
+    pub = InputPublisher(endpoint, bind=True, context=input_context(priority))
     pub.wait_for_subscriber(timeout_s=60)
     ready.set()
     period = 1.0 / rate_hz
@@ -154,7 +161,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = True, priority: int = 0) -> dict:
+def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = True, priority: int = 50,
+                   render: Optional[bool] = None) -> dict:
     from collector.recorder import EpisodeWriter
     from collector.sim import SimEnv
     from collector.teleop.backend import SimBackend
@@ -164,13 +172,15 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = load_teleop_config(overrides={"control": {"phase_lock": phase_lock, "realtime_priority": priority}})
     env = SimEnv(task="pick_place", seed=0, control_hz=RATE_HZ)
-    backend = SimBackend(env, render=record)
+    render = record if render is None else render
+    backend = SimBackend(env, render=render)
     probe = LatencyProbe(backend)
     loop = TeleopLoop(probe, config=cfg, endpoint=endpoint, bind=False)
     probe.loop = loop
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
-    proc = ctx.Process(target=publisher_main, args=(endpoint, RATE_HZ, duration_s + 1.0, ready), daemon=True)
+    proc = ctx.Process(target=publisher_main, args=(endpoint, RATE_HZ, duration_s + 1.0, ready, priority),
+                       daemon=True)
     proc.start()
     tmp = tempfile.TemporaryDirectory()
     writer = None
@@ -195,7 +205,7 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
         proc.join(5)
         tmp.cleanup()
     lat = probe.latencies[20:]  # skip the first ticks while the phase lock settles
-    frames_due = 3 * 30 * duration_s if record else 0
+    frames_due = 3 * 30 * duration_s if render else 0
     return {
         "input_to_command_ms": pct(lat),
         "jitter_ms": pct(loop.stats.jitter_s[20:]),
@@ -208,6 +218,8 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
         "recorder_drops": recorder.get("drops", 0) if isinstance(recorder, dict) else 0,
         "frames_dropped": backend.frames_dropped,
         "gate": stats["gate"],
+        "phase_acquisitions": loop.phase_lock.acquisitions if loop.phase_lock is not None else 0,
+        "realtime_scheduling": loop.realtime_scheduling,
     }
 
 
@@ -274,18 +286,19 @@ def main(argv=None) -> int:
     print(f"\n== realtime loop at {RATE_HZ:.0f} Hz, ZMQ/TCP input from another process, 3 cameras rendering, "
           f"recording, {seconds:.0f} s ==")
     runs = {
-        "phase-locked (default)": bench_realtime(seconds),
-        "free-running (peer)": bench_realtime(seconds, phase_lock=False),
-        "phase-locked + SCHED_FIFO 20": bench_realtime(seconds, priority=20),
+        "default (FIFO 50, phase-locked)": bench_realtime(seconds),
+        "normal scheduling (peer)": bench_realtime(seconds, priority=0),
+        "phase lock off (peer)": bench_realtime(seconds, phase_lock=False),
         "no cameras/recording (peer)": bench_realtime(seconds, record=False),
     }
-    rt = runs["phase-locked (default)"]
-    print(f"{'':30s} {'in->cmd p50':>11s} {'p95':>7s} {'p99':>7s} {'jitter p50':>10s} {'p99':>7s} "
-          f"{'rate Hz':>8s} {'overruns':>8s} {'frames (dropped)':>17s}")
+    rt = runs["default (FIFO 50, phase-locked)"]
+    print(f"{'':32s} {'in->cmd p50':>11s} {'p95':>7s} {'p99':>7s} {'jitter p50':>10s} {'p99':>7s} "
+          f"{'rate Hz':>8s} {'overruns':>8s} {'frames (dropped)':>17s} {'tick p99':>8s} {'locks':>5s}")
     for label, r in runs.items():
-        print(f"{label:30s} {r['input_to_command_ms']['p50']:11.2f} {r['input_to_command_ms']['p95']:7.2f} "
+        print(f"{label:32s} {r['input_to_command_ms']['p50']:11.2f} {r['input_to_command_ms']['p95']:7.2f} "
               f"{r['input_to_command_ms']['p99']:7.2f} {r['jitter_ms']['p50']:10.3f} {r['jitter_ms']['p99']:7.3f} "
-              f"{r['control_hz']:8.1f} {r['overruns']:8d} {r['frames']:6d}/{r['frames_due']:<4.0f} ({r['frames_dropped']})")
+              f"{r['control_hz']:8.1f} {r['overruns']:8d} {r['frames']:6d}/{r['frames_due']:<4.0f} ({r['frames_dropped']:3d}) "
+              f"{r['tick_ms']['p99']:8.2f} {r['phase_acquisitions']:5d}")
 
     print("\n== lockstep (scripted operator, inproc ZMQ, rendering + recording) ==")
     ls = bench_lockstep(3.0 if quick else 8.0)
@@ -307,7 +320,7 @@ def main(argv=None) -> int:
         conditions = sr["conditions"]
 
     default_ik = ik["mink 1 iter + collision (default)"]["ms"]
-    rt_fifo = runs["phase-locked + SCHED_FIFO 20"]
+    rt_normal = runs["normal scheduling (peer)"]
     print(f"\nmachine load average during the run: {os.getloadavg()} on {os.cpu_count()} CPUs")
     print(json.dumps({
         "ik_p50_ms": round(default_ik["p50"], 4),
@@ -318,9 +331,12 @@ def main(argv=None) -> int:
         "control_hz": round(rt["control_hz"], 2),
         "lockstep_hz": round(ls["control_hz"], 1),
         "ik_cpu_p99_ms": round(ik["mink 1 iter + collision (default)"]["cpu_ms"]["p99"], 4),
-        "input_to_command_p99_ms_fifo": round(rt_fifo["input_to_command_ms"]["p99"], 3),
-        "loop_jitter_p99_ms_fifo": round(rt_fifo["jitter_ms"]["p99"], 4),
-        "control_hz_fifo": round(rt_fifo["control_hz"], 2),
+        "realtime_scheduling": rt["realtime_scheduling"],
+        "input_to_command_p99_ms_normal_sched": round(rt_normal["input_to_command_ms"]["p99"], 3),
+        "loop_jitter_p99_ms_normal_sched": round(rt_normal["jitter_ms"]["p99"], 4),
+        "control_hz_normal_sched": round(rt_normal["control_hz"], 2),
+        "frames_recorded": rt["frames"],
+        "frames_due": rt["frames_due"],
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "pick_success": pick,
         "pour_success": pour,

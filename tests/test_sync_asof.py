@@ -150,3 +150,15 @@ def test_realistic_rates_both_directions_match_pandas():
         for direction in ("nearest", "backward", "forward"):
             result = align_stream(ref, t, method=direction, tolerance=tol, name="s")
             np.testing.assert_array_equal(result.index, pandas_index(ref, t, direction, tol))
+
+
+def test_queries_on_exact_midpoints_tie_backward_as_pandas_on_the_merge_path():
+    """A grid whose rows fall exactly halfway between source samples (and on repeated samples): the
+    cheap rounding-margin test must send every such row to the exact rule, so ties go backward."""
+    grid = np.arange(40_000) / 64.0  # exact binary fractions: so are the midpoints below
+    samples = np.arange(20_000) / 32.0 + 1 / 64.0  # odd grid rows are samples, even rows midpoints
+    source = np.sort(np.r_[samples, samples[100:110]])
+    mids = source[:-1] + (source[1:] - source[:-1]) * 0.5
+    assert np.isin(grid, mids).sum() > 19_000
+    result = align_stream(grid, source, method="nearest", tolerance=0.01, name="s", duplicates="keep")
+    np.testing.assert_array_equal(result.index, pandas_index(grid, source, "nearest", 0.01))

@@ -140,8 +140,6 @@ def write_toy_robot(directory: Path) -> Path:
 
 
 def test_toy_robot_loads_and_its_arms_reach_with_the_same_ik(tmp_path):
-    import numpy as np
-
     from collector.robot import load_robot
     from collector.teleop.config import load_teleop_config
     from collector.teleop.ik import ArmIK, RobotKinematics

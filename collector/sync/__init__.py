@@ -13,6 +13,7 @@ from collector.sync.align import (
     grid_stamps,
 )
 from collector.sync.clock import ClockMap, fit_clock
+from collector.sync.many import align_streams
 from collector.sync.online import OnlineAligner
 from collector.sync.report import StreamReport, stream_report
 from collector.sync.stamps import StampRepair, check_stamps, repair_stamps
@@ -26,6 +27,7 @@ __all__ = [
     "StreamReport",
     "align_sorted",
     "align_stream",
+    "align_streams",
     "check_stamps",
     "fit_clock",
     "fixed_grid",

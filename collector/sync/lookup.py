@@ -84,15 +84,14 @@ def _guess(haystack: np.ndarray, needles: np.ndarray, side: str) -> np.ndarray:
     """Linear-interpolation guess of searchsorted over the haystack's span: exact for a grid."""
     n = haystack.size
     h0, h1 = float(haystack[0]), float(haystack[-1])
-    guess = (needles - h0) * ((n - 1) / (h1 - h0))
-    # Needles exactly on a haystack stamp (common: grid rows on grid rows) land a rounding error to
-    # either side of an integer; nudge them to the side's answer (left: before it, right: after).
-    guess += 1e-6 if side == "right" else -1e-6
-    np.floor(guess, out=guess)
-    np.clip(guess, -1.0, n - 1.0, out=guess)
-    pos = guess.astype(np.intp)
-    pos += 1  # #{h <= x} for an exactly even haystack
-    return pos
+    guess = needles - h0
+    guess *= (n - 1) / (h1 - h0)
+    # +1: #{h <= x} for an exactly even haystack. Needles exactly on a haystack stamp (common: grid
+    # rows on grid rows) land a rounding error to either side of an integer; the nudge moves them to
+    # the side's answer (left: before it, right: after).
+    guess += 1.0 + (1e-6 if side == "right" else -1e-6)
+    np.clip(guess, 0.0, float(n), out=guess)
+    return guess.astype(np.intp)  # truncation is floor on the clipped, non-negative guesses
 
 
 def _guess_misses(haystack: np.ndarray, needles: np.ndarray, side: str, pos: np.ndarray) -> np.ndarray:
@@ -224,7 +223,8 @@ def _forward_block(source, q, count_lt, tol, index, error, valid):
 
 
 def _nearest_block(source, q, count_le, both, tol, index, error, valid):
-    t_before = source.take(count_le - 1, mode="clip")
+    np.subtract(count_le, 1, out=index)
+    t_before = source.take(index, mode="clip")
     t_after = source.take(count_le, mode="clip")
     d_before = q - t_before
     d_after = t_after - q
@@ -235,16 +235,14 @@ def _nearest_block(source, q, count_le, both, tol, index, error, valid):
     np.subtract(count_le, use_before, out=index)
     np.subtract(np.where(use_before, t_before, t_after), q, out=error)
     if both:
-        _bracket_valid(d_before, d_after, tol, valid)
+        # Both neighbours within tolerance, or an exact hit (which brackets itself).
+        np.maximum(d_before, d_after, out=d_after)
+        np.less_equal(d_after, tol, out=valid)
+        valid |= d_before == 0.0
     else:
-        np.less_equal(np.minimum(d_before, d_after), tol, out=valid)
+        np.minimum(d_before, d_after, out=d_after)
+        np.less_equal(d_after, tol, out=valid)
     _unmatch_invalid(index, error, valid)
-
-
-def _bracket_valid(d_before, d_after, tol, valid):
-    # An exact hit brackets itself; otherwise both neighbours must be within tolerance.
-    np.less_equal(d_before, tol, out=valid)
-    valid &= (d_after <= tol) | (d_before == 0.0)
 
 
 # ---- dense queries: the answer is constant over runs of queries; find run ends, expand with np.repeat ----
@@ -262,7 +260,7 @@ def _lookup_runs(source, queries, method, tol) -> Lookup:
     else:
         run_lengths = _run_lengths(_nearest_switches(source, queries), queries.size)
         index = np.repeat(np.arange(n_s, dtype=np.int64), run_lengths)
-        error = np.repeat(source, run_lengths)
+        error = source.take(index)  # every row has a nearest sample: no sentinel needed
     error -= queries  # error now holds t[index] - q
     valid = np.empty(queries.size, dtype=bool)
     for i0 in range(0, queries.size, BLOCK):
@@ -286,29 +284,69 @@ def _prefers_later(lo, hi, q):
     return ((q - lo) > (hi - q)) | ((lo == hi) & (q >= lo))
 
 
+def _rounding_margin(*stamp_arrays: np.ndarray) -> float:
+    """A distance beyond which a query's side of a float midpoint is the side the exact rule gives.
+
+    The midpoint and the rule's two differences each carry at most a couple of ulps of the largest
+    stamp; 16 ulps is a safe margin and still a femtosecond-scale one.
+    """
+    largest = max(max(abs(float(a[0])), abs(float(a[-1]))) for a in stamp_arrays if a.size)
+    return 16.0 * float(np.spacing(largest))
+
+
 def _nearest_switches(source, queries) -> np.ndarray:
     """For each pair of neighbouring samples (j, j+1): the first query matched to j+1 or later.
 
-    The rule is monotone in q, so the switch is found by searching the midpoints, then moved by the
-    exact rule where float rounding of the midpoint put it one query off.
+    The rule is monotone in q, so the switch is found by searching the midpoints. Only queries within
+    a rounding margin of their midpoint can be put one off by float rounding (or by an unchecked
+    guess): a cheap margin test finds those few, and the exact rule settles them.
     """
     lo = source[:-1]
     hi = source[1:]
-    mids = lo + (hi - lo) * 0.5
+    mids = hi - lo
+    mids *= 0.5
+    mids += lo
     n_q = queries.size
-    if n_q == 0:
+    if n_q == 0 or mids.size == 0:
         return np.zeros(mids.size, dtype=np.intp)
-    # Onto a grid the arithmetic guess is used unchecked: the exact-rule check below verifies it.
+    # Onto a grid the arithmetic guess is used unchecked: the margin test below verifies it.
     switch = _guess(queries, mids, "right") if _guess_usable(queries, mids, "right") else \
         sorted_search(queries, mids, "right")
-    # One full-width check finds the (rare) switches rounding put off; only those are walked.
-    too_late = np.flatnonzero((switch > 0) & _prefers_later(lo, hi, queries.take(switch - 1, mode="clip")))
-    too_early = np.flatnonzero((switch < n_q) & ~_prefers_later(lo, hi, queries.take(switch, mode="clip")))
+    margin = _rounding_margin(source, queries)
+    before = queries.take(switch - 1, mode="clip")  # must be clearly before the midpoint
+    before -= mids
+    suspect = before >= -margin
+    after = queries.take(switch, mode="clip")  # must be clearly after it
+    after -= mids
+    suspect |= after <= margin
+    # Clipped reads past either end mean nothing: there only the other test applies. The switches are
+    # sorted, so those rows are a prefix and a suffix.
+    k0 = int(switch.searchsorted(0, side="right"))
+    if k0:
+        np.less_equal(after[:k0], margin, out=suspect[:k0])
+    kn = int(switch.searchsorted(n_q, side="left"))
+    if kn < switch.size:
+        np.greater_equal(before[kn:], -margin, out=suspect[kn:])
+    suspects = np.flatnonzero(suspect)
+    if suspects.size:
+        _settle_switches(lo, hi, mids, queries, switch, suspects)
+    return switch
+
+
+def _settle_switches(lo, hi, mids, queries, switch, rows) -> None:
+    """Correct `switch` in place on `rows` by the exact rule (a re-search first if many are off)."""
+    n_q = queries.size
+
+    def off(rows):
+        late = rows[(switch[rows] > 0) & _prefers_later(lo[rows], hi[rows], queries.take(switch[rows] - 1, mode="clip"))]
+        early = rows[(switch[rows] < n_q) & ~_prefers_later(lo[rows], hi[rows], queries.take(switch[rows], mode="clip"))]
+        return late, early
+
+    too_late, too_early = off(rows)
     if too_late.size + too_early.size > 64:  # a poor guess in places: search those exactly first
         redo = np.union1d(too_late, too_early)
         switch[redo] = sorted_search(queries, mids[redo], "right")
-        too_late = redo[(switch[redo] > 0) & _prefers_later(lo[redo], hi[redo], queries.take(switch[redo] - 1, mode="clip"))]
-        too_early = redo[(switch[redo] < n_q) & ~_prefers_later(lo[redo], hi[redo], queries.take(switch[redo], mode="clip"))]
+        too_late, too_early = off(redo)
     todo = too_late
     while todo.size:
         switch[todo] -= 1
@@ -319,4 +357,3 @@ def _nearest_switches(source, queries) -> np.ndarray:
         switch[todo] += 1
         todo = todo[switch[todo] < n_q]
         todo = todo[~_prefers_later(lo[todo], hi[todo], queries[switch[todo]])]
-    return switch

@@ -105,8 +105,13 @@ class _RenderWorker(threading.Thread):
                         renderer.close()
                     model = entry[0]
                     renderer = CameraRenderer(model, getattr(self.env, "render_quality", "fast"))
-                cam = self.env.robot.cameras[name]
-                image = renderer.render(entry[1], cam.mjcf_camera, cam.width, cam.height)
+                if name is None:  # warm-up: every camera once, nothing handed out
+                    for cam in self.env.robot.cameras.values():
+                        renderer.render(entry[1], cam.mjcf_camera, cam.width, cam.height)
+                    image = None
+                else:
+                    cam = self.env.robot.cameras[name]
+                    image = renderer.render(entry[1], cam.mjcf_camera, cam.width, cam.height)
             except BaseException as exc:  # reported on the control thread by the next capture()
                 self.error = exc
                 image = None
@@ -161,7 +166,12 @@ class SimBackend:
     def reset_camera_clocks(self) -> None:
         t = self.now()
         self._next_frame_t = {name: t for name in self.robot.cameras}
-        if self._worker is not None:  # frames of the previous episode are not this one's
+        if self._worker is not None:
+            # Warm up before the episode: the renderer's first frames (GL context, uploading the
+            # model's meshes and textures) stall for tens of milliseconds, and a realtime loop
+            # must not meet that in its first ticks. It also waits out the previous episode's frames,
+            # which are not this one's.
+            self._worker.jobs.put((None, t, self._worker.snapshot()))
             self._worker.jobs.join()
             with self._worker.lock:
                 self._worker.done.clear()

@@ -20,7 +20,9 @@ class ControlConfig:
     input_bind: bool = False
     phase_lock: bool = True
     phase_lock_lag_ms: float = 1.0
-    realtime_priority: int = 0
+    # SCHED_FIFO priority of the realtime control thread and its input I/O thread; 50 is
+    # ros2_control's default. Without permission a warning says so and scheduling stays normal.
+    realtime_priority: int = 50
 
 
 @dataclass

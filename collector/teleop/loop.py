@@ -21,12 +21,12 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
+import zmq
 
 from collector.errors import ConfigError
 from collector.recorder.streams import FieldSpec, StreamSpec, camera_stream
@@ -34,6 +34,8 @@ from collector.teleop.config import TeleopConfig, load_teleop_config
 from collector.teleop.devices.base import DeviceContext
 from collector.teleop.ik import ArmIK, RobotKinematics
 from collector.teleop.messages import OperatorInput, flatten_for_recording, recording_field_shapes
+from collector.teleop.phase_lock import PhaseLock
+from collector.teleop.realtime import input_context, raise_priority
 from collector.teleop.retarget import HeadMapping, RetargetOutput, Retargeter
 from collector.teleop.safety import GateState, JointLimits, SafetyGate
 from collector.teleop.zmq_link import InputPublisher, InputSubscriber
@@ -126,16 +128,29 @@ class TeleopLoop:
         self.retargeter = Retargeter(self.cfg.retarget, self.cfg.input, self.home_ee, self._head_mapping())
         self.gripper_idx = self._gripper_indices()
 
-        if device is not None:
-            # Local device: a private inproc pair; the XPUB handshake guarantees no message is lost.
-            endpoint = f"inproc://collector-teleop-{id(self)}-{next(_inproc_ids)}"
-            self.publisher: Optional[InputPublisher] = InputPublisher(endpoint, bind=True)
-            self.subscriber = InputSubscriber(endpoint, bind=False)
-            self.publisher.wait_for_subscriber(timeout_s=2.0)
-        else:
-            self.publisher = None
-            self.subscriber = InputSubscriber(endpoint or self.cfg.control.input_endpoint,
-                                              bind=self.cfg.control.input_bind if bind is None else bind)
+        # The loop's own ZMQ context: its I/O thread delivers operator input, and gets the control
+        # thread's realtime priority when one is configured (see realtime.py). An external inproc
+        # endpoint only works within the sender's context: the process-wide one (inproc bypasses
+        # the I/O thread anyway).
+        endpoint = endpoint or self.cfg.control.input_endpoint
+        shared = device is None and endpoint.startswith("inproc://")
+        self._zmq = zmq.Context.instance() if shared else input_context(self.cfg.control.realtime_priority)
+        self._own_zmq = not shared
+        try:
+            if device is not None:
+                # Local device: a private inproc pair; the XPUB handshake guarantees no message is lost.
+                endpoint = f"inproc://collector-teleop-{id(self)}-{next(_inproc_ids)}"
+                self.publisher: Optional[InputPublisher] = InputPublisher(endpoint, bind=True, context=self._zmq)
+                self.subscriber = InputSubscriber(endpoint, bind=False, context=self._zmq)
+                self.publisher.wait_for_subscriber(timeout_s=2.0)
+            else:
+                self.publisher = None
+                self.subscriber = InputSubscriber(endpoint, bind=self.cfg.control.input_bind if bind is None else bind,
+                                                  context=self._zmq)
+        except BaseException:
+            if self._own_zmq:
+                self._zmq.destroy(linger=0)
+            raise
         self.stats = LoopStats()
         self._last_seq: Dict[str, int] = {}
         self._latest: Optional[OperatorInput] = None
@@ -149,6 +164,8 @@ class TeleopLoop:
         self._next_illuminance_t = -math.inf
         self._started = False
         self._camera_names = list(self.backend.cameras())
+        self.phase_lock: Optional[PhaseLock] = None  # realtime runs: set by run()
+        self.realtime_scheduling = False  # whether the last run() got SCHED_FIFO
 
     # -- setup -------------------------------------------------------------------------------------
     def _velocity_limits(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -401,12 +418,13 @@ class TeleopLoop:
         set_realtime = getattr(self.backend, "set_realtime", None)
         if callable(set_realtime):
             set_realtime(realtime)
-        restore_policy = _raise_priority(self.cfg.control.realtime_priority) if realtime else None
+        restore_policy = raise_priority(self.cfg.control.realtime_priority) if realtime else None
+        self.realtime_scheduling = restore_policy is not None
         t0_session = self.backend.now()
         wall0 = time.monotonic()
         period = self.control_dt
-        phase_lock = realtime and self.cfg.control.phase_lock
-        target_lag = self.cfg.control.phase_lock_lag_ms / 1000.0
+        self.phase_lock = PhaseLock(period, self.cfg.control.phase_lock_lag_ms / 1000.0) \
+            if realtime and self.cfg.control.phase_lock else None
         next_tick = wall0
         previous_start = None
         try:
@@ -416,7 +434,6 @@ class TeleopLoop:
                     # Jitter: how far this period differed from the nominal one (phase-lock nudges included).
                     self.stats.jitter_s.append(abs(tick_start - previous_start - period))
                 previous_start = tick_start
-                arrivals_before = self._latest_arrival
                 self.tick()
                 if self.backend.now() - t0_session >= max_duration_s:
                     break
@@ -426,13 +443,8 @@ class TeleopLoop:
                     break
                 if realtime:
                     next_tick += period
-                    if phase_lock and self._latest_arrival is not None and self._latest_arrival != arrivals_before:
-                        # Phase-lock to the operator stream: aim to tick `target_lag` after inputs arrive,
-                        # so a message waits ~1 ms for the loop instead of up to a whole period. The
-                        # period changes by at most 2% per tick, so the rate stays fixed on average.
-                        lag = tick_start - self._latest_arrival
-                        if 0.0 <= lag <= period:
-                            next_tick -= float(np.clip(0.3 * (lag - target_lag), -0.02 * period, 0.02 * period))
+                    if self.phase_lock is not None:  # tick just after inputs arrive (see phase_lock.py)
+                        next_tick -= self.phase_lock.update(tick_start, self._latest_arrival)
                     if time.monotonic() > next_tick:
                         self.stats.overruns += 1
                         next_tick = time.monotonic()
@@ -440,12 +452,12 @@ class TeleopLoop:
         finally:
             if restore_policy is not None:
                 restore_policy()
+        self.stats.wall_s = time.monotonic() - wall0  # the ticking itself (the rate), not the frame drain below
         finish = getattr(self.backend, "finish_frames", None)
         if callable(finish):  # frames rendered off-thread that the last ticks did not hand out yet
             for name, t, image in finish():
                 self.stats.frames += 1
                 self._push(f"camera_{name}", t, image=image)
-        self.stats.wall_s = time.monotonic() - wall0
 
     def _wait_until(self, deadline: float) -> None:
         """Sleep until the next tick, reading operator input as it arrives (true arrival times)."""
@@ -464,30 +476,8 @@ class TeleopLoop:
         if self.publisher is not None:
             self.publisher.close()
         self.subscriber.close()
-
-
-def _raise_priority(priority: int):
-    """Run the calling thread under SCHED_FIFO at `priority` (0: leave it alone). Returns an undo function.
-
-    A dedicated station gets sub-millisecond jitter this way even with rendering and recording on
-    the same cores; it needs CAP_SYS_NICE (root, or an rtprio limit in /etc/security/limits.conf).
-    """
-    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
-        return None
-    try:
-        previous = (os.sched_getscheduler(0), os.sched_getparam(0))
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
-    except (OSError, PermissionError) as exc:
-        log.warning("control.realtime_priority %s not applied (%s); running with normal scheduling", priority, exc)
-        return None
-
-    def restore():
-        try:
-            os.sched_setscheduler(0, previous[0], previous[1])
-        except OSError:
-            pass
-
-    return restore
+        if self._own_zmq:
+            self._zmq.term()
 
 
 def run_episode(backend, operator=None, sink=None, max_duration_s: float = 60.0, stop_on_success: bool = True,

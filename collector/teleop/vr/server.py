@@ -30,6 +30,7 @@ from aiohttp import web
 
 from collector.errors import DataError, DeviceError
 from collector.teleop.messages import OperatorInput
+from collector.teleop.realtime import input_context
 from collector.teleop.vr.auth import COOKIE_NAME, FailureLimiter, new_token, token_matches
 from collector.teleop.vr.connection import DEFAULT_MAX_FRAME_AGE_S, ClientConnection
 from collector.teleop.vr.controls import EpisodeRequest
@@ -71,6 +72,13 @@ def default_input_endpoint() -> str:
     return load_teleop_config().control.input_endpoint
 
 
+def default_realtime_priority() -> int:
+    """The station's SCHED_FIFO priority for the input path (configs/teleop.yaml control.realtime_priority)."""
+    from collector.teleop.config import load_teleop_config
+
+    return load_teleop_config().control.realtime_priority
+
+
 @dataclass
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -79,6 +87,9 @@ class ServerConfig:
     ssl_context: Optional[ssl.SSLContext] = None  # None serves plain HTTP (only for loopback tools)
     input_endpoint: Optional[str] = None  # None: the teleop config's control.input_endpoint
     input_bind: bool = True
+    # SCHED_FIFO priority of the ZMQ thread that sends operator input on (None: the teleop config's
+    # control.realtime_priority; applied only where permitted, see collector/teleop/realtime.py).
+    input_priority: Optional[int] = None
     camera_endpoint: str = CAMERA_ENDPOINT
     status_endpoint: str = STATUS_ENDPOINT
     event_endpoint: str = EVENT_ENDPOINT
@@ -122,6 +133,7 @@ class VRServer:
         self._runner: Optional[web.AppRunner] = None
         self._zctx: Optional[zmq.asyncio.Context] = None
         self._inputs: Optional[InputPublisher] = None
+        self._input_zctx: Optional[zmq.Context] = None  # None: the process-wide context
         self._events: Optional[EpisodeEventPublisher] = None
         self.port: Optional[int] = None
 
@@ -137,7 +149,11 @@ class VRServer:
 
     async def _start(self) -> None:
         cfg = self.config
-        self._inputs = InputPublisher(cfg.input_endpoint or default_input_endpoint(), bind=cfg.input_bind)
+        input_endpoint = cfg.input_endpoint or default_input_endpoint()
+        if not input_endpoint.startswith("inproc://"):  # inproc only reaches the process-wide context
+            priority = default_realtime_priority() if cfg.input_priority is None else cfg.input_priority
+            self._input_zctx = input_context(priority)
+        self._inputs = InputPublisher(input_endpoint, bind=cfg.input_bind, context=self._input_zctx)
         self._events = EpisodeEventPublisher(cfg.event_endpoint, bind=True)
         self._zctx = zmq.asyncio.Context()
         camera_sub = self._bind_sub(cfg.camera_endpoint, CAMERA_TOPIC, "camera feed")
@@ -193,6 +209,9 @@ class VRServer:
         if self._inputs is not None:
             self._inputs.close()
             self._inputs = None
+        if self._input_zctx is not None:
+            self._input_zctx.destroy(linger=0)
+            self._input_zctx = None
         if self._events is not None:
             self._events.close()
             self._events = None
