@@ -30,7 +30,7 @@ import collector
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
 from collector.recorder.aligned import AlignedViewConfig, write_aligned_view
-from collector.recorder.disk_writer import DiskWriter
+from collector.recorder.disk_writer import DiskWriter, fsync_path
 from collector.recorder.frame_worker import FrameWorker
 from collector.recorder.queues import SampleQueue
 from collector.recorder.raw_store import RawStreamStore
@@ -91,13 +91,16 @@ class EpisodeWriter:
     flush_interval_s: at most this much recorded time is lost if the process is killed (<= 1 s).
     queue_seconds: each stream's queue holds this many seconds at its nominal rate before dropping.
     min_free_bytes: recording stops cleanly when the disk has less free space than this.
+    fsync: every flush, and the finished file before its rename, reach the disk (not only the OS), so a
+        power cut or an OS crash loses no more than a killed process would (about 5 ms per flush here).
     """
 
     def __init__(self, directory, episode_id: str, streams: Iterable[StreamSpec],
                  metadata: Optional[Mapping] = None, aligned_rate_hz: Optional[float] = None,
                  aligned_reference: Optional[str] = None, aligned_streams: Iterable[str] = (),
                  aligned_images: str = "auto", flush_interval_s: float = 0.5, queue_seconds: float = 4.0,
-                 min_free_bytes: int = 64 * MiB, reserve_bytes: int = 8 * MiB, copy_samples: bool = True):
+                 min_free_bytes: int = 64 * MiB, reserve_bytes: int = 8 * MiB, copy_samples: bool = True,
+                 fsync: bool = True):
         self.directory = Path(directory)
         self.episode_id = schema.check_episode_id(episode_id)
         specs = list(streams)
@@ -122,6 +125,7 @@ class EpisodeWriter:
         self.flush_interval_s = float(flush_interval_s)
         self.queue_seconds = float(queue_seconds)
         self.copy_samples = bool(copy_samples)
+        self.fsync = bool(fsync)
         self.partial_path = schema.partial_path(self.directory, self.episode_id)
         self.final_path = schema.final_path(self.directory, self.episode_id)
         self._guard = StorageGuard(self.partial_path, min_free_bytes=min_free_bytes, reserve_file_bytes=reserve_bytes)
@@ -194,7 +198,8 @@ class EpisodeWriter:
             self._disk = DiskWriter(
                 self._h5, self._stores, self._disk_queues, self._guard, self._counter_rows,
                 upstream_done=lambda: not any(w.is_alive() for w in self._workers),
-                draining=self._draining, abort=self._abort, flush_interval_s=self.flush_interval_s)
+                draining=self._draining, abort=self._abort, flush_interval_s=self.flush_interval_s,
+                fsync=self.fsync)
             for thread in [*self._workers, self._disk]:
                 thread.start()
             self._state = _RECORDING
@@ -422,6 +427,8 @@ class EpisodeWriter:
         t_close = time.perf_counter()
         h5.close()
         self._h5 = None
+        if self.fsync:
+            fsync_path(self.partial_path)  # on the disk before the rename makes it "finished"
         t_publish = time.perf_counter()
         publish(self.partial_path, self.final_path)
         self._guard.release_reserve()
