@@ -25,6 +25,21 @@ def _check_module(name, attr="__version__"):
     return check
 
 
+def _check_realtime():
+    from collector.teleop.config import load_teleop_config
+    from collector.teleop.realtime import fifo_permitted
+
+    priority = load_teleop_config().control.realtime_priority
+    if priority <= 0:
+        return "control.realtime_priority is 0: normal scheduling"
+    if not fifo_permitted(priority):
+        raise PermissionError(
+            f"SCHED_FIFO priority {priority} not permitted: the realtime loop runs with normal scheduling "
+            f"(jitter of milliseconds on a busy machine); grant CAP_SYS_NICE or add '<user> - rtprio {priority}' "
+            f"to /etc/security/limits.conf")
+    return f"SCHED_FIFO {priority} permitted"
+
+
 CHECKS = [
     ("mujoco", _check_module("mujoco")),
     ("offscreen rendering", _check_render),
@@ -33,6 +48,7 @@ CHECKS = [
     ("opencv", _check_module("cv2")),
     ("pyzmq", _check_module("zmq")),
     ("rclpy (ROS 2, optional)", _check_module("rclpy", "__name__")),
+    ("realtime scheduling (optional)", _check_realtime),
 ]
 
 
