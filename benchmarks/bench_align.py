@@ -315,7 +315,7 @@ def main(argv=None) -> int:
     print(f"session generated in {time.perf_counter() - t_gen:.1f} s: {sizes}; grid {grid.size} rows at {GRID_HZ:g} Hz")
 
     # Sparse direction: every stream onto the 50 Hz grid.
-    n_threads = default_workers(len(session))
+    n_threads = default_workers(len(session), sum(t.size for t, _ in session.values()))
     pdf = pandas_frames(grid, session)
     plf = polars_frames(grid, session)
     times, results = best_of_interleaved({
@@ -375,7 +375,8 @@ def main(argv=None) -> int:
     n_rounds = int(np.ceil(duration / ONLINE_CHUNK_S))
     rows = [
         ("sparse: 7 streams -> 50 Hz grid, source index + valid per row", None, None),
-        (f"  ours: align_streams, {n_threads} threads (also the signed error)", ours_s, ours_s),
+        (f"  ours: align_streams, {n_threads} thread{'s' if n_threads > 1 else ''} (also the signed error)",
+         ours_s, ours_s),
         ("  ours: the same on one thread", ours_1thread_s, ours_s),
         ("  ours with aligned values (lerp 60 joints, slerp 2 poses, ...)", ours_full_s, ours_s),
         (f"  polars join_asof ({pl.thread_pool_size()} threads)", polars_s, ours_s),

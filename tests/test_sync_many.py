@@ -72,3 +72,13 @@ def test_workers_must_be_a_positive_integer(workers):
 def test_bad_reference_is_named():
     with pytest.raises(DataError, match="'reference'.*not sorted"):
         align_streams([1.0, 0.0], {"a": {"t": [0.0, 1.0]}})
+
+
+def test_default_workers_one_per_core_for_big_inputs_one_for_small():
+    import os
+
+    from collector.sync.many import PARALLEL_MIN_SAMPLES, default_workers
+
+    assert default_workers(7, PARALLEL_MIN_SAMPLES - 1) == 1  # threads would cost more than they save
+    assert default_workers(7, 4_000_000) == min(7, os.cpu_count() or 1)
+    assert default_workers(1, 4_000_000) == 1
