@@ -6,6 +6,7 @@ from unittest import mock
 import zmq
 
 from collector.teleop.realtime import fifo_permitted, input_context, raise_priority
+from test_vr_support import wait_until
 
 
 def _zmq_io_threads():
@@ -21,14 +22,16 @@ def test_input_context_io_thread_gets_fifo_exactly_when_permitted():
     permitted = fifo_permitted(10)
     before = _zmq_io_threads()
     context = input_context(10)
+    socket = None
     try:
-        socket = context.socket(zmq.SUB)  # starts the context's I/O thread
-        new = _zmq_io_threads() - before
-        assert len(new) == 1
-        policy = os.sched_getscheduler(new.pop())
+        socket = context.socket(zmq.SUB)  # starts the context's I/O thread, which then names itself
+        assert wait_until(lambda: len(_zmq_io_threads() - before) == 1, timeout_s=5)
+        (io_thread,) = _zmq_io_threads() - before
+        policy = os.sched_getscheduler(io_thread)
         assert policy == (os.SCHED_FIFO if permitted else os.SCHED_OTHER)
-        socket.close(linger=0)
     finally:
+        if socket is not None:
+            socket.close(linger=0)
         context.term()
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the permission probe left this thread alone
 
@@ -37,11 +40,8 @@ def test_without_permission_nothing_is_configured_and_nothing_aborts(caplog):
     with mock.patch("os.sched_setscheduler", side_effect=PermissionError(1, "Operation not permitted")):
         assert not fifo_permitted(50)
         context = input_context(50)  # libzmq would abort on a priority it cannot apply
-        try:
-            socket = context.socket(zmq.SUB)
-            socket.close(linger=0)
-        finally:
-            context.term()
+        context.socket(zmq.SUB).close(linger=0)
+        context.term()
         assert raise_priority(50) is None
     assert "realtime_priority 50 not applied" in caplog.text
 

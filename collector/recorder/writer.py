@@ -507,11 +507,7 @@ def publish(partial: Path, final: Path) -> None:
     else:
         os.unlink(partial)
     try:
-        fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # make the rename itself durable
-        finally:
-            os.close(fd)
+        fsync_path(final.parent)  # make the rename itself durable
     except OSError:
         pass
 

@@ -17,16 +17,29 @@ import zmq
 log = logging.getLogger(__name__)
 
 
+def _set_fifo(priority: int) -> Callable[[], None]:
+    """Put the calling thread under SCHED_FIFO at `priority`; returns the undo. Raises OSError if refused."""
+    previous = (os.sched_getscheduler(0), os.sched_getparam(0))
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+
+    def restore():
+        try:
+            os.sched_setscheduler(0, previous[0], previous[1])
+        except OSError:
+            pass
+
+    return restore
+
+
 def fifo_permitted(priority: int) -> bool:
     """Whether this process may put a thread under SCHED_FIFO at `priority` (tried on this thread, undone)."""
     if priority <= 0 or not hasattr(os, "sched_setscheduler"):
         return False
     try:
-        previous = (os.sched_getscheduler(0), os.sched_getparam(0))
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+        restore = _set_fifo(priority)
     except OSError:
         return False
-    os.sched_setscheduler(0, previous[0], previous[1])
+    restore()
     return True
 
 
@@ -48,16 +61,7 @@ def raise_priority(priority: int) -> Optional[Callable[[], None]]:
     if priority <= 0 or not hasattr(os, "sched_setscheduler"):
         return None
     try:
-        previous = (os.sched_getscheduler(0), os.sched_getparam(0))
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+        return _set_fifo(priority)
     except OSError as exc:
         log.warning("control.realtime_priority %s not applied (%s); running with normal scheduling", priority, exc)
         return None
-
-    def restore():
-        try:
-            os.sched_setscheduler(0, previous[0], previous[1])
-        except OSError:
-            pass
-
-    return restore
