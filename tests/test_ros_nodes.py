@@ -171,10 +171,13 @@ def test_every_published_message_is_recorded_with_its_stamp(tmp_path, ros_env, t
                                  "--no-discover-poses"], ros_env, tmp_path, "recorder")
     episode_id = call_trigger(test_node, "/recorder/start_episode")
     stats_file = tmp_path / "sim_stats.json"
+    # The commander is there before the sim steps (--wait-for-commands), so the waist sways from the
+    # first tick and no camera records a still scene (the episode QA would call it frozen).
+    commander = WaistCommander(test_node)
     sim = start(processes, ["ros", "sim-hw", "--camera-qos", "reliable", "--cameras", ",".join(CAMERAS),
                             "--duration", SECONDS, "--wait-for-subscribers", START_TIMEOUT_S,
-                            "--stats-file", stats_file], ros_env, tmp_path, "sim")
-    commander = WaistCommander(test_node)
+                            "--wait-for-commands", START_TIMEOUT_S, "--stats-file", stats_file],
+                  ros_env, tmp_path, "sim")
     try:
         assert sim.wait(timeout=START_TIMEOUT_S + 40 * SECONDS) == 0, sim.log()[-3000:]
     finally:

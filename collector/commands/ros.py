@@ -44,7 +44,8 @@ def run_sim_hw(args) -> int:
     options = SimHardwareOptions(
         cameras=_camera_list(args), camera_size=_size(args.camera_size) if args.camera_size else None,
         camera_fps=args.camera_fps, camera_sync=args.camera_sync, real_time_factor=args.rtf,
-        duration_s=args.duration, wait_for_subscribers_s=args.wait_for_subscribers, stats_file=args.stats_file)
+        duration_s=args.duration, wait_for_subscribers_s=args.wait_for_subscribers,
+        wait_for_commands_s=args.wait_for_commands, stats_file=args.stats_file)
     timestep = float(spec.physics.get("timestep", 0.002))
     joint_rate = args.joint_rate or 1.0 / timestep
     runtime = RosRuntime(args.node_name, domain_id=args.domain_id)
@@ -167,6 +168,8 @@ def register(subparsers):
     sim.add_argument("--duration", type=float, default=None, help="sim seconds to run, then exit")
     sim.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
                      help="before stepping, wait up to this long until joint states and cameras have subscribers")
+    sim.add_argument("--wait-for-commands", type=float, default=0.0, metavar="SECONDS",
+                     help="before stepping, wait up to this long until a command topic has a publisher")
     sim.add_argument("--stats-file", default=None, help="write publish counts and rates as JSON here on exit")
     sim.set_defaults(func=run_sim_hw)
 

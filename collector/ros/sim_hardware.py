@@ -61,6 +61,7 @@ class SimHardwareOptions:
     real_time_factor: float = 1.0  # 0 or less: run as fast as possible
     duration_s: Optional[float] = None  # sim seconds to run, then exit (tests, benchmarks)
     wait_for_subscribers_s: float = 0.0  # before the first step, wait this long for every stream to be matched
+    wait_for_commands_s: float = 0.0  # ... and this long for a publisher on a command topic (a connected teleop)
     stats_file: Optional[str] = None
 
     def __post_init__(self):
@@ -135,11 +136,12 @@ class SimHardwareNode:
         # -- commands in --
         groups = {g: [robot.command_joints.index(j) for j in joints] for g, joints in robot.groups.items()}
         self.intake = CommandIntake(self.joint_names, env.command(), groups)
-        node.create_subscription(JointTrajectory, config.trajectory_topic, self.intake.on_trajectory,
-                                 qos_for("command"))
+        self.command_subs = [node.create_subscription(JointTrajectory, config.trajectory_topic,
+                                                      self.intake.on_trajectory, qos_for("command"))]
         for group in config.commanded_groups(robot.groups):
-            node.create_subscription(Float64MultiArray, config.forward_topic_for(group),
-                                     lambda msg, g=group: self.intake.on_group(g, msg), qos_for("command"))
+            self.command_subs.append(node.create_subscription(
+                Float64MultiArray, config.forward_topic_for(group), lambda msg, g=group: self.intake.on_group(g, msg),
+                qos_for("command")))
         self._resets: "queue.Queue" = queue.Queue()
         node.create_service(Trigger, "~/reset", self._on_reset)
 
@@ -252,6 +254,15 @@ class SimHardwareNode:
             time.sleep(0.05)
         return False
 
+    def wait_for_commands(self, timeout_s: float) -> bool:
+        """Wait until some command topic has a publisher (a teleop or controller is connected)."""
+        deadline = time.monotonic() + timeout_s
+        while self.runtime.ok() and time.monotonic() < deadline:
+            if any(sub.get_publisher_count() > 0 for sub in self.command_subs):
+                return True
+            time.sleep(0.05)
+        return False
+
     def run(self) -> dict:
         opts = self.options
         if self.cameras is not None:
@@ -261,6 +272,9 @@ class SimHardwareNode:
             lonely = [p.topic_name for p in self._stream_publishers() if p.get_subscription_count() == 0]
             log.warning("no subscriber on %s after %.1f s; starting anyway", ", ".join(lonely),
                         opts.wait_for_subscribers_s)
+        if opts.wait_for_commands_s > 0 and not self.wait_for_commands(opts.wait_for_commands_s):
+            log.warning("no publisher on any command topic (%s) after %.1f s; starting anyway",
+                        ", ".join(sub.topic_name for sub in self.command_subs), opts.wait_for_commands_s)
         dt = self.env.control_dt
         start_sim = self.sim_time
         wall0 = time.monotonic()
