@@ -319,11 +319,22 @@ def test_lost_joint_states_stop_commanding_and_bad_commands_are_rejected(tmp_pat
                                               qos_for("command"))
         bad_nan = joint_trajectory_msg(["waist_yaw"], [float("nan")])
         bad_name = joint_trajectory_msg(["no_such_joint"], [0.1])
-        for _ in range(3):
+        # A new publisher's first messages are lost until DDS discovery matches it with the sim's
+        # subscription, so wait for the match and keep sending until the rejections are counted.
+        deadline = time.monotonic() + 30
+        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pub.get_subscription_count() >= 1, "the sim never subscribed to the trajectory topic"
+        latest = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             pub.publish(bad_nan)
             pub.publish(bad_name)
             time.sleep(0.2)
-        latest = stats.wait(lambda s: s["commands_rejected"] >= 2, 30, "the sim to reject bad commands")
+            if stats.value is not None and stats.value["commands_rejected"] >= 2:
+                latest = stats.value
+                break
+        assert latest is not None, f"the sim never rejected the bad commands; last stats: {stats.value}"
         assert "NaN" in latest["last_command_error"] or "unknown joint" in latest["last_command_error"]
 
         os.kill(sim.proc.pid, signal.SIGSTOP)  # the robot's driver hangs: no more joint states
