@@ -155,26 +155,6 @@ def pandas_frames(grid, session):
     return left, rights
 
 
-def pandas_sparse(grid, session, frames):
-    import pandas as pd
-
-    left, rights = frames
-    out = {}
-    for name, (t, _) in session.items():
-        _, method, tol = STREAMS[name]
-
-        def join(direction):
-            merged = pd.merge_asof(left, rights[name], on="t", direction=direction, tolerance=tol)
-            return merged["row"].fillna(-1).to_numpy(dtype=np.int64)
-
-        if method == "nearest":
-            index = join("nearest")
-            out[name] = (index, index >= 0)
-        else:
-            out[name] = matches_from_brackets(grid, t, join("backward"), join("forward"))
-    return out
-
-
 def polars_frames(grid, session):
     import polars as pl
 
@@ -183,21 +163,31 @@ def polars_frames(grid, session):
     return left, rights
 
 
-def polars_sparse(grid, session, frames):
+def pandas_asof(left, right, direction, tolerance):
+    import pandas as pd
+
+    merged = pd.merge_asof(left, right, on="t", direction=direction, tolerance=tolerance)
+    return merged["row"].fillna(-1).to_numpy(dtype=np.int64)
+
+
+def polars_asof(left, right, direction, tolerance):
+    merged = left.join_asof(right, on="t", strategy=direction, tolerance=tolerance)
+    return merged["row"].fill_null(-1).to_numpy()
+
+
+def peer_sparse(asof, grid, session, frames):
+    """Row matches per stream from a peer's as-of join: one nearest join, or a backward and a
+    forward join for the interpolated streams' brackets."""
     left, rights = frames
     out = {}
     for name, (t, _) in session.items():
         _, method, tol = STREAMS[name]
-
-        def join(strategy):
-            merged = left.join_asof(rights[name], on="t", strategy=strategy, tolerance=tol)
-            return merged["row"].fill_null(-1).to_numpy()
-
         if method == "nearest":
-            index = join("nearest")
+            index = asof(left, rights[name], "nearest", tol)
             out[name] = (index, index >= 0)
         else:
-            out[name] = matches_from_brackets(grid, t, join("backward"), join("forward"))
+            out[name] = matches_from_brackets(grid, t, asof(left, rights[name], "backward", tol),
+                                              asof(left, rights[name], "forward", tol))
     return out
 
 
@@ -322,8 +312,8 @@ def main(argv=None) -> int:
         "ours": lambda: ours_sparse(grid, session),
         "ours_1thread": lambda: ours_sparse(grid, session, workers=1),
         "ours_full": lambda: ours_sparse(grid, session, with_values=True),
-        "pandas": lambda: pandas_sparse(grid, session, pdf),
-        "polars": lambda: polars_sparse(grid, session, plf),
+        "pandas": lambda: peer_sparse(pandas_asof, grid, session, pdf),
+        "polars": lambda: peer_sparse(polars_asof, grid, session, plf),
     }, args.repeat)
     ours_s, ours_1thread_s, ours_full_s, pandas_s, polars_s = (
         times[k] for k in ("ours", "ours_1thread", "ours_full", "pandas", "polars"))

@@ -2,7 +2,47 @@
 to prove the teleop stack works for any robot the YAML describes, not only the bundled humanoid."""
 from pathlib import Path
 
-TOY_MJCF = """
+ARM_JOINTS = ("sh_pitch", "sh_roll", "sh_yaw", "elbow", "wr_pitch", "wr_roll")
+
+
+def toy_arm(side: str, y: float, roll_range: str) -> str:
+    """One 6-DoF arm with a slide gripper; the two arms differ in side prefix, shoulder y and roll range."""
+    return f"""
+      <body name="{side}_shoulder" pos="0 {y} 0.35" gravcomp="1">
+        <joint name="{side}_sh_pitch" axis="0 1 0" range="-2.5 1.0"/>
+        <geom name="{side}_shoulder_geom" type="sphere" size="0.035" mass="0.3"/>
+        <body name="{side}_sh2" gravcomp="1">
+          <joint name="{side}_sh_roll" axis="1 0 0" range="{roll_range}"/>
+          <inertial pos="0 0 0" mass="0.2" diaginertia="1e-4 1e-4 1e-4"/>
+          <body name="{side}_upper" gravcomp="1">
+            <joint name="{side}_sh_yaw" axis="0 0 1" range="-1.5 1.5"/>
+            <geom name="{side}_upper_geom" type="capsule" fromto="0 0 0 0 0 -0.22" size="0.03" mass="1"/>
+            <body name="{side}_fore" pos="0 0 -0.24" gravcomp="1">
+              <joint name="{side}_elbow" axis="0 -1 0" range="0 2.4"/>
+              <geom name="{side}_fore_geom" type="capsule" fromto="0 0 0 0 0 -0.2" size="0.025" mass="0.6"/>
+              <body name="{side}_wrist" pos="0 0 -0.22" gravcomp="1">
+                <joint name="{side}_wr_pitch" axis="0 1 0" range="-1.6 1.6"/>
+                <inertial pos="0 0 0" mass="0.1" diaginertia="1e-4 1e-4 1e-4"/>
+                <body name="{side}_hand" gravcomp="1">
+                  <joint name="{side}_wr_roll" axis="0 0 1" range="-2 2"/>
+                  <geom name="{side}_palm" type="box" size="0.02 0.04 0.02" pos="0 0 -0.03" mass="0.2"/>
+                  <site name="{side}_tool" pos="0 0 -0.08" quat="0 1 0 0"/>
+                  <body name="{side}_finger" pos="0 0 -0.06" gravcomp="1">
+                    <joint name="{side}_grip" type="slide" axis="0 1 0" range="0 0.04"/>
+                    <geom name="{side}_finger_geom" type="box" size="0.005 0.005 0.02" pos="0 0 -0.02" mass="0.02"/>
+                  </body>
+                </body>
+              </body>
+            </body>
+          </body>
+        </body>
+      </body>"""
+
+
+ARM_ACTUATORS = "".join(f"""
+    <position name="a_{side}_{joint}" joint="{side}_{joint}"/>""" for side in "lr" for joint in ARM_JOINTS)
+
+TOY_MJCF = f"""
 <mujoco model="toy_two_arm">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="0.002"/>
@@ -23,82 +63,12 @@ TOY_MJCF = """
           <geom name="skull_geom" type="sphere" size="0.06" mass="0.5"/>
           <camera name="eyes" pos="0.06 0 0" xyaxes="0 -1 0 0 0 1"/>
         </body>
-      </body>
-      <body name="l_shoulder" pos="0 0.18 0.35" gravcomp="1">
-        <joint name="l_sh_pitch" axis="0 1 0" range="-2.5 1.0"/>
-        <geom name="l_shoulder_geom" type="sphere" size="0.035" mass="0.3"/>
-        <body name="l_sh2" gravcomp="1">
-          <joint name="l_sh_roll" axis="1 0 0" range="-0.3 1.5"/>
-          <inertial pos="0 0 0" mass="0.2" diaginertia="1e-4 1e-4 1e-4"/>
-          <body name="l_upper" gravcomp="1">
-            <joint name="l_sh_yaw" axis="0 0 1" range="-1.5 1.5"/>
-            <geom name="l_upper_geom" type="capsule" fromto="0 0 0 0 0 -0.22" size="0.03" mass="1"/>
-            <body name="l_fore" pos="0 0 -0.24" gravcomp="1">
-              <joint name="l_elbow" axis="0 -1 0" range="0 2.4"/>
-              <geom name="l_fore_geom" type="capsule" fromto="0 0 0 0 0 -0.2" size="0.025" mass="0.6"/>
-              <body name="l_wrist" pos="0 0 -0.22" gravcomp="1">
-                <joint name="l_wr_pitch" axis="0 1 0" range="-1.6 1.6"/>
-                <inertial pos="0 0 0" mass="0.1" diaginertia="1e-4 1e-4 1e-4"/>
-                <body name="l_hand" gravcomp="1">
-                  <joint name="l_wr_roll" axis="0 0 1" range="-2 2"/>
-                  <geom name="l_palm" type="box" size="0.02 0.04 0.02" pos="0 0 -0.03" mass="0.2"/>
-                  <site name="l_tool" pos="0 0 -0.08" quat="0 1 0 0"/>
-                  <body name="l_finger" pos="0 0 -0.06" gravcomp="1">
-                    <joint name="l_grip" type="slide" axis="0 1 0" range="0 0.04"/>
-                    <geom name="l_finger_geom" type="box" size="0.005 0.005 0.02" pos="0 0 -0.02" mass="0.02"/>
-                  </body>
-                </body>
-              </body>
-            </body>
-          </body>
-        </body>
-      </body>
-      <body name="r_shoulder" pos="0 -0.18 0.35" gravcomp="1">
-        <joint name="r_sh_pitch" axis="0 1 0" range="-2.5 1.0"/>
-        <geom name="r_shoulder_geom" type="sphere" size="0.035" mass="0.3"/>
-        <body name="r_sh2" gravcomp="1">
-          <joint name="r_sh_roll" axis="1 0 0" range="-1.5 0.3"/>
-          <inertial pos="0 0 0" mass="0.2" diaginertia="1e-4 1e-4 1e-4"/>
-          <body name="r_upper" gravcomp="1">
-            <joint name="r_sh_yaw" axis="0 0 1" range="-1.5 1.5"/>
-            <geom name="r_upper_geom" type="capsule" fromto="0 0 0 0 0 -0.22" size="0.03" mass="1"/>
-            <body name="r_fore" pos="0 0 -0.24" gravcomp="1">
-              <joint name="r_elbow" axis="0 -1 0" range="0 2.4"/>
-              <geom name="r_fore_geom" type="capsule" fromto="0 0 0 0 0 -0.2" size="0.025" mass="0.6"/>
-              <body name="r_wrist" pos="0 0 -0.22" gravcomp="1">
-                <joint name="r_wr_pitch" axis="0 1 0" range="-1.6 1.6"/>
-                <inertial pos="0 0 0" mass="0.1" diaginertia="1e-4 1e-4 1e-4"/>
-                <body name="r_hand" gravcomp="1">
-                  <joint name="r_wr_roll" axis="0 0 1" range="-2 2"/>
-                  <geom name="r_palm" type="box" size="0.02 0.04 0.02" pos="0 0 -0.03" mass="0.2"/>
-                  <site name="r_tool" pos="0 0 -0.08" quat="0 1 0 0"/>
-                  <body name="r_finger" pos="0 0 -0.06" gravcomp="1">
-                    <joint name="r_grip" type="slide" axis="0 1 0" range="0 0.04"/>
-                    <geom name="r_finger_geom" type="box" size="0.005 0.005 0.02" pos="0 0 -0.02" mass="0.02"/>
-                  </body>
-                </body>
-              </body>
-            </body>
-          </body>
-        </body>
-      </body>
+      </body>{toy_arm("l", 0.18, "-0.3 1.5")}{toy_arm("r", -0.18, "-1.5 0.3")}
     </body>
   </worldbody>
   <actuator>
     <position name="a_pan" joint="pan"/>
-    <position name="a_tilt" joint="tilt"/>
-    <position name="a_l_sh_pitch" joint="l_sh_pitch"/>
-    <position name="a_l_sh_roll" joint="l_sh_roll"/>
-    <position name="a_l_sh_yaw" joint="l_sh_yaw"/>
-    <position name="a_l_elbow" joint="l_elbow"/>
-    <position name="a_l_wr_pitch" joint="l_wr_pitch"/>
-    <position name="a_l_wr_roll" joint="l_wr_roll"/>
-    <position name="a_r_sh_pitch" joint="r_sh_pitch"/>
-    <position name="a_r_sh_roll" joint="r_sh_roll"/>
-    <position name="a_r_sh_yaw" joint="r_sh_yaw"/>
-    <position name="a_r_elbow" joint="r_elbow"/>
-    <position name="a_r_wr_pitch" joint="r_wr_pitch"/>
-    <position name="a_r_wr_roll" joint="r_wr_roll"/>
+    <position name="a_tilt" joint="tilt"/>{ARM_ACTUATORS}
     <position name="l_gripper" joint="l_grip" kp="300"/>
     <position name="r_gripper" joint="r_grip" kp="300"/>
   </actuator>

@@ -17,6 +17,7 @@ from collections import Counter
 from collector.errors import ConfigError, DataError
 from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES, Catalog
 from collector.session.layout import DatasetLayout
+from collector.text_table import format_table, format_value
 
 LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "status", "duration_s", "operator",
                 "station", "path")
@@ -37,19 +38,7 @@ def _filters(args) -> dict:
 
 
 def _format_table(rows, columns) -> str:
-    cells = [[_cell(getattr(r, c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
+    return format_table(columns, [[format_value(getattr(r, c)) for c in columns] for r in rows])
 
 
 def run_list(args) -> int:

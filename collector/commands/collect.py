@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from collector.session.cli_support import add_run_options, load_plan_arg, open_runner
-from collector.session.unattended import print_summary, run_unattended
+from collector.session.cli_support import add_run_options, load_plan_arg, record_plan
 
 
 def run(args) -> int:
     plan = load_plan_arg(args.plan, args)  # fails on a bad plan before anything is opened or started
-    runner = open_runner(plan, args)
-    state = "interrupted"
-    try:
-        summary = run_unattended(runner, max_takes=args.max_takes, progress=not args.no_progress)
-        state = None
-    finally:
-        runner.close(state)
-    print_summary(summary, runner)
-    return 0
+    return record_plan(plan, args, max_takes=args.max_takes)
 
 
 def register(subparsers):

@@ -14,8 +14,7 @@ import argparse
 import time
 
 from collector.errors import ConfigError
-from collector.session.cli_support import add_run_options, load_plan_arg, open_runner
-from collector.session.unattended import print_summary, run_unattended
+from collector.session.cli_support import add_run_options, load_plan_arg, record_plan
 
 DEFAULT_OUT = "data/demo"
 
@@ -28,16 +27,7 @@ def run(args) -> int:
                           "use `collector collect` for hardware plans")
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    runner = open_runner(plan, args)
-    state = "interrupted"
-    try:
-        summary = run_unattended(runner, max_takes=args.episodes, progress=not args.no_progress)
-        state = None
-    finally:
-        runner.close(state)
-    summary.wall_s = time.monotonic() - started  # including the simulator and IK set-up
-    print_summary(summary, runner)
-    return 0
+    return record_plan(plan, args, max_takes=args.episodes, started=started)  # wall time includes set-up
 
 
 def register(subparsers):

@@ -2,14 +2,7 @@
 import json
 
 from collector.recorder.schema import to_json
-
-
-def _fmt(value, digits=1):
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+from collector.text_table import format_value
 
 
 def _rejected(value) -> str:
@@ -26,7 +19,7 @@ def print_summary(summary: dict) -> None:
                 "started_at", "duration_s", "software_version", "robot_model_hash", "schema", "schema_version"):
         if key in md:
             value = md[key]
-            print(f"  {key:<17} {_fmt(value, 3) if isinstance(value, float) else value}")
+            print(f"  {key:<17} {format_value(value, 3) if isinstance(value, float) else value}")
     conditions = summary["conditions"]
     print("  conditions:")
     if not conditions:
@@ -38,10 +31,10 @@ def print_summary(summary: dict) -> None:
               f"{'gaps':>6}{'dropped':>9}  rejected  bytes/frame")
     print(header)
     for name, s in summary["streams"].items():
-        print(f"    {name:<16}{s['kind']:<9}{s['count']:>8}{_fmt(s['nominal_rate_hz']):>9}"
-              f"{_fmt(s.get('effective_rate_hz')):>9}{_fmt(s.get('jitter_std_ms'), 2):>9}"
-              f"{_fmt(s.get('jitter_p99_ms'), 2):>9}{_fmt(s.get('gaps')):>6}{s['dropped']:>9}  "
-              f"{_rejected(s['rejected']):<9} {_fmt(s.get('bytes_per_frame'))}"
+        print(f"    {name:<16}{s['kind']:<9}{s['count']:>8}{format_value(s['nominal_rate_hz']):>9}"
+              f"{format_value(s.get('effective_rate_hz')):>9}{format_value(s.get('jitter_std_ms'), 2):>9}"
+              f"{format_value(s.get('jitter_p99_ms'), 2):>9}{format_value(s.get('gaps')):>6}{s['dropped']:>9}  "
+              f"{_rejected(s['rejected']):<9} {format_value(s.get('bytes_per_frame'))}"
               f"{' (' + s['codec'] + ')' if 'codec' in s else ''}")
     print("    (rates in Hz, jitter = std / p99 of sample intervals in ms, gaps = intervals over tolerance)")
     view = summary["aligned_view"]
@@ -55,14 +48,14 @@ def print_summary(summary: dict) -> None:
               f"cameras {view['cameras']}, extra streams {config.get('extra_streams', [])}")
         print(f"    {'stream':<16}{'invalid':>8}{'|err| mean':>12}{'p99':>9}{'max ms':>9}")
         for name, s in summary["sync"].items():
-            print(f"    {name:<16}{s['invalid_rows']:>8}{_fmt(s['abs_error_mean_ms'], 2):>12}"
-                  f"{_fmt(s['abs_error_p99_ms'], 2):>9}{_fmt(s['abs_error_max_ms'], 2):>9}")
+            print(f"    {name:<16}{s['invalid_rows']:>8}{format_value(s['abs_error_mean_ms'], 2):>12}"
+                  f"{format_value(s['abs_error_p99_ms'], 2):>9}{format_value(s['abs_error_max_ms'], 2):>9}")
     rec = summary["recorder"]
     if rec:
         latency = rec.get("write_latency") or {}
         print(f"  recorder: drops={rec.get('drops', 0)} rejected={rec.get('rejected', 0)} "
-              f"write latency p99={_fmt(latency.get('p99_ms'))} ms flushes={rec.get('flushes', '-')} "
-              f"drain at stop={_fmt(rec.get('drain_s'), 3)} s aligned view={_fmt(rec.get('aligned_view_s'), 3)} s"
+              f"write latency p99={format_value(latency.get('p99_ms'))} ms flushes={rec.get('flushes', '-')} "
+              f"drain at stop={format_value(rec.get('drain_s'), 3)} s aligned view={format_value(rec.get('aligned_view_s'), 3)} s"
               f"{'  error: ' + rec['error'] if rec.get('error') else ''}")
 
 

@@ -14,12 +14,7 @@ from pathlib import Path
 from collector.dataset.cli_options import (add_engine_arguments, add_filter_arguments, add_source_argument,
                                            engine_from_args, filters_from_args, sources)
 from collector.errors import DataError
-
-
-def _table(header, rows) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *[line(r) for r in rows]])
+from collector.text_table import format_table
 
 
 def compute(args):
@@ -48,18 +43,19 @@ def print_report(result) -> None:
         d = result["episode_duration_s"]
         print(f"episode length: min {d['min']:.2f} s, mean {d['mean']:.2f} s, max {d['max']:.2f} s")
     print()
-    print(_table(["task", "lighting", "weight", "outcome", "episodes"],
-                 [[c["task"], c["lighting"] or "-", c["weight"] or "-", c["outcome"], c["episodes"]]
-                  for c in result["coverage"]]))
+    print(format_table(["task", "lighting", "weight", "outcome", "episodes"],
+                       [[c["task"], c["lighting"] or "-", c["weight"] or "-", c["outcome"], c["episodes"]]
+                        for c in result["coverage"]], rule=True))
     print()
     rows = [[name, s["samples"], s["dropped"], s["gaps"],
              "-" if s["sync_max_ms"] is None else f"{s['sync_max_ms']:.2f}", s["sync_invalid_rows"]]
             for name, s in sorted(result["streams"].items())]
-    print(_table(["stream", "samples", "dropped", "gaps", "sync max ms", "rows out of tolerance"], rows))
+    print(format_table(["stream", "samples", "dropped", "gaps", "sync max ms", "rows out of tolerance"], rows, rule=True))
     print()
     from collector.dataset.statistics import summary_rows
 
-    print(_table(["feature", "count", "dims", "mean", "std", "min", "max"], summary_rows(result["_feature_stats"])))
+    print(format_table(["feature", "count", "dims", "mean", "std", "min", "max"], summary_rows(result["_feature_stats"]),
+                       rule=True))
     for episode_id, error in result["failed"].items():
         print(f"FAILED {episode_id}: {error}")
 

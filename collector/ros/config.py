@@ -32,9 +32,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-import yaml
-
 from collector.errors import ConfigError
+from collector.yaml_files import load_yaml_mapping
 
 SIDECAR = "ros.yaml"  # beside a robot YAML, for a robot whose YAML has no ros: section
 COMMAND_INTERFACES = ("trajectory", "forward")
@@ -78,12 +77,12 @@ class RosConfig:
     def from_robot_yaml(cls, path) -> "RosConfig":
         """The `ros:` section of a robot YAML, or else a `ros.yaml` beside it (the same keys at top level)."""
         path = Path(path)
-        document = _read_yaml(path, "robot YAML")
+        document = load_yaml_mapping(path, "robot YAML", empty_ok=True)
         if document.get("ros") is not None:
             return cls.from_mapping(document["ros"], source=str(path))
         sidecar = path.with_name(SIDECAR)
         if sidecar.is_file():
-            return cls.from_mapping(_read_yaml(sidecar, "ROS config"), source=str(sidecar))
+            return cls.from_mapping(load_yaml_mapping(sidecar, "ROS config", empty_ok=True), source=str(sidecar))
         return cls.from_mapping({}, source=str(path))
 
     @classmethod
@@ -149,15 +148,3 @@ class RosConfig:
             raise ConfigError(f"{self.source}: ros: forward_groups {missing} are not joint groups "
                               f"of the robot (have {sorted(groups)})")
         return {g: list(groups[g]) for g in wanted}
-
-
-def _read_yaml(path: Path, what: str) -> dict:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path}: not valid YAML ({exc})") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{what} {path}: expected a map at the top level")
-    return document

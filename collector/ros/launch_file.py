@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-import yaml
-
 from collector.errors import ConfigError
+from collector.yaml_files import load_yaml_mapping
 
 SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
 TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
@@ -122,13 +121,8 @@ class LaunchFileReader:
 
     # -- actions -------------------------------------------------------------------------------
     def read(self) -> LaunchPlan:
-        try:
-            document = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"launch file {self.path}: cannot read ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"launch file {self.path}: not valid YAML ({exc})") from None
-        if not isinstance(document, dict) or not isinstance(document.get("launch"), list):
+        document = load_yaml_mapping(self.path, "launch file", empty_ok=True)
+        if not isinstance(document.get("launch"), list):
             raise ConfigError(f"launch file {self.path}: expected a top-level 'launch:' list of actions")
         # As in `ros2 launch`, every name:=value given becomes a launch configuration, declared or not.
         scope = _Scope(dict(self.overrides), {})

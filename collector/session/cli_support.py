@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import time
 from pathlib import Path
 
 from collector.session.plan import OPERATORS, Plan, load_plan
@@ -28,7 +29,6 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     """Build the driver for the plan's backend and open the runner (lock, resume, recovery)."""
     from collector.session.drivers import make_driver
 
-
     operator_input = args.operator_input or plan.operator
     driver = make_driver(plan, operator=operator_input, render=not args.no_render)
     runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
@@ -38,6 +38,25 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     except BaseException:
         driver.close()
         raise
+
+
+def record_plan(plan: Plan, args, max_takes=None, started=None) -> int:
+    """Open the runner, record takes without a dashboard until the plan is covered (or max_takes),
+    close it (a take cut short by an exception is settled as interrupted) and print the summary.
+    `started` (monotonic) makes the reported wall time include the caller's own set-up."""
+    from collector.session.unattended import print_summary, run_unattended
+
+    runner = open_runner(plan, args)
+    state = "interrupted"
+    try:
+        summary = run_unattended(runner, max_takes=max_takes, progress=not args.no_progress)
+        state = None
+    finally:
+        runner.close(state)
+    if started is not None:
+        summary.wall_s = time.monotonic() - started
+    print_summary(summary, runner)
+    return 0
 
 
 def load_plan_arg(value: str, args=None) -> Plan:

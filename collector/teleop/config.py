@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import yaml
-
 from collector.errors import ConfigError
 from collector.paths import configs_dir
+from collector.yaml_files import load_yaml_mapping
 
 
 @dataclass
@@ -227,10 +226,7 @@ def load_teleop_config(path: Optional[Union[str, Path]] = None, overrides: Optio
     candidate = Path(path) if path is not None else default_config_path()
     if candidate.is_file():
         source = str(candidate)
-        try:
-            raw = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raw = load_yaml_mapping(candidate, "teleop config", empty_ok=True)
     elif path is not None:
         raise ConfigError(f"teleop config {candidate} does not exist")
     if overrides:
