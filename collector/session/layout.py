@@ -66,20 +66,19 @@ class DatasetLayout:
 
     def move_to_discard(self, path: Path) -> Path:
         """Move a take's file into discarded/ (same filesystem, so an atomic rename)."""
-        path = Path(path)
-        target = self.discard_dir / path.name
-        if target.exists():
-            raise DataError(f"{target}: a discarded file with this name already exists; not overwriting it")
-        os.replace(path, target)
-        return target
+        return _move_without_overwriting(path, self.discard_dir, "a discarded file")
 
     def move_to_episodes(self, path: Path) -> Path:
-        path = Path(path)
-        target = self.episodes_dir / path.name
-        if target.exists():
-            raise DataError(f"{target}: an episode file with this name already exists; not overwriting it")
-        os.replace(path, target)
-        return target
+        return _move_without_overwriting(path, self.episodes_dir, "an episode file")
+
+
+def _move_without_overwriting(path: Path, directory: Path, what: str) -> Path:
+    path = Path(path)
+    target = directory / path.name
+    if target.exists():
+        raise DataError(f"{target}: {what} with this name already exists; not overwriting it")
+    os.replace(path, target)
+    return target
 
 
 def station_slug(station: str) -> str:
