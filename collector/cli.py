@@ -3,9 +3,11 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import traceback
 
-from collector import __version__, commands
+from collector import __version__, commands, interrupts
 from collector.errors import CollectorError
 
 
@@ -38,6 +40,10 @@ def _register_unavailable(subparsers, name: str, exc: ImportError) -> None:
     parser.set_defaults(func=run)
 
 
+# Commands that run a plan: a signal finalizes the take in progress and the same command resumes.
+_RESUMABLE = ("demo", "collect", "session")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,13 +55,30 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with interrupts.handled():
+            return int(args.func(args) or 0)
     except CollectorError as exc:
         print(f"collector {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"collector {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        return _report_interrupt(args.command, exc)
+    except Exception as exc:  # the last resort: a bug, or a case no CollectorError covers yet
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(exc).split())
+        print(f"collector {args.command}: error: unexpected {type(exc).__name__}"
+              f"{': ' + message if message else ''} (run with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _report_interrupt(command: str, exc: KeyboardInterrupt) -> int:
+    if not isinstance(exc, interrupts.Interrupted) or exc.signum == signal.SIGINT:
+        print(f"collector {command}: interrupted", file=sys.stderr)
         return 130
+    resume = "; any take in progress was finalized; run the same command again to resume" \
+        if command in _RESUMABLE else ""
+    print(f"collector {command}: stopped by {exc.signal_name}{resume}", file=sys.stderr)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 from collector.errors import CollectorError, ConfigError
 from collector.session.dashboard import DashboardServer
 from collector.session.live import LiveState
+from collector.teleop.vr.auth import MAX_FAILURES
 
 
 @pytest.fixture()
@@ -125,3 +126,110 @@ def test_event_stream_sends_snapshots(server):
                 break
     assert snapshot["version"] > first["version"] and snapshot["phase"] == "recording"
     conn.close()
+
+
+# -- hostile requests: bad query values, guessing, foreign pages -----------------------------------------------
+TOKEN = {"X-Collector-Token": "secret-token"}
+
+
+@pytest.mark.parametrize("path, needle", [
+    ("/api/episodes?limit=abc", "limit"),
+    ("/api/episodes?limit=-1", "limit"),
+    ("/api/episodes?limit=0", "limit"),
+    ("/api/episodes?limit=1e3", "limit"),
+    ("/api/episodes?limit=" + "9" * 40, "limit"),
+    ("/api/episodes?limit=1&limit=2", "limit"),
+    ("/api/episodes?limit=--5", "limit"),
+    ("/api/episodes?limit=1_0", "limit"),
+    ("/api/episodes?limit=%D9%A3", "limit"),  # an Arabic-Indic digit, which int() would take
+    ("/camera/head.jpg?after=xyz", "after"),
+    ("/camera/head.jpg?after=-2", "after"),
+    ("/camera/head.jpg?after=1.5", "after"),
+    ("/camera/head.jpg?after=" + "9" * 40, "after"),
+])
+def test_bad_query_values_get_400_with_a_message(server, path, needle):
+    reply, body = request(server, "GET", path, TOKEN)
+    assert reply.status == 400
+    text = body.decode()
+    assert needle in text and "dashboard:" in text
+    # The server keeps answering (before, the handler thread died and the connection was dropped).
+    reply, _ = request(server, "GET", "/api/episodes?limit=5", TOKEN)
+    assert reply.status == 200
+
+
+def test_good_query_values_still_work(tmp_path):
+    asked = []
+    live = LiveState()
+    with DashboardServer(live, lambda a: a, port=0, token="secret-token",
+                         recent_episodes=lambda n: asked.append(n) or [{"index": 1}]) as dash:
+        reply, body = request(dash, "GET", "/api/episodes?limit=7", TOKEN)
+        assert reply.status == 200 and json.loads(body) == [{"index": 1}] and asked == [7]
+        reply, _ = request(dash, "GET", "/api/episodes", TOKEN)
+        assert reply.status == 200 and asked == [7, 20]
+        reply, _ = request(dash, "GET", "/camera/head.jpg?after=0", TOKEN)
+        assert reply.status == 404  # no frames yet: a camera answer, not a parameter error
+
+
+def test_bad_post_bodies_are_refused_without_hanging(server):
+    for length, status in (("-5", 400), ("abc", 400), (str(10**9), 413)):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.putrequest("POST", "/api/control", skip_host=True)
+        conn.putheader("Host", f"localhost:{server.port}")
+        conn.putheader("X-Collector-Token", "secret-token")
+        conn.putheader("Content-Length", length)
+        conn.endheaders()
+        reply = conn.getresponse()  # a timeout here is the server waiting for a body that never comes
+        assert reply.status == status, length
+        reply.read()
+        conn.close()
+    assert server.pressed == []
+
+
+def test_wrong_tokens_on_post_are_counted_like_get(server):
+    body = json.dumps({"action": "start"})
+    for i in range(MAX_FAILURES):
+        reply, _ = request(server, "POST", "/api/control", {"X-Collector-Token": f"guess-{i:08d}"}, body)
+        assert reply.status == 401
+    reply, _ = request(server, "POST", "/api/control", {"X-Collector-Token": "one-more-guess"}, body)
+    assert reply.status == 429
+    assert server.refused_requests == MAX_FAILURES + 1 and server.pressed == []
+
+
+def test_guesses_from_another_local_process_never_lock_the_operator_out(server):
+    for i in range(3 * MAX_FAILURES):  # another program on the station, same 127.0.0.1
+        request(server, "GET", f"/api/state?token=guess-{i:08d}")
+    reply, _ = request(server, "GET", "/api/state?token=wrong-again-123")
+    assert reply.status == 429  # the guesser is throttled
+    reply, body = request(server, "GET", "/api/state", TOKEN)  # the operator is not
+    assert reply.status == 200 and "phase" in json.loads(body)
+    reply, _ = request(server, "POST", "/api/control", TOKEN, json.dumps({"action": "start"}))
+    assert reply.status == 200 and server.pressed == ["start"]
+    reply, _ = request(server, "GET", "/?token=secret-token")
+    assert reply.status == 303
+
+
+def test_a_foreign_origin_is_refused_even_with_the_token(server):
+    own = f"http://localhost:{server.port}"
+    body = json.dumps({"action": "start"})
+    for method, path, payload in (("GET", "/api/state", None), ("POST", "/api/control", body),
+                                  ("GET", "/api/events", None)):
+        reply, text = request(server, method, path, {**TOKEN, "Origin": "http://evil.example"}, payload)
+        assert reply.status == 403 and b"origin" in text.lower(), path
+    reply, _ = request(server, "POST", "/api/control", {**TOKEN, "Origin": "null"}, body)
+    assert reply.status == 403 and server.pressed == []
+    assert server.refused_requests == 4
+    reply, _ = request(server, "POST", "/api/control", {**TOKEN, "Origin": own}, body)
+    assert reply.status == 200 and server.pressed == ["start"]
+    reply, _ = request(server, "GET", "/api/state", TOKEN)  # no Origin: a tool, judged by its token
+    assert reply.status == 200
+
+
+def test_extra_origins_can_be_allowed():
+    with DashboardServer(LiveState(), lambda a: f"did {a}", port=0, token="secret-token",
+                         allowed_origins=["https://Station.Example:9443/"]) as dash:
+        reply, _ = request(dash, "GET", "/api/state", {**TOKEN, "Origin": "https://station.example:9443"})
+        assert reply.status == 200
+        reply, _ = request(dash, "GET", "/api/state", {**TOKEN, "Origin": "https://station.example:9444"})
+        assert reply.status == 403
+    with pytest.raises(ConfigError, match="--allow-origin"):
+        DashboardServer(LiveState(), lambda a: a, port=0, allowed_origins=["station.example"])

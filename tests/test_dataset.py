@@ -15,7 +15,7 @@ from collector.dataset.episode import AlignedEpisode
 from collector.dataset.normalization import content_key
 from collector.dataset.statistics import FeatureStats, merge_all
 from collector.dataset.synthetic import frame_code, read_frame_code, write_synthetic_dataset, write_synthetic_episode
-from collector.errors import DataError
+from collector.errors import ConfigError, DataError
 
 EPISODES = 6
 
@@ -51,12 +51,12 @@ def test_selection_without_catalogue_reads_file_metadata(dataset, tmp_path):
         os.link(ref.path, folder / ref.path.name)
     refs = select_episodes(folder, Filters.from_kwargs(task="pick_place"))
     assert {r.task for r in refs} == {"pick_place"} and len(refs) == 2
-    assert select_episodes(folder / "episode_000002.h5")[0].episode_id == "episode_000002"
+    assert select_episodes(folder / "episode_000002.hdf5")[0].episode_id == "episode_000002"
 
 
 def test_selection_errors_name_the_problem(dataset, tmp_path):
-    with pytest.raises(DataError, match="task=nonexistent"):
-        select_episodes(dataset, Filters.from_kwargs(task="nonexistent"))
+    with pytest.raises(DataError, match="lighting=low_light"):  # a preset no episode here was recorded in
+        select_episodes(dataset, Filters.from_kwargs(lighting="low_light"))
     with pytest.raises(DataError, match="no such dataset"):
         select_episodes(tmp_path / "missing")
     bogus = tmp_path / "bogus.h5"
@@ -208,3 +208,90 @@ def test_cache_file_is_json_with_every_feature(dataset, cache):
     (entry,) = list(cache.glob("*.json"))
     content = json.loads(entry.read_text())
     assert set(content["features"]) == {"observation.state", "action", "observation.velocity"}
+
+
+def test_legacy_h5_episodes_are_still_read_beside_new_hdf5_ones(dataset, tmp_path, cache):
+    from collector.recorder.qa import episode_files
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    first, second = select_episodes(dataset)[:2]
+    os.link(first.path, folder / "episode_000001.h5")  # written before finished episodes became .hdf5
+    os.link(second.path, folder / second.path.name)
+    (folder / "episode_000009.partial.h5").write_bytes(b"a take in progress")  # never selected for training
+    refs = select_episodes(folder)
+    assert [r.path.name for r in refs] == ["episode_000001.h5", "episode_000002.hdf5"]
+    assert [r.episode_id for r in refs] == ["episode_000001", "episode_000002"]
+    ds = EpisodeDataset(folder, normalize=False, cache_dir=cache)
+    assert len(ds) == int(ds.lengths.sum()) and len(ds.lengths) == 2
+    # validate's folder mode checks all three (the partial one is reported, not skipped)
+    assert [p.name for p in episode_files(folder)] == ["episode_000001.h5", "episode_000002.hdf5",
+                                                       "episode_000009.partial.h5"]
+
+
+def test_catalog_rebuild_finds_legacy_h5_episodes(tmp_path):
+    from collector.session.catalog import Catalog
+    from collector.session.layout import DatasetLayout
+    from collector.session.rebuild import rebuild_catalog
+
+    root = write_synthetic_dataset(tmp_path / "data", 2, duration_s=0.6, camera_size=(24, 32))
+    layout = DatasetLayout(root)
+    legacy = layout.episodes_dir / "episode_000001.hdf5"
+    legacy.rename(legacy.with_suffix(".h5"))
+    layout.catalog_path.unlink()
+    assert "2 episode(s)" in rebuild_catalog(layout)
+    rows = Catalog(layout.catalog_path).episodes()
+    assert [(r.episode_id, r.status, r.path) for r in rows] == [
+        ("episode_000001", "kept", "episodes/episode_000001.h5"), ("episode_000002", "kept", "episodes/episode_000002.hdf5")]
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("lighting", "dimm", "unknown lighting preset 'dimm' (known: back_lit, bright, cool, dim,"),
+    ("weight", "hevy", "unknown weight preset 'hevy' (known: heavy, light, medium)"),
+    ("task", "poor", "unknown task 'poor' (known: pick_place, pour)"),
+    ("outcome", "sucess", "unknown outcome 'sucess' (known: failure, success, unknown)"),
+    ("qa", "passed", "unknown QA state 'passed' (known: fail, pass, pending)"),
+])
+def test_an_unknown_filter_value_is_named_not_an_empty_match(dataset, tmp_path, flag, value, words):
+    with pytest.raises(ConfigError) as caught:  # through the catalogue
+        select_episodes(dataset, Filters.from_kwargs(**{flag: value}))
+    assert f"--{flag}: {words}" in str(caught.value)
+    folder = tmp_path / "loose"  # and in a folder of files without a catalogue
+    folder.mkdir()
+    os.link(select_episodes(dataset)[0].path, folder / "episode_000001.hdf5")
+    with pytest.raises(ConfigError, match=f"unknown .*'{value}'"):
+        select_episodes(folder, Filters.from_kwargs(**{flag: value}))
+
+
+def test_a_name_only_this_dataset_uses_is_a_valid_filter(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "data", 2, duration_s=0.6, camera_size=(24, 32), tasks=("wipe_table",))
+    assert len(select_episodes(root, Filters.from_kwargs(task="wipe_table"))) == 2
+
+
+def test_catalog_list_names_an_unknown_preset(dataset, capsys):
+    from collector.cli import main
+
+    assert main(["catalog", "list", str(dataset), "--lighting", "dimm"]) == 2
+    captured = capsys.readouterr()
+    assert "unknown lighting preset 'dimm' (known:" in captured.err and "no episodes match" not in captured.out
+    assert main(["catalog", "list", str(dataset), "--weight", "hevy", "--task", "pour"]) == 2
+    assert "unknown weight preset 'hevy'" in capsys.readouterr().err
+    assert main(["catalog", "list", str(dataset), "--lighting", "low_light"]) == 0  # known, just not recorded here
+    assert "no episodes match" in capsys.readouterr().out
+    assert main(["catalog", "list", str(dataset), "--lighting", "dim", "--task", "pour"]) == 0
+    assert "episode(s)" in capsys.readouterr().out
+
+
+def test_cameras_by_either_name_and_errors_list_what_exists(dataset, cache):
+    by_stream = EpisodeDataset(dataset, cameras=["camera_head"], normalize=False, cache_dir=cache)
+    by_view = EpisodeDataset(dataset, cameras=["head"], normalize=False, cache_dir=cache)
+    assert by_stream.cameras == by_view.cameras == ["head"]  # one name in the sample keys, whichever was asked
+    np.testing.assert_array_equal(by_stream[5]["observation.images.head"], by_view[5]["observation.images.head"])
+    with pytest.raises(DataError) as caught:
+        EpisodeDataset(dataset, cameras=["camera_top"], normalize=False, cache_dir=cache)
+    assert "missing /observations/images/camera_top" in str(caught.value)
+    assert "cameras: head, left_wrist (or camera_head, camera_left_wrist)" in str(caught.value)
+    with pytest.raises(DataError) as caught:
+        EpisodeDataset(dataset, extra_keys=["observations/qvell"], normalize=False, cache_dir=cache)
+    assert "missing /observations/qvell" in str(caught.value)
+    assert "keys: /action, /observations/effort, /observations/qpos, /observations/qvel" in str(caught.value)

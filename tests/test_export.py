@@ -113,7 +113,8 @@ def test_robomimic_file_structure_masks_and_provenance(refs, tmp_path):
         assert env_args["env_name"] == "collector/humanoid" and "obs_keys" in env_args["env_kwargs"]
         demo = data["demo_1"]
         with AlignedEpisode(refs[1].path) as episode:
-            np.testing.assert_array_equal(demo["actions"][()], episode.read("action"))
+            undone = demo["actions"][()] * data.attrs["action_scale"] + data.attrs["action_offset"]
+            np.testing.assert_allclose(undone, episode.read("action"), rtol=0, atol=1e-6)
             np.testing.assert_array_equal(demo["obs/head_image"][5], episode.images("head", [5])[0])
         np.testing.assert_array_equal(demo["next_obs/qpos"][:-1], demo["obs/qpos"][1:])
         np.testing.assert_array_equal(demo["next_obs/qpos"][-1], demo["obs/qpos"][-1])
@@ -126,6 +127,40 @@ def test_robomimic_file_structure_masks_and_provenance(refs, tmp_path):
     for i, ref in enumerate(refs):
         assert f"demo_{i}" in masks[f"lighting_{ref.lighting}"] and f"demo_{i}" in masks[f"outcome_{ref.outcome}"]
     assert int(demo_reward_sum(out)) == sum(r.outcome == "success" for r in refs)
+
+
+def _robomimic_action_bounds(path):
+    """What robomimic's scripts/get_dataset_info.py checks: the min and max over every demo's actions."""
+    with h5py.File(path, "r") as f:
+        actions = [f["data"][name]["actions"][()] for name in f["data"]]
+    return min(a.min() for a in actions), max(a.max() for a in actions)
+
+
+def test_robomimic_actions_are_scaled_into_minus_one_one_and_can_be_undone(refs, tmp_path):
+    out = tmp_path / "scaled.hdf5"
+    _robomimic(refs, out)
+    lo, hi = _robomimic_action_bounds(out)
+    assert -1.0 <= lo and hi <= 1.0 and hi - lo > 1.5  # the whole range is used, not squeezed
+    with h5py.File(out, "r") as f:
+        data = f["data"]
+        scale, offset = data.attrs["action_scale"], data.attrs["action_offset"]
+        # synthetic episodes carry no joint_limits: the range is the dataset's own per-dimension min/max
+        assert data.attrs["action_normalization"] == "dataset_min_max"
+        assert json.loads(data.attrs["env_args"])["env_kwargs"]["action_scale"] == pytest.approx(list(scale))
+        assert data.attrs["action_formula"] == "raw = actions * action_scale + action_offset"
+        for i, ref in enumerate(refs):
+            with AlignedEpisode(ref.path) as episode:
+                original = episode.read("action")
+            undone = data[f"demo_{i}"]["actions"][()].astype(np.float64) * scale + offset
+            np.testing.assert_allclose(undone, original, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(scale).max())
+    raw = tmp_path / "raw.hdf5"
+    assert main(["export", str(refs[0].path), "--to", "robomimic", "-o", str(raw), "--raw-actions",
+                 "--engine", "inline"]) == 0
+    with h5py.File(raw, "r") as f:
+        assert f["data"].attrs["action_normalization"].startswith("none")
+        np.testing.assert_array_equal(f["data"].attrs["action_scale"], 1.0)
+        with AlignedEpisode(refs[0].path) as episode:
+            np.testing.assert_array_equal(f["data/demo_0/actions"][()], episode.read("action"))
 
 
 def demo_reward_sum(path):
@@ -216,4 +251,97 @@ def test_export_command_with_filters_exports_only_matching_episodes(dataset, ref
     assert sorted(Path(p).stem for p in result["files"]) == sorted(dim) and result["s_per_episode"] > 0
     assert main(["export", str(dataset), "--to", "lerobot", "--out", str(tmp_path / "lr"), "--task", "nope",
                  "--engine", "inline"]) == 2
-    assert "task=nope" in capsys.readouterr().err
+    assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def flawed(tmp_path_factory):
+    """Three episodes: 1 good, 2 empty (recovered after a crash at the start, QA failed), 3 complete
+    but failed QA in the catalogue."""
+    from collector.recorder import EpisodeWriter
+    from collector.recorder.streams import FieldSpec, StreamSpec
+    from collector.session.catalog import Catalog
+    from collector.session.layout import DatasetLayout
+    from collector.session.lifecycle import EpisodeLifecycle
+
+    root = write_synthetic_dataset(tmp_path_factory.mktemp("flawed") / "data", 3, duration_s=1.0, camera_size=(24, 32))
+    layout = DatasetLayout(root)
+    catalog = Catalog(layout.catalog_path)
+    empty_row, frozen_row = catalog.episodes()[1:]
+    layout.absolute(empty_row.path).unlink()
+    n = 20
+    specs = [StreamSpec("joints", {f: FieldSpec((n,)) for f in ("position", "velocity", "effort")}, 100.0,
+                        kind="joints"), StreamSpec("command", {"position": FieldSpec((n,))}, 100.0, kind="command")]
+    writer = EpisodeWriter(layout.episodes_dir, empty_row.episode_id, specs, metadata={"sim": True}, min_free_bytes=0)
+    writer.start()
+    empty = writer.stop(outcome="unknown")
+    problems = EpisodeLifecycle.qa(empty)
+    assert problems
+    catalog.update_episode(empty_row.episode_index, status="recovered", qa="fail", qa_problems=problems,
+                           path=layout.relative(empty))
+    catalog.update_episode(frozen_row.episode_index, qa="fail", qa_problems=["camera 'head' frozen for 0.8 s"])
+    return root
+
+
+@pytest.mark.parametrize("kind", ["lerobot", "robomimic", "mcap"])
+def test_export_skips_episodes_that_fail_qa_with_one_warning_each(flawed, tmp_path, capsys, kind):
+    out = tmp_path / ("out.hdf5" if kind == "robomimic" else "out")
+    code = main(["export", str(flawed), "--to", kind, "--out", str(out), "--engine", "inline", "--no-progress", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 2, captured.err
+    assert warnings[0].startswith("collector export: warning: skipped episode_000002 (")
+    assert "QA failed:" in warnings[0] and "stream 'joints' has no samples" in warnings[0]
+    assert "skipped episode_000003" in warnings[1] and "camera 'head' frozen for 0.8 s" in warnings[1]
+    result = json.loads(captured.out)
+    assert result["episodes_in"] == 1 and [s["episode_id"] for s in result["skipped"]] == ["episode_000002",
+                                                                                           "episode_000003"]
+    assert out.exists()
+    if kind == "robomimic":
+        with h5py.File(out, "r") as f:
+            assert list(f["data"]) == ["demo_0"]
+            assert json.loads(f["data/demo_0"].attrs["collector"])["episode_id"] == "episode_000001"
+
+
+def test_export_strict_refuses_and_qa_fail_filter_keeps_the_failed_ones(flawed, tmp_path, capsys):
+    out = tmp_path / "strict"
+    code = main(["export", str(flawed), "--to", "lerobot", "--out", str(out), "--engine", "inline", "--strict"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "--strict: 2 of 3 episode(s) cannot be exported: episode_000002: QA failed:" in err
+    assert "episode_000003: QA failed: camera 'head' frozen" in err and len(err.strip().splitlines()) == 1
+    # asked for explicitly, a QA-failed episode the format can take is exported; the empty one never is
+    code = main(["export", str(flawed), "--to", "robomimic", "--out", str(tmp_path / "f.hdf5"), "--qa", "fail",
+                 "--engine", "inline", "--no-progress"])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 0 and "exported 1 episode(s)" in captured.out, err
+    assert "skipped episode_000002" in err and "no /observations/qpos or /action" in err
+    assert "episode_000003" not in err
+
+
+def test_export_of_a_folder_without_catalogue_skips_an_unusable_file(flawed, tmp_path, capsys):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for path in sorted((flawed / "episodes").iterdir()):
+        (folder / path.name).write_bytes(path.read_bytes())
+    code = main(["export", str(folder), "--to", "lerobot", "--out", str(tmp_path / "lr"), "--engine", "inline",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("warning") == 1 and "skipped episode_000002" in err and "no /observations/qpos or /action" in err
+    assert LeRobotV3Reader(tmp_path / "lr").info["total_episodes"] == 2
+
+
+def test_export_takes_either_camera_name_and_names_the_cameras_there_are(dataset, tmp_path, capsys):
+    out = tmp_path / "cams.hdf5"
+    code = main(["export", str(dataset), "--to", "robomimic", "--out", str(out), "--cameras", "camera_head",
+                 "--engine", "inline", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    with h5py.File(out, "r") as f:
+        assert sorted(k for k in f["data/demo_0/obs"] if k.endswith("_image")) == ["head_image"]
+    code = main(["export", str(dataset), "--to", "robomimic", "--out", str(tmp_path / "x.hdf5"), "--cameras", "top",
+                 "--engine", "inline", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no camera top (cameras: head, left_wrist)" in err

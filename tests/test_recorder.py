@@ -21,7 +21,7 @@ from test_recorder_support import (CONDITIONS, METADATA, N_JOINTS, T0, events, f
 
 def test_raw_streams_metadata_and_frames_round_trip(tmp_path):
     path, writer = record(tmp_path, codecs=("raw", "lzf", "jpeg"), seconds=2.0)
-    assert path == tmp_path / "episode_000001.h5" and not (tmp_path / "episode_000001.partial.h5").exists()
+    assert path == tmp_path / "episode_000001.hdf5" and not (tmp_path / "episode_000001.partial.h5").exists()
     sent = events(2.0, n_cams=3)
     with EpisodeReader(path) as r:
         assert set(r.streams) == {"joints", "command", "input", "camera_head", "camera_wrist", "camera_left"}
@@ -198,7 +198,7 @@ def test_full_queue_drops_are_counted_and_recorded(tmp_path):
 
 
 def test_lifecycle_never_touches_an_existing_episode(tmp_path):
-    existing = tmp_path / "episode_000001.h5"
+    existing = tmp_path / "episode_000001.hdf5"
     existing.write_bytes(b"earlier episode")
     writer = EpisodeWriter(tmp_path, "episode_000001", specs(()), metadata={"sim": False})
     with pytest.raises(DataError, match="already exists"):
@@ -220,7 +220,7 @@ def test_lifecycle_never_touches_an_existing_episode(tmp_path):
     with pytest.raises(ValueError, match="boom"), third:
         third.push("command", 5.0, position=np.ones(N_JOINTS))
         raise ValueError("boom")
-    with EpisodeReader(tmp_path / "episode_000003.h5") as r:  # kept, outcome unknown, reason recorded
+    with EpisodeReader(tmp_path / "episode_000003.hdf5") as r:  # kept, outcome unknown, reason recorded
         assert r.metadata["outcome"] == "unknown" and "boom" in r.metadata["stop_reason"]
         assert r.count("command") == 1
     with pytest.raises(DataError):
@@ -231,7 +231,7 @@ def test_lifecycle_never_touches_an_existing_episode(tmp_path):
     with pytest.raises(DataError, match="already exists"):
         publish(partial, existing)
     assert existing.read_bytes() == b"earlier episode" and partial.exists()
-    assert sorted(os.listdir(tmp_path)) == ["episode_000001.h5", "episode_000003.h5", "x.partial.h5"]
+    assert sorted(os.listdir(tmp_path)) == ["episode_000001.hdf5", "episode_000003.hdf5", "x.partial.h5"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -264,7 +264,7 @@ def test_stop_rejects_a_bad_outcome_and_keeps_recording(tmp_path):
         writer.stop(outcome="meh")
     assert writer.recording
     assert writer.stop(outcome="failure", metadata_updates={"note": "dropped the cup"}).exists()
-    with EpisodeReader(tmp_path / "episode_000001.h5") as r:
+    with EpisodeReader(tmp_path / "episode_000001.hdf5") as r:
         assert r.metadata["outcome"] == "failure" and r.metadata["note"] == "dropped the cup"
 
 
@@ -349,7 +349,7 @@ def test_no_room_for_the_aligned_view_keeps_the_recording_for_recover(tmp_path):
     with pytest.raises(DataError, match="no room to write the aligned view.*run `collector recover`"):
         writer.stop(outcome="success")
     partial = tmp_path / "episode_000001.partial.h5"
-    assert partial.exists() and not (tmp_path / "episode_000001.h5").exists()
+    assert partial.exists() and not (tmp_path / "episode_000001.hdf5").exists()
     assert validate_episode(recover_episode(partial)) == []
 
 

@@ -39,13 +39,13 @@ def test_help_of_each_command_explains_it():
 
 
 def test_inspect_prints_metadata_conditions_streams_and_sync(folder, capsys):
-    assert main(["inspect", str(folder / "episode_000001.h5")]) == 0
+    assert main(["inspect", str(folder / "episode_000001.hdf5")]) == 0
     out = capsys.readouterr().out
     assert "episode episode_000001  status=complete" in out
     assert '"name": "dim"' in out and '"cup": 0.25' in out  # conditions
     assert "camera_head" in out and "(jpeg)" in out and "joints" in out
     assert "aligned view: 60 rows" in out and "|err| mean" in out
-    assert main(["inspect", "--json", str(folder / "episode_000001.h5")]) == 0
+    assert main(["inspect", "--json", str(folder / "episode_000001.hdf5")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["streams"]["joints"]["count"] == 200
     assert summary["streams"]["joints"]["effective_rate_hz"] == pytest.approx(100.0)
@@ -65,20 +65,20 @@ def test_inspect_works_on_a_partial_file(folder, capsys):
 def test_validate_a_folder_lists_every_problem_and_fails(folder, capsys):
     assert main(["validate", str(folder)]) == 1
     out = capsys.readouterr().out
-    assert f"ok    {folder / 'episode_000001.h5'}" in out
-    assert f"FAIL  {folder / 'episode_000002.h5'}" in out and "too short: 0.39 s" in out
+    assert f"ok    {folder / 'episode_000001.hdf5'}" in out
+    assert f"FAIL  {folder / 'episode_000002.hdf5'}" in out and "too short: 0.39 s" in out
     assert "run `collector recover` on it" in out
     assert "1 of 3 episode(s) passed" in out
-    assert main(["validate", str(folder / "episode_000001.h5")]) == 0
+    assert main(["validate", str(folder / "episode_000001.hdf5")]) == 0
     capsys.readouterr()
 
 
 def test_validate_with_a_limits_file(folder, tmp_path, capsys):
     limits = tmp_path / "limits.yaml"
     limits.write_text(f"lower: {[-0.01] * N_JOINTS}\nupper: {[0.01] * N_JOINTS}\n")
-    assert main(["validate", "--json", "--limits", str(limits), str(folder / "episode_000001.h5")]) == 1
+    assert main(["validate", "--json", "--limits", str(limits), str(folder / "episode_000001.hdf5")]) == 1
     result = json.loads(capsys.readouterr().out)
-    problems = result["episodes"][str(folder / "episode_000001.h5")]
+    problems = result["episodes"][str(folder / "episode_000001.hdf5")]
     assert any("outside the joint limits" in p for p in problems) and result["failed"] == 1
     limits.write_text("upper: [1]\n")
     assert main(["validate", "--limits", str(limits), str(folder)]) == 2
@@ -107,7 +107,7 @@ def test_recover_command_in_a_subprocess(tmp_path):
     out = subprocess.run([sys.executable, "-m", "collector", "recover", str(tmp_path)],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    assert f"recovered {tmp_path / 'episode_000010.partial.h5'} -> {tmp_path / 'episode_000010.h5'}" in out.stdout
+    assert f"recovered {tmp_path / 'episode_000010.partial.h5'} -> {tmp_path / 'episode_000010.hdf5'}" in out.stdout
     assert path.read_bytes() == before  # the finished episode beside it was not touched
     out = subprocess.run([sys.executable, "-m", "collector", "validate", str(tmp_path)],
                          capture_output=True, text=True, env=env)

@@ -103,7 +103,7 @@ def child_limit(directory, min_free, reserve):
     except DataError as exc:
         result["stop"] = f"DataError: {exc}"
     if len(sys.argv) > 5:  # the tmpfs vanishes with the child's mount namespace: keep a copy
-        for path in Path(directory).glob("*.h5"):
+        for path in [*Path(directory).glob("*.h5"), *Path(directory).glob("*.hdf5")]:
             shutil.copy(path, sys.argv[5])
     print("RESULT", json.dumps(result), flush=True)
 
@@ -169,7 +169,7 @@ def test_kill_9_at_random_moments_loses_at_most_a_flush_and_recovers(tmp_path):
         assert loss <= 1.0, f"trial {trial}: {loss:.3f} s of data lost (flush every 0.5 s)"
 
         final = recover_episode(partial)
-        assert final == directory / "episode_000002.h5" and not partial.exists()
+        assert final == directory / "episode_000002.hdf5" and not partial.exists()
         assert _sha(first) == first_hash, "the earlier episode was modified"
         with EpisodeReader(final) as r:
             assert r.metadata["recovered"] is True and r.status == "recovered"
@@ -180,7 +180,7 @@ def test_kill_9_at_random_moments_loses_at_most_a_flush_and_recovers(tmp_path):
                 assert len(r.timestamps) > 0 and r.aligned("qpos").shape[1] == N_JOINTS
         if has_view and stamps[-1] - stamps[0] > 0.2:
             assert validate_episode(final, min_duration_s=0.2) == []
-        assert sorted(p.name for p in directory.iterdir()) == ["episode_000001.h5", "episode_000002.h5"]
+        assert sorted(p.name for p in directory.iterdir()) == ["episode_000001.hdf5", "episode_000002.hdf5"]
     print("kill -9 losses (s):", [round(float(x), 3) for x in losses])
 
 

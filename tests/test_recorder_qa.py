@@ -99,10 +99,10 @@ def test_recover_refuses_to_replace_or_redo(tmp_path, good):
     with h5py.File(good, "r") as src, h5py.File(fake, "w") as dst:
         for key, value in src.attrs.items():
             dst.attrs[key] = value
-    (tmp_path / "episode_000001.h5").write_bytes(b"keep me")
+    (tmp_path / "episode_000001.hdf5").write_bytes(b"keep me")
     with pytest.raises(DataError, match="already exists; not touching it"):
         recover_episode(fake)
-    (tmp_path / "episode_000001.h5").unlink()
+    (tmp_path / "episode_000001.hdf5").unlink()
     with pytest.raises(DataError, match="has status 'complete'"):
         recover_episode(fake)
 

@@ -98,6 +98,18 @@ def test_replay_command_prints_a_report(sim_episode, tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
+def test_replay_of_an_episode_without_world_state_says_so(sim_episode, capsys):
+    """An episode recorded without sim_state (as before issue 13) replays the robot only, and says so."""
+    assert main(["replay", str(sim_episode), "--no-video", "--cameras", "head", "--max-frames", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["world_state"].startswith("not restored: the episode has no world state")
+    head = report["cameras"]["head"]
+    assert head["frames"] == 4 and len(head["worst_frames"]) == 4 and "max_share_differing" in head
+    assert main(["replay", str(sim_episode), "--no-video", "--cameras", "head", "--max-frames", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "world state: not restored" in text and "head: matches: worst frame" in text
+
+
 # -- ROS 2 ------------------------------------------------------------------------------------------
 
 class _Recorder:

@@ -108,7 +108,7 @@ def test_interrupted_runs_resume_and_everything_agrees(tmp_path):
     # catalogue <-> files: every row's file exists, every file has a row, nothing partial is left
     layout = DatasetLayout(out)
     files = sorted(p.name for p in layout.episodes_dir.iterdir())
-    assert files == [f"{r.episode_id}.h5" for r in rows]
+    assert files == [f"{r.episode_id}.hdf5" for r in rows]
     assert all(layout.absolute(r.path).is_file() for r in rows)
 
     # catalogue <-> coverage: the plan is complete and the table counts what the catalogue holds

@@ -55,7 +55,7 @@ def test_finished_take_is_kept_with_qa_and_metadata(dataset):
     row = record(lifecycle)
     assert (row.episode_id, row.status, row.outcome, row.qa) == ("episode_000001", "kept", "success", "pass"), row
     path = layout.absolute(row.path)
-    assert path == layout.episodes_dir / "episode_000001.h5" and path.exists()
+    assert path == layout.episodes_dir / "episode_000001.hdf5" and path.exists()
     with h5py.File(path) as handle:
         assert handle.attrs["task"] == "pour" and handle.attrs["station"] == "st1"
         assert handle.attrs["outcome"] == "success" and handle.attrs["lighting_preset"] == "dim"
@@ -75,11 +75,11 @@ def test_discard_keeps_the_file_and_restore_brings_it_back(dataset):
     discarded = lifecycle.discard(row.episode_index)
     assert discarded.status == "discarded"
     assert layout.absolute(discarded.path).parent == layout.discard_dir
-    assert layout.absolute(discarded.path).exists() and not (layout.episodes_dir / "episode_000001.h5").exists()
+    assert layout.absolute(discarded.path).exists() and not (layout.episodes_dir / "episode_000001.hdf5").exists()
     with pytest.raises(DataError, match="already discarded"):
         lifecycle.discard(row.episode_index)
     restored = lifecycle.restore(row.episode_index)
-    assert restored.status == "kept" and (layout.episodes_dir / "episode_000001.h5").exists()
+    assert restored.status == "kept" and (layout.episodes_dir / "episode_000001.hdf5").exists()
 
 
 def test_mark_writes_the_outcome_into_file_and_catalogue(dataset):
@@ -100,7 +100,7 @@ def test_interrupted_take_is_recovered_from_its_partial_file(dataset):
     assert (layout.episodes_dir / "episode_000001.partial.h5").exists()
     (settled,) = lifecycle.recover_interrupted()
     assert settled.status == "recovered" and settled.outcome == "unknown" and settled.qa == "pass", settled
-    assert (layout.episodes_dir / "episode_000001.h5").exists()
+    assert (layout.episodes_dir / "episode_000001.hdf5").exists()
     assert not (layout.episodes_dir / "episode_000001.partial.h5").exists()
     # the next take continues the numbering
     assert record(lifecycle).episode_id == "episode_000002"

@@ -128,3 +128,47 @@ def test_flattened_recording_fields_match_declared_shapes():
     empty = m.flatten_for_recording(m.OperatorInput(stamp=0.0, seq=0))
     assert np.all(empty["head"] == 0) and not empty["valid"].any()
     assert all(np.all(np.isfinite(v)) for v in empty.values())
+
+
+# -- range checks at decode: a message that decodes is one the loop and the recorder can hold ----------------
+def _hand(**changes):
+    hand = {"positions": [0.1] * 75, "orientations": [1.0, 0, 0, 0] * 25, "radii": [0.01] * 25}
+    hand.update(changes)
+    return hand
+
+
+@pytest.mark.parametrize("field, bad, good, needle", [
+    ("seq", 2**63, 2**63 - 1, "seq"),
+    ("seq", 2**64 - 1, 0, "seq"),
+    ("stamp", 1e300, 1e9, "stamp"),
+    ("stamp", -1e11, -5.0, "stamp"),
+    ("head", [0, 21.0, 0, 1, 0, 0, 0], [0, 19.0, 0, 1, 0, 0, 0], "head: position beyond 20"),
+    ("left_wrist", [-1e308, 0, 0, 1, 0, 0, 0], [-2.0, 0, 0, 1, 0, 0, 0], "left_wrist: position beyond"),
+    ("right_wrist", [0, 0, 1e6, 1, 0, 0, 0], [0, 0, 1, 1, 0, 0, 0], "right_wrist: position beyond"),
+    ("left_hand", _hand(positions=[0.1] * 74 + [1e9]), _hand(), "left_hand positions: position beyond"),
+    ("right_hand", _hand(radii=[0.01] * 24 + [7.0]), _hand(), "right_hand radii"),
+    ("left_controller", {"buttons": {"b" * 500: True}}, {"buttons": {"b" * 32: True}}, "name longer"),
+    ("right_controller", {"grip": 1e300}, {"grip": 1.0}, "controller grip"),
+    ("right_controller", {"thumbstick": [0, 1e300]}, {"thumbstick": [0, -1]}, "thumbstick"),
+    ("source", "s" * 65, "s" * 64, "source"),
+])
+def test_every_field_is_range_checked_at_decode(field, bad, good, needle):
+    with pytest.raises(DataError) as info:
+        m.decode(_mutated(**{field: bad}))
+    assert needle in str(info.value)
+    accepted = m.decode(_mutated(**{field: good}))  # the bound itself still decodes and records
+    flat = m.flatten_for_recording(accepted)
+    assert all(np.all(np.isfinite(np.asarray(v, dtype=np.float64))) for v in flat.values())
+
+
+@settings(max_examples=150, deadline=None)
+@given(seq=st.integers(0, 2**64 - 1), stamp=st.floats(allow_nan=False, allow_infinity=False))
+def test_whatever_decodes_can_be_recorded(seq, stamp):
+    """Every accepted message flattens into the recorder's fixed dtypes (int64 seq): nothing overflows later."""
+    try:
+        msg = m.decode(_mutated(seq=seq, stamp=stamp))
+    except DataError:
+        assert seq > m.MAX_SEQ or abs(stamp) > m.MAX_STAMP_S
+        return
+    flat = m.flatten_for_recording(msg)
+    assert int(flat["seq"]) == seq and float(flat["stamp"]) == stamp

@@ -102,20 +102,73 @@ def test_page_with_token_is_served_and_sets_cookie_for_its_assets(served):
     assert cert[0] == 200 and cert[1] == info.cert_path.read_bytes()
 
 
-def test_token_guessing_is_throttled_per_address(served):
+def test_token_guessing_is_throttled_per_address_but_never_locks_out_the_right_token(served):
     server, info, thread = served
 
     async def main():
         async with aiohttp.ClientSession() as http:
             ssl = client_ssl_context(info.cert_path)
-            for i in range(MAX_FAILURES):
-                async with http.get(server.url(with_token=False) + f"?token=guess{i}", ssl=ssl) as resp:
+            for i in range(MAX_FAILURES):  # every method counts
+                method = ("GET", "POST", "PUT", "OPTIONS")[i % 4]
+                async with http.request(method, server.url(with_token=False) + f"?token=guess{i}", ssl=ssl) as resp:
                     assert resp.status == 403
-            # Now even the right token is refused from this address until the window passes.
+            # The guesser (any program on this machine shares 127.0.0.1) is now throttled...
+            async with http.get(server.url(with_token=False) + "?token=guess-again", ssl=ssl) as resp:
+                throttled = resp.status
+            # ...but the operator, from the same address, still gets the page and the WebSocket.
             async with http.get(server.url(), ssl=ssl) as resp:
-                return resp.status
+                page = resp.status
+            ws = await http.ws_connect(ws_url(server.url()), ssl=ssl)
+            await ws.close()
+            return throttled, page
 
-    assert run(main()) == 429
+    assert run(main()) == (429, 200)
+    assert server.stats()["refused_requests"] == MAX_FAILURES + 1
+
+
+def test_a_foreign_origin_cannot_open_the_websocket_even_with_the_token(served):
+    """Cross-site WebSocket hijacking: a page on another site the operator has open, holding a leaked token."""
+    server, info, thread = served
+    own = server.url(with_token=False).rstrip("/")
+
+    async def main():
+        async with aiohttp.ClientSession() as http:
+            ssl = client_ssl_context(info.cert_path)
+            statuses = {}
+            for origin in ("https://evil.example", "null", own.replace("https:", "http:"), own + "0"):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(ws_url(server.url()), ssl=ssl, origin=origin)
+                statuses[origin] = refused.value.status
+            async with http.get(server.url(), ssl=ssl, headers={"Origin": "https://evil.example"}) as resp:
+                statuses["page"] = resp.status
+            async with http.get(server.url(with_token=False) + "stats?reset=maybe&token=" + server.token,
+                                ssl=ssl) as resp:
+                statuses["bad query"] = (resp.status, await resp.text())
+            ws = await http.ws_connect(ws_url(server.url()), ssl=ssl, origin=own)  # the page's own origin
+            await ws.close()
+            ws = await http.ws_connect(ws_url(server.url()), ssl=ssl)  # a tool without Origin
+            await ws.close()
+            return statuses
+
+    statuses = run(main())
+    assert statuses.pop("bad query") == (400, "stats: reset must be 0 or 1, given once")
+    assert set(statuses.values()) == {403}
+    stats = server.stats()
+    assert stats["refused_origins"] == 5 and stats["refused_requests"] == 5
+
+
+def test_an_allowed_extra_origin_may_open_the_websocket(cert_dir):
+    with running_server(cert_dir, allowed_origins=["https://vr.station.example:8443"]) as (server, info, _):
+        async def main():
+            async with aiohttp.ClientSession() as http:
+                ssl = client_ssl_context(info.cert_path)
+                ws = await http.ws_connect(ws_url(server.url()), ssl=ssl, origin="https://VR.station.example:8443")
+                await ws.close()
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(ws_url(server.url()), ssl=ssl, origin="https://other.example:8443")
+                return refused.value.status
+
+        assert run(main()) == 403
 
 
 # -- pose input ------------------------------------------------------------------------------------

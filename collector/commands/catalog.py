@@ -5,7 +5,7 @@
     collector catalog summary data/
     collector catalog mark data/ episode_000012 failure
     collector catalog discard data/ 12          # file moves to discarded/, row stays
-    collector catalog restore data/ 12
+    collector catalog restore data/ 12          # also recovers an interrupted take kept in discarded/
     collector catalog clean data/ --yes         # delete the files of discarded takes for good
 """
 from __future__ import annotations
@@ -42,7 +42,10 @@ def _format_table(rows, columns) -> str:
 
 
 def run_list(args) -> int:
+    from collector.dataset.selection import catalog_values, check_filter_values
+
     layout, catalog = _open(args.dataset)
+    check_filter_values(_filters(args), lambda name: catalog_values(catalog, name))  # a typo is named, not "no match"
     rows = catalog.episodes(**_filters(args))
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
@@ -113,7 +116,8 @@ def run_restore(args) -> int:
     layout, catalog = _open(args.dataset)
     row = catalog.episode(args.episode)
     row = _lifecycle(layout, catalog, row).restore(row.episode_index)
-    print(f"{row.episode_id}: restored to {row.path}")
+    recovered = " and recovered up to the last flush" if row.status == "recovered" else ""
+    print(f"{row.episode_id}: restored{recovered} to {row.path} (outcome {row.outcome}, QA {row.qa})")
     return 0
 
 
@@ -186,7 +190,8 @@ def register(subparsers):
     one("mark", "set a kept episode's outcome", run_mark).add_argument("outcome", choices=("success", "failure"))
     one("discard", "move an episode's file to discarded/ (kept until clean)", run_discard).add_argument(
         "--reason", default="discarded from the command line")
-    one("restore", "bring a discarded episode back", run_restore)
+    one("restore", "bring a discarded episode back (or recover an interrupted one kept in discarded/)",
+        run_restore)
     clean = actions.add_parser("clean", help="delete the files of discarded takes",
                                description="Delete the files of discarded takes (their catalogue rows stay, "
                                            "status 'purged', so episode numbers remain accounted for).")

@@ -28,22 +28,32 @@ def run(args) -> int:
     with engine_from_args(args) as engine:
         outcomes = engine.map(validate_task, refs, desc="validate", limits=limits, required_streams=args.require,
                               min_duration_s=args.min_duration, frozen_s=args.frozen_s)
+    # Keyed by file: two files can carry one episode id (a copy, a restored take), and each is checked.
     results = {}
     for outcome in outcomes:
-        results[outcome.item.episode_id] = outcome.value if outcome.ok else [f"cannot be checked: {outcome.error}"]
+        results[str(outcome.item.path)] = outcome.value if outcome.ok else [f"cannot be checked: {outcome.error}"]
     if args.update_catalog:
         _update_catalog(refs, results)
     failed = sum(1 for problems in results.values() if problems)
     if args.json:
-        print(json.dumps({"episodes": results, "failed": failed, "checked": len(results)}, indent=2))
+        by_label = {label: results[str(ref.path)] for ref, label in zip(refs, _labels(refs))}
+        print(json.dumps({"episodes": by_label, "failed": failed, "checked": len(results)}, indent=2))
     else:
         for ref in refs:
-            problems = results[ref.episode_id]
+            problems = results[str(ref.path)]
             print(f"{'FAIL' if problems else 'ok  '}  {ref.episode_id}  {ref.path}")
             for problem in problems:
                 print(f"        - {problem}")
         print(f"{len(results) - failed} of {len(results)} episode(s) passed")
     return 1 if failed else 0
+
+
+def _labels(refs):
+    """Each episode's id, or "<id> (<file>)" where several selected files carry the same id."""
+    counts = {}
+    for ref in refs:
+        counts[ref.episode_id] = counts.get(ref.episode_id, 0) + 1
+    return [ref.episode_id if counts[ref.episode_id] == 1 else f"{ref.episode_id} ({ref.path})" for ref in refs]
 
 
 def _update_catalog(refs, results) -> None:
@@ -55,7 +65,7 @@ def _update_catalog(refs, results) -> None:
             raise ConfigError("--update-catalog needs episodes selected through a dataset folder's catalogue")
         root = ref.dataset_root
         catalog = catalogs.setdefault(root, Catalog(root / "catalog.sqlite"))
-        problems = results[ref.episode_id]
+        problems = results[str(ref.path)]
         catalog.update_episode(ref.index, qa="fail" if problems else "pass", qa_problems=problems)
 
 

@@ -2,7 +2,7 @@
 import json
 
 from collector.recorder.schema import to_json
-from collector.text_table import format_value
+from collector.text_table import format_table, format_value
 
 
 def _rejected(value) -> str:
@@ -27,15 +27,13 @@ def print_summary(summary: dict) -> None:
     for key, value in conditions.items():
         print(f"    {key:<15} {json.dumps(value, sort_keys=True)}")
     print("  streams:")
-    header = (f"    {'name':<16}{'kind':<9}{'count':>8}{'nominal':>9}{'eff Hz':>9}{'jit std':>9}{'jit p99':>9}"
-              f"{'gaps':>6}{'dropped':>9}  rejected  bytes/frame")
-    print(header)
-    for name, s in summary["streams"].items():
-        print(f"    {name:<16}{s['kind']:<9}{s['count']:>8}{format_value(s['nominal_rate_hz']):>9}"
-              f"{format_value(s.get('effective_rate_hz')):>9}{format_value(s.get('jitter_std_ms'), 2):>9}"
-              f"{format_value(s.get('jitter_p99_ms'), 2):>9}{format_value(s.get('gaps')):>6}{s['dropped']:>9}  "
-              f"{_rejected(s['rejected']):<9} {format_value(s.get('bytes_per_frame'))}"
-              f"{' (' + s['codec'] + ')' if 'codec' in s else ''}")
+    rows = [[name, s["kind"], s["count"], format_value(s["nominal_rate_hz"]), format_value(s.get("effective_rate_hz")),
+             format_value(s.get("jitter_std_ms"), 2), format_value(s.get("jitter_p99_ms"), 2),
+             format_value(s.get("gaps")), s["dropped"], _rejected(s["rejected"]),
+             format_value(s.get("bytes_per_frame")) + (f" ({s['codec']})" if "codec" in s else "")]
+            for name, s in summary["streams"].items()]
+    print(format_table(["name", "kind", "count", "nominal", "eff Hz", "jit std", "jit p99", "gaps", "dropped",
+                        "rejected", "bytes/frame"], rows, right="llrrrrrrrll", indent="    "))
     print("    (rates in Hz, jitter = std / p99 of sample intervals in ms, gaps = intervals over tolerance)")
     view = summary["aligned_view"]
     if view["rows"] is None:
@@ -46,10 +44,10 @@ def print_summary(summary: dict) -> None:
                     else f"{config.get('rate_hz')} Hz grid")
         print(f"  aligned view: {view['rows']} rows, {timeline}, images {config.get('image_format')}, "
               f"cameras {view['cameras']}, extra streams {config.get('extra_streams', [])}")
-        print(f"    {'stream':<16}{'invalid':>8}{'|err| mean':>12}{'p99':>9}{'max ms':>9}")
-        for name, s in summary["sync"].items():
-            print(f"    {name:<16}{s['invalid_rows']:>8}{format_value(s['abs_error_mean_ms'], 2):>12}"
-                  f"{format_value(s['abs_error_p99_ms'], 2):>9}{format_value(s['abs_error_max_ms'], 2):>9}")
+        rows = [[name, s["invalid_rows"], format_value(s["abs_error_mean_ms"], 2),
+                 format_value(s["abs_error_p99_ms"], 2), format_value(s["abs_error_max_ms"], 2)]
+                for name, s in summary["sync"].items()]
+        print(format_table(["stream", "invalid", "|err| mean", "p99", "max ms"], rows, right="lrrrr", indent="    "))
     rec = summary["recorder"]
     if rec:
         latency = rec.get("write_latency") or {}
@@ -81,6 +79,6 @@ def register(subparsers):
                     "rejected samples (and bytes per frame for cameras); and for the aligned view, per stream "
                     "how far the chosen samples were from their rows. Works on partial files too.",
     )
-    parser.add_argument("episode", metavar="EPISODE", help="episode file (.h5 or .partial.h5)")
+    parser.add_argument("episode", metavar="EPISODE", help="episode file (.hdf5, .h5 or .partial.h5)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)

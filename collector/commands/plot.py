@@ -23,7 +23,7 @@ def run(args) -> int:
 def register(subparsers):
     parser = subparsers.add_parser("plot", help="plot an episode: joints, stream timelines, sync error, frames",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("episode", metavar="EPISODE", help="an episode file (.h5)")
+    parser.add_argument("episode", metavar="EPISODE", help="an episode file (.hdf5 or .h5)")
     parser.add_argument("--out", "-o", metavar="FILE",
                         help="output .png or .html (default: <episode>.png in the current folder)")
     parser.add_argument("--html", action="store_true", help="write a self-contained HTML page (default name)")

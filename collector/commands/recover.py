@@ -45,7 +45,7 @@ def register(subparsers):
                     f"<episode>{schema.PARTIAL_SUFFIX}, readable up to its last flush (at most a second "
                     "before the end). This trims every raw stream to its complete rows, writes the "
                     "aligned view, marks the episode recovered (root attributes status=recovered, "
-                    "recovered=true) and renames it to <episode>.h5. Existing episodes are never touched.",
+                    "recovered=true) and renames it to <episode>.hdf5. Existing episodes are never touched.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help=f"a partial episode file, or a folder to search for *{schema.PARTIAL_SUFFIX}")

@@ -1,9 +1,11 @@
 """`collector replay EPISODE`: replay a recorded take in simulation or on ROS 2 topics.
 
-  --sim (default)  kinematic replay of the recorded joint positions in the MuJoCo scene rebuilt from
-                   the episode's conditions (task, theme, seed, lighting, weights); renders an MP4
-                   with each recorded camera view next to the replayed one, and reports how far the
-                   images differ.
+  --sim (default)  kinematic replay in the MuJoCo scene rebuilt from the episode's conditions (task,
+                   theme, seed, lighting, weights): restores the recorded world state (robot, objects,
+                   particles) frame by frame, or moves only the robot for episodes without one (or
+                   --robot-only); renders an MP4 with each recorded camera view next to the replayed
+                   one, and reports per camera the worst frames' share of differing pixels, flagging
+                   a camera whose replay visibly differs.
   --sim --actions  re-executes the recorded commands in the physics from the recorded start state;
                    reports per-joint drift from the recording (RMS / max / final, rad or m) and
                    whether the task succeeds again, and renders the same side-by-side MP4.
@@ -29,8 +31,18 @@ def _print_sim(report, as_json: bool) -> None:
           + (f", {report.steps} physics steps" if report.steps else ""))
     for note in report.condition_notes:
         print(f"  note: {note}")
+    if report.mode == "kinematic":
+        print(f"  world state: {report.world_state}")
     for camera, diff in report.image_difference.items():
-        print(f"  {camera}: mean |recorded - replayed| = {diff:.2f} (0..255)")
+        m = report.cameras.get(camera)
+        if not m:
+            print(f"  {camera}: mean |recorded - replayed| = {diff:.2f} (0..255)")
+            continue
+        verdict = "DIFFERS" if m["flagged"] else "matches"
+        print(f"  {camera}: {verdict}: worst frame {m['max_share_differing']:.2%} of pixels differ "
+              f"(> {m['pixel_threshold']} levels; flagged above {m['flag_share']:.1%}), "
+              f"{m['frames_flagged']}/{m['frames']} frames over; mean |recorded - replayed| {m['mean']:.2f}, "
+              f"worst frame mean {m['max_frame_mean']:.2f}; worst frames {m['worst_frames']}")
     if report.drift:
         print(f"  joint drift from the recording: rms {report.rms_drift:.5f}, max {report.max_drift:.5f}")
         print(f"  {'joint':<24} {'rms':>10} {'max':>10} {'final':>10}")
@@ -73,7 +85,7 @@ def run(args) -> int:
         report = action_replay(episode, video=video, cameras=args.cameras, robot=args.robot, height=args.height)
     else:
         report = kinematic_replay(episode, video=video, cameras=args.cameras, robot=args.robot, height=args.height,
-                                  max_frames=args.max_frames)
+                                  max_frames=args.max_frames, use_world_state=not args.robot_only)
     _print_sim(report, args.json)
     return 0
 
@@ -81,7 +93,7 @@ def run(args) -> int:
 def register(subparsers):
     parser = subparsers.add_parser("replay", help="replay an episode in MuJoCo (kinematic or physics) or on ROS 2",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("episode", metavar="EPISODE", help="an episode file (.h5)")
+    parser.add_argument("episode", metavar="EPISODE", help="an episode file (.hdf5 or .h5)")
     mode = parser.add_argument_group("mode")
     mode.add_argument("--sim", action="store_true", help="replay in the MuJoCo scene (the default)")
     mode.add_argument("--actions", action="store_true", help="with --sim: re-execute the recorded commands in physics")
@@ -94,6 +106,8 @@ def register(subparsers):
     sim.add_argument("--cameras", nargs="+", metavar="CAM", help="cameras to render (default: all recorded)")
     sim.add_argument("--height", type=int, default=240, help="height of each view in the video (default 240)")
     sim.add_argument("--max-frames", type=int, metavar="N", help="kinematic: stop after N aligned rows")
+    sim.add_argument("--robot-only", action="store_true",
+                     help="kinematic: move only the robot, ignoring the recorded world state (objects, particles)")
     ros = parser.add_argument_group("--ros2 options")
     ros.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
     ros.add_argument("--loop", action="store_true", help="repeat until Ctrl-C")

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def run(args) -> int:
+    from collector.teleop.vr.auth import check_allowed_origin
+
+    origins = [check_allowed_origin(o) for o in args.allow_origin or ()]  # before anything is created
     plan = load_plan_arg(args.plan, args)
     live = LiveState()
     runner = open_runner(plan, args, live=live)
@@ -33,7 +36,8 @@ def run(args) -> int:
     recent = (lambda limit: [r.as_dict() for r in runner.catalog.episodes(plan=plan.name)[-limit:]])
     state = "interrupted"
     try:
-        with DashboardServer(live, session.handle, port=args.port, token=args.token, recent_episodes=recent) as dash:
+        with DashboardServer(live, session.handle, port=args.port, token=args.token, recent_episodes=recent,
+                             allowed_origins=origins) as dash:
             print(f"dashboard: {dash.url}", flush=True)
             print(f"  remote:  ssh -L {dash.port}:localhost:{dash.port} <this station>, then open the URL above",
                   flush=True)
@@ -76,6 +80,8 @@ def register(subparsers):
     add_run_options(parser)
     parser.add_argument("--port", type=int, default=8787, help="dashboard port on localhost (0: any free port)")
     parser.add_argument("--token", default=None, help="access token (default: a new random one each run)")
+    parser.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                        help="also accept dashboard requests from pages at ORIGIN (scheme://host:port; repeatable)")
     parser.add_argument("--auto", action="store_true",
                         help="start each take without pressing Start (watch a scripted run on the dashboard)")
     parser.add_argument("--exit-when-done", action="store_true", help="end the session when the plan is covered")

@@ -29,9 +29,13 @@ def compute(args):
     failed = [o for o in outcomes if not o.ok]
     good = [o.value for o in outcomes if o.ok]
     if not good:
-        raise DataError(f"statistics failed for every episode; first error: {failed[0].error}")
+        raise DataError(f"statistics failed for every one of the {len(failed)} episode(s); first error: "
+                        f"{failed[0].error}")
     result = reduce_statistics(good)
-    result["failed"] = {o.item.episode_id: o.error for o in failed}
+    ids = [o.item.episode_id for o in failed]
+    # Keyed by episode id, or by id and file where several failed files carry one id (copies).
+    result["failed"] = {(o.item.episode_id if ids.count(o.item.episode_id) == 1 else f"{o.item.episode_id} "
+                         f"({o.item.path})"): o.error for o in failed}
     result["filters"] = filters.describe()
     return result
 

@@ -34,7 +34,8 @@ def _run_episodes(args) -> int:
                 writer = EpisodeWriter(args.record, f"teleop_{args.task}_{seed:06d}", loop.stream_specs(),
                                        metadata={"task": args.task, "instruction": env.task.instruction,
                                                  "robot": env.robot.name, "robot_model_hash": env.robot.model_hash,
-                                                 "operator": args.device, "sim": True, "conditions": conditions})
+                                                 "operator": args.device, "sim": True, "conditions": conditions,
+                                                 **loop.recording_metadata()})
                 writer.start()
             result = None
             try:

@@ -2,8 +2,6 @@
 import json
 from pathlib import Path
 
-import yaml
-
 from collector.errors import ConfigError
 
 
@@ -11,10 +9,10 @@ def _load_limits(path):
     """Joint limits from a JSON or YAML file holding {"lower": [...], "upper": [...]}."""
     if path is None:
         return None
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--limits {path}: cannot read: {exc}") from exc
+    from collector.yaml_files import parse_yaml, read_yaml_text
+
+    # The shared YAML reader: binary garbage, a directory or a repeated key is a one-line error.
+    data = parse_yaml(read_yaml_text(Path(path), "--limits"), f"--limits {path}")
     if not isinstance(data, dict) or "lower" not in data or "upper" not in data:
         raise ConfigError(f"--limits {path}: expected keys 'lower' and 'upper' (lists, one entry per joint)")
     return data
@@ -27,7 +25,7 @@ def run(args) -> int:
     required = args.require if args.require is not None else DEFAULT_REQUIRED_STREAMS
     files = [f for path in args.paths for f in episode_files(path)]
     if not files:
-        raise ConfigError(f"no episode files (*.h5) in {', '.join(args.paths)}")
+        raise ConfigError(f"no episode files (*.hdf5, *.h5) in {', '.join(args.paths)}")
     results = {}
     for path in files:
         results[str(path)] = validate_episode(
@@ -54,10 +52,13 @@ def register(subparsers):
                     "no gap between samples longer than the stream's tolerance; no camera frozen (identical "
                     "frames) for --frozen-s seconds; no NaN/inf; joint positions and actions inside the joint "
                     "limits (--limits, else the episode's joint_limits metadata); at least --min-duration "
-                    "seconds; an aligned view whose rows are all within tolerance. Lists every problem and "
-                    "exits 1 if any episode has one.",
+                    "seconds; an aligned view whose rows are all within tolerance; every camera frame still "
+                    "matching its stored CRC32 and decoding; the aligned view equal to the raw samples it names. "
+                    "A damaged file (missing datasets, wrong dtypes or shapes, unreadable bytes) is one FAIL "
+                    "naming what is wrong; the other files are still checked. Lists every problem and exits 1 "
+                    "if any episode has one.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="an episode file or a folder (searched for *.h5)")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="an episode file or a folder (searched for *.hdf5 and *.h5)")
     parser.add_argument("--limits", metavar="FILE",
                         help='JSON/YAML file {"lower": [...], "upper": [...]} with joint position limits')
     parser.add_argument("--require", nargs="*", metavar="STREAM", default=None,

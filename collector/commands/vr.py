@@ -54,7 +54,7 @@ async def _serve(args) -> int:
         camera_endpoint=args.camera_endpoint, status_endpoint=args.status_endpoint,
         event_endpoint=args.event_endpoint, cameras=args.camera, allow_watchers=not args.no_watchers,
         record_path=args.record, max_frame_rate_hz=args.max_rate, max_frame_age_s=args.max_age_ms / 1000.0,
-        cert_path=info.cert_path,
+        cert_path=info.cert_path, allowed_origins=args.allow_origin or (),
     )
     server = VRServer(cfg)
     await server.start()
@@ -159,6 +159,9 @@ def register(subparsers) -> None:
                        help="address to listen on (default %(default)s; 0.0.0.0: every interface, for a headset on the LAN)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTPS port (default %(default)s)")
     serve.add_argument("--token", help="session token to require (default: a new random one per start)")
+    serve.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                       help="also accept requests from pages at ORIGIN (scheme://host:port; repeatable). "
+                            "By default only the server's own page may use the WebSocket")
     _add_tls_args(serve)
     zmq = serve.add_argument_group("ZMQ endpoints")
     zmq.add_argument("--input-endpoint", help="where operator input is published (default: configs/teleop.yaml "

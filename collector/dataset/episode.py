@@ -20,7 +20,7 @@ import numpy as np
 
 from collector.errors import DataError
 from collector.recorder import schema
-from collector.recorder.reader import EpisodeReader, FrameSequence
+from collector.recorder.reader import EpisodeReader, FrameSequence, about_file
 
 STATE_KEY = "observations/qpos"
 ACTION_KEY = "action"
@@ -66,8 +66,12 @@ class AlignedEpisode:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         self.close()
+        if exc is not None:
+            named = about_file(self.path, exc)  # damaged data: a DataError naming this file
+            if named is not exc:
+                raise named from exc
 
     # -- metadata -------------------------------------------------------------------------------
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
+import h5py
 import numpy as np
 
 from collector.dataset.episode import ACTION_KEY, STATE_KEY, AlignedEpisode
@@ -29,6 +30,8 @@ from collector.dataset.selection import EpisodeRef, Filters, select_episodes
 from collector.dataset.split import SPLITS, split_episodes
 from collector.dataset.statistics import FeatureStats
 from collector.errors import ConfigError, DataError
+from collector.recorder import schema
+from collector.recorder.streams import CAMERA_PREFIX
 
 IMAGE_FORMATS = ("chw_float", "hwc_uint8")
 # Floor on std so a joint that never moved (std 0) does not blow up to inf after normalization.
@@ -88,14 +91,12 @@ class EpisodeDataset:
     def _check_episodes(self, cameras: Optional[Sequence[str]]) -> None:
         """Every episode must carry the same keys with the same widths, or batches would not stack."""
         first = self.episodes[0]
-        self.cameras = list(first.cameras if cameras is None else cameras)
+        requested = list(first.cameras if cameras is None else cameras)
+        self.cameras = [view_camera_name(c, first.cameras) for c in requested]
         wanted = [self.state_key, self.action_key, *self.extra_keys]
         widths = None
         for episode in self.episodes:
-            missing = [k for k in wanted if not episode.has(k)]
-            missing += [f"observations/images/{c}" for c in self.cameras if c not in episode.cameras]
-            if missing:
-                raise DataError(f"{episode.path}: missing {', '.join('/' + m for m in missing)}")
+            _require_keys(episode, wanted, self.cameras)
             shapes = [episode.shape(k)[1:] for k in wanted]
             if widths is None:
                 widths = shapes
@@ -171,3 +172,55 @@ class EpisodeDataset:
     def describe(self) -> str:
         return (f"{len(self.refs)} episode(s), {len(self)} samples, state {self.state_dim}, action {self.action_dim}, "
                 f"cameras {self.cameras or 'none'}, history {self.history}, chunk {self.chunk}")
+
+
+def view_camera_name(camera: str, available: Sequence[str]) -> str:
+    """The aligned view's name of a camera asked for by its view name ("head") or its raw stream
+    name ("camera_head", as inspect and the dashboard show it)."""
+    if camera not in available and camera.startswith(CAMERA_PREFIX) and camera[len(CAMERA_PREFIX):] in available:
+        return camera[len(CAMERA_PREFIX):]
+    return camera
+
+
+def _require_keys(episode: AlignedEpisode, keys: Sequence[str], cameras: Sequence[str]) -> None:
+    """DataError naming every missing key and camera, and what the episode has instead."""
+    missing = [k for k in keys if not episode.has(k)]
+    missing_cameras = [c for c in cameras if c not in episode.cameras]
+    if not missing and not missing_cameras:
+        return
+    problems = []
+    if missing:
+        have = ", ".join("/" + k for k in aligned_keys(episode)) or "none"
+        problems.append(f"missing {', '.join('/' + k for k in missing)} (keys: {have})")
+    if missing_cameras:
+        have = ", ".join(episode.cameras) or "none"
+        if episode.cameras:
+            have += f" (or {', '.join(CAMERA_PREFIX + c for c in episode.cameras)})"
+        problems.append(f"missing {', '.join(f'/{schema.IMAGES}/{c}' for c in missing_cameras)} (cameras: {have})")
+    raise DataError(f"{episode.path}: {'; '.join(problems)}")
+
+
+def aligned_keys(episode: AlignedEpisode) -> List[str]:
+    """The aligned view's per-row datasets other than images: what state_key, action_key and
+    extra_keys can name."""
+    h5 = episode.file()
+    if schema.TIMESTAMPS not in h5:
+        return []
+    rows = h5[schema.TIMESTAMPS].shape[0]
+    skip = (schema.RAW_GROUP, schema.SYNC_GROUP, schema.IMAGES, schema.COMPRESS_LEN, schema.TIMESTAMPS, "recorder")
+    found: List[str] = []
+
+    def visit(name, node):
+        if isinstance(node, h5py.Dataset) and node.ndim >= 1 and node.shape[0] == rows \
+                and not any(name == s or name.startswith(s + "/") for s in skip):
+            found.append(name)
+
+    for top in h5:
+        if top in skip:
+            continue
+        node = h5[top]
+        if isinstance(node, h5py.Group):
+            node.visititems(lambda name, child, top=top: visit(f"{top}/{name}", child))
+        else:
+            visit(top, node)
+    return sorted(found)

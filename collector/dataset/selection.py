@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
+from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES
 
 USABLE_STATUSES = ("kept", "recovered")
 FILTER_NAMES = ("task", "lighting", "weight", "outcome", "qa", "operator", "station", "session_id", "robot")
+# Filters whose values come from a known set. A value outside it can match nothing, so it is named as a
+# typo (as plan validation names an unknown preset) rather than reported as an empty selection.
+CLOSED_FILTERS = {"outcome": ("outcome", OUTCOMES), "qa": ("QA state", QA_STATES), "status": ("status", STATUSES)}
+# Names the project defines (tasks, presets); a dataset may also hold names from elsewhere, so a
+# value is accepted when either knows it.
+NAMED_FILTERS = {"task": "task", "lighting": "lighting preset", "weight": "weight preset"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ def _as_list(value) -> List[str]:
 
 def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
                     filters: Optional[Filters] = None) -> List[EpisodeRef]:
-    """Episodes of a dataset folder, a folder of .h5 files, one file, or a list of files, in a stable order.
+    """Episodes of a dataset folder, a folder of episode files (.hdf5 or legacy .h5), one file, or a list of files, in a stable order.
 
     Raises DataError when the source does not exist or nothing matches (naming the filters), because
     an empty selection is almost always a typo in a filter, and training on nothing helps nobody.
@@ -90,9 +97,9 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
         if src.is_dir() and (src / "catalog.sqlite").is_file():
             refs.extend(_from_catalog(src, filters))
         elif src.is_dir():
-            files = sorted(p for p in src.rglob(f"*{schema.FINAL_SUFFIX}")
-                           if not p.name.endswith(schema.PARTIAL_SUFFIX))
-            refs.extend(r for r in (_from_file(p) for p in files) if _matches(r, filters))
+            found = [_from_file(p, in_folder=True) for p in schema.episode_files_under(src, final_only=True)]
+            check_filter_values(filters.active(), lambda name: {_ref_value(r, name) for r in found})
+            refs.extend(r for r in found if _matches(r, filters))
         else:
             ref = _from_file(src)
             if _matches(ref, filters):
@@ -110,12 +117,47 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
     return unique
 
 
+def check_filter_values(filters: Dict[str, Any], present: Callable[[str], Iterable[str]]) -> None:
+    """Raise ConfigError for a filter value no episode can have, naming it and the values there are.
+
+    filters: {name: value or list of values}; present(name): the values of `name` the data holds
+    (called only when a value is not one the project defines)."""
+    project: Optional[Dict[str, Iterable[str]]] = None
+    for name, values in filters.items():
+        for value in _as_list(values):
+            if name in CLOSED_FILTERS:
+                what, allowed = CLOSED_FILTERS[name]
+            elif name in NAMED_FILTERS:
+                if project is None:
+                    project = _project_names()
+                what, allowed = NAMED_FILTERS[name], set(project.get(name, ()))
+                if value not in allowed:
+                    allowed |= {v for v in present(name) if v}
+            else:
+                continue
+            if value not in allowed:
+                raise ConfigError(f"--{name}: unknown {what} {value!r} (known: {', '.join(sorted(allowed)) or 'none'})")
+
+
+def _project_names() -> Dict[str, Iterable[str]]:
+    from collector.session.plan import known_names_from_project
+
+    known = known_names_from_project()
+    return {"task": known.tasks, "lighting": known.lighting, "weight": known.weights}
+
+
+def catalog_values(catalog, name: str) -> List[str]:
+    """Distinct values of one filterable column in a catalogue (every status)."""
+    return sorted({str(getattr(row, name)) for row in catalog.episodes()})
+
+
 def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
     from collector.session.catalog import Catalog
     from collector.session.layout import DatasetLayout
 
     layout = DatasetLayout(root)
     catalog = Catalog(layout.catalog_path)
+    check_filter_values(filters.active(), lambda name: catalog_values(catalog, name))
     rows = catalog.episodes(status=list(USABLE_STATUSES), **filters.active())
     refs = []
     for row in rows:
@@ -130,13 +172,19 @@ def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
     return refs
 
 
-def _from_file(path: Path) -> EpisodeRef:
-    with schema.open_episode(path) as h5:
-        meta = schema.read_metadata(h5)
+def _from_file(path: Path, in_folder: bool = False) -> EpisodeRef:
+    try:
+        with schema.open_episode(path) as h5:
+            meta = schema.read_metadata(h5)
+    except DataError as exc:
+        if not in_folder:
+            raise
+        # Still selected: the job that opens it reports this file's problem, and every other file's result.
+        return EpisodeRef(path=path, episode_id=schema.episode_id_from_name(path.name), catalog={"unreadable": str(exc)})
     conditions = meta.get("conditions") if isinstance(meta.get("conditions"), dict) else {}
     return EpisodeRef(
         path=path,
-        episode_id=str(meta.get("episode_id") or path.stem),
+        episode_id=str(meta.get("episode_id") or schema.episode_id_from_name(path.name)),
         task=str(meta.get("task", "")),
         lighting=condition_label(conditions, "lighting"),
         weight=condition_label(conditions, "weight"),
@@ -162,10 +210,13 @@ def condition_label(conditions: Dict, name: str) -> str:
     return "" if value is None else str(value)
 
 
+def _ref_value(ref: EpisodeRef, name: str) -> str:
+    return str(getattr(ref, name, None) if name in ("task", "lighting", "weight", "outcome") else ref.catalog.get(name))
+
+
 def _matches(ref: EpisodeRef, filters: Filters) -> bool:
     for name, accepted in filters.active().items():
-        value = getattr(ref, name, None) if name in ("task", "lighting", "weight", "outcome") else ref.catalog.get(name)
-        if str(value) not in accepted:
+        if _ref_value(ref, name) not in accepted:
             return False
     return True
 

@@ -80,6 +80,13 @@ class DiskWriter(threading.Thread):
     def wake(self) -> None:
         self._wake.set()
 
+    def add_stream(self, name: str, store: RawStreamStore, queue: SampleQueue) -> None:
+        """Start writing a stream declared mid-episode. Called on this thread (from the flush's
+        counter_rows), so no round is iterating the queues meanwhile."""
+        self._batch_limit[name] = max(1, _MAX_BATCH_BYTES // max(store.spec.sample_nbytes, 1))
+        self.stores[name] = store
+        self.queues = {**self.queues, name: queue}
+
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         next_flush = time.monotonic() + self.flush_interval_s

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Dict, Optional, Union
 
@@ -22,6 +23,7 @@ from collector.recorder import schema
 from collector.recorder.frames import decode_jpeg
 from collector.recorder.raw_store import LAYOUT_JPEG, consistent_length
 from collector.recorder.streams import CAMERA_PREFIX, StreamSpec
+from collector.recorder.structure import HDF5_ERRORS, check_structure, read_counters
 
 
 class FrameSequence:
@@ -84,12 +86,24 @@ class FrameSequence:
 
 
 class EpisodeReader:
+    """Opening checks the file's structure (collector.recorder.structure): a damaged file is refused
+    at once with a DataError naming it. Errors raised inside `with EpisodeReader(...)` that come from
+    reading damaged data (h5py) or that do not say which file they are about leave it as a DataError
+    naming this file, so no command has to catch them itself."""
+
     def __init__(self, path):
         self.path = Path(path)
         self._h5 = schema.open_episode(self.path, "r")
-        self._metadata: Optional[dict] = None
-        self._streams: Optional[Dict[str, StreamSpec]] = None
         self._counts: Dict[str, int] = {}
+        try:
+            self._metadata: dict = schema.read_metadata(self._h5)
+            self._streams: Dict[str, StreamSpec] = check_structure(self._h5, self.path, self._metadata)
+        except BaseException as exc:
+            self._h5.close()
+            if isinstance(exc, HDF5_ERRORS):
+                raise DataError(f"{self.path}: damaged file, HDF5 cannot read its attributes "
+                                f"({type(exc).__name__}: {exc})") from exc
+            raise
 
     # -- file ------------------------------------------------------------------------------------
     @property
@@ -103,15 +117,17 @@ class EpisodeReader:
     def __enter__(self) -> "EpisodeReader":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
+        if exc is not None:
+            named = about_file(self.path, exc)
+            if named is not exc:
+                raise named from exc
 
     # -- metadata --------------------------------------------------------------------------------
     @property
     def metadata(self) -> dict:
         """Every root attribute as Python values (conditions, calibration and stats decoded from JSON)."""
-        if self._metadata is None:
-            self._metadata = schema.read_metadata(self._h5)
         return dict(self._metadata)
 
     @property
@@ -134,23 +150,12 @@ class EpisodeReader:
     @property
     def counters(self) -> Dict[str, Dict[str, int]]:
         """Per-stream pushed/written/dropped/rejected as of the last flush (all a killed file has)."""
-        if schema.COUNTERS_PATH not in self._h5:
-            return {}
-        ds = self._h5[schema.COUNTERS_PATH]
-        columns = json.loads(ds.attrs["columns"])
-        names = json.loads(ds.attrs["streams"])
-        table = ds[...]
-        return {name: dict(zip(columns, map(int, table[i]))) for i, name in enumerate(names)}
+        return read_counters(self._h5)  # checked when the file was opened
 
     # -- raw streams -----------------------------------------------------------------------------
     @property
     def streams(self) -> Dict[str, StreamSpec]:
-        if self._streams is None:
-            raw = self._h5.get(schema.RAW_GROUP)
-            if raw is None:
-                raise DataError(f"{self.path}: no /{schema.RAW_GROUP} group")
-            self._streams = {name: StreamSpec.from_json(group.attrs["spec"]) for name, group in raw.items()}
-        return dict(self._streams)
+        return dict(self._streams)  # read and checked when the file was opened
 
     def _group(self, stream: str) -> h5py.Group:
         if stream not in self.streams:
@@ -252,3 +257,22 @@ class EpisodeReader:
     def synced_streams(self) -> list:
         self._require_view()
         return sorted(self._h5[schema.SYNC_GROUP].keys())
+
+
+def about_file(path: Path, exc: BaseException) -> BaseException:
+    """The error to report for `exc`, raised while reading `path`: a DataError that names the file
+    for a DataError that does not, or for an error h5py raised on damaged data; else `exc` itself."""
+    if isinstance(exc, DataError):
+        return exc if str(path) in str(exc) else DataError(f"{path}: {exc}")
+    if isinstance(exc, HDF5_ERRORS) and _raised_by_h5py(exc):
+        return DataError(f"{path}: damaged file, HDF5 cannot read part of it ({type(exc).__name__}: {exc})")
+    return exc
+
+
+def _raised_by_h5py(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and f"{os.sep}h5py{os.sep}" in last

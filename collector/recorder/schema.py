@@ -22,8 +22,14 @@ SCHEMA_NAME = "collector.episode"
 # Bump when a reader of the previous version would misread a new file; readers refuse newer versions.
 SCHEMA_VERSION = 1
 
+# Finished episodes end in ".hdf5": ALOHA/ACT-family loaders (act-plus-plus find_all_hdf5) collect
+# exactly "*.hdf5". A partial file must never match that pattern, or such a loader would train on a
+# half-written take, so it keeps ".partial.h5". Datasets written before the change hold ".h5" files:
+# every reader accepts both (FINAL_SUFFIXES); only new files get FINAL_SUFFIX.
 PARTIAL_SUFFIX = ".partial.h5"
-FINAL_SUFFIX = ".h5"
+FINAL_SUFFIX = ".hdf5"
+LEGACY_FINAL_SUFFIX = ".h5"
+FINAL_SUFFIXES = (FINAL_SUFFIX, LEGACY_FINAL_SUFFIX)
 
 OUTCOMES = ("success", "failure", "unknown")
 STATUS_RECORDING = "recording"  # being written, or its writer died: run `collector recover`
@@ -77,8 +83,9 @@ def partial_path(directory: Path, episode_id: str) -> Path:
     return Path(directory) / f"{episode_id}{PARTIAL_SUFFIX}"
 
 
-def final_path(directory: Path, episode_id: str) -> Path:
-    return Path(directory) / f"{episode_id}{FINAL_SUFFIX}"
+def final_path(directory: Path, episode_id: str, legacy: bool = False) -> Path:
+    """Where a finished episode goes (legacy=True: where one written before ".hdf5" would be)."""
+    return Path(directory) / f"{episode_id}{LEGACY_FINAL_SUFFIX if legacy else FINAL_SUFFIX}"
 
 
 def final_path_for_partial(path: Path) -> Path:
@@ -86,6 +93,33 @@ def final_path_for_partial(path: Path) -> Path:
     if not path.name.endswith(PARTIAL_SUFFIX):
         raise DataError(f"{path} is not a partial episode (name does not end in {PARTIAL_SUFFIX})")
     return path.with_name(path.name[: -len(PARTIAL_SUFFIX)] + FINAL_SUFFIX)
+
+
+def is_final_name(name: str) -> bool:
+    """A finished episode's file name (new ".hdf5" or legacy ".h5", never a partial one)."""
+    return name.endswith(FINAL_SUFFIXES) and not name.endswith(PARTIAL_SUFFIX)
+
+
+def is_episode_name(name: str) -> bool:
+    """A finished or partial episode's file name."""
+    return name.endswith(FINAL_SUFFIXES)
+
+
+def episode_id_from_name(name: str) -> str:
+    """The episode id a file name carries, for every suffix an episode file can have."""
+    for suffix in (PARTIAL_SUFFIX,) + FINAL_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def episode_files_under(directory: Path, final_only: bool = False, recursive: bool = True) -> list:
+    """Episode files in a folder (sorted; partial ones too unless final_only), of every suffix."""
+    directory = Path(directory)
+    search = directory.rglob if recursive else directory.glob
+    wanted = is_final_name if final_only else is_episode_name
+    found = {p for suffix in FINAL_SUFFIXES for p in search(f"*{suffix}")}
+    return sorted(p for p in found if wanted(p.name) and p.is_file())
 
 
 def utc_now_iso() -> str:
@@ -168,8 +202,23 @@ def _plain(value):
 
 
 def read_metadata(node: h5py.HLObject) -> Dict[str, Any]:
-    """All attributes of a node as Python values, JSON ones decoded."""
-    json_keys = set(json.loads(_plain(node.attrs.get(JSON_ATTRS_KEY, "[]"))))
+    """All attributes of a node as Python values, JSON ones decoded. A damaged file (attributes HDF5
+    cannot read, JSON that does not parse) raises DataError naming the file."""
+    try:
+        return _read_metadata(node)
+    except DataError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise DataError(f"{node.file.filename}: damaged file, HDF5 cannot read the attributes of {node.name} "
+                        f"({type(exc).__name__}: {exc})") from exc
+
+
+def _read_metadata(node: h5py.HLObject) -> Dict[str, Any]:
+    try:
+        json_keys = set(json.loads(_plain(node.attrs.get(JSON_ATTRS_KEY, "[]"))))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{node.file.filename}: attribute {JSON_ATTRS_KEY!r} of {node.name} is not a JSON list: "
+                        f"{exc}") from exc
     out: Dict[str, Any] = {}
     for key, value in node.attrs.items():
         if key == JSON_ATTRS_KEY:
@@ -179,7 +228,8 @@ def read_metadata(node: h5py.HLObject) -> Dict[str, Any]:
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise DataError(f"attribute {key!r} of {node.name} is not valid JSON: {exc}") from exc
+                raise DataError(f"{node.file.filename}: attribute {key!r} of {node.name} is not valid JSON: "
+                                f"{exc}") from exc
         out[key] = value
     return out
 
@@ -206,6 +256,10 @@ def open_episode(path, mode: str = "r") -> h5py.File:
                         "run `collector recover` on it") from exc
     try:
         check_schema(h5, path)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        h5.close()
+        raise DataError(f"{path}: damaged file, HDF5 cannot read its root attributes ({type(exc).__name__}: "
+                        f"{exc})") from exc
     except BaseException:
         h5.close()
         raise

@@ -81,7 +81,7 @@ class _RateLimitedLog:
 class EpisodeWriter:
     """Records one episode. See the module docstring and docs/recorder.md.
 
-    directory, episode_id: the file becomes <directory>/<episode_id>.h5 (".partial.h5" while recording).
+    directory, episode_id: the file becomes <directory>/<episode_id>.hdf5 (".partial.h5" while recording).
     streams: the StreamSpecs producers will push.
     metadata: root attributes (task, operator, conditions={lighting, weights}, sim, ...).
     aligned_rate_hz / aligned_reference / aligned_streams: the aligned view's timeline (fixed grid at
@@ -145,6 +145,8 @@ class EpisodeWriter:
         self._pushed = dict.fromkeys(self.specs, 0)
         self._rejected = {name: dict.fromkeys(REASONS, 0) for name in self.specs}
         self._unknown_streams: Dict[str, int] = {}
+        self._added_streams: list = []  # declared mid-episode, not yet in the file (see add_stream)
+        self._added_lock = threading.Lock()
         self._unknown_lock = threading.Lock()
         self._after_stop = 0
         self._log = _RateLimitedLog()
@@ -171,7 +173,8 @@ class EpisodeWriter:
             if self._state != _NEW:
                 raise DataError(f"episode {self.episode_id}: start() called twice")
             self.directory.mkdir(parents=True, exist_ok=True)
-            for existing in (self.final_path, self.partial_path):
+            for existing in (self.final_path, schema.final_path(self.directory, self.episode_id, legacy=True),
+                             self.partial_path):
                 if existing.exists():
                     raise DataError(f"episode {self.episode_id} already exists at {existing}; "
                                     "earlier episodes are never overwritten")
@@ -234,7 +237,64 @@ class EpisodeWriter:
         counters.attrs["columns"] = json.dumps(schema.COUNTER_COLUMNS)
         counters.attrs["streams"] = json.dumps(list(self.specs))
 
+    # -- streams declared while recording -------------------------------------------------------
+    def add_stream(self, spec: StreamSpec) -> None:
+        """Declare a stream after start(): a topic discovered mid-episode (rosbag2 records those too).
+
+        Pushes to it are accepted from the moment this returns. The disk writer creates its group at
+        its next flush, on its own thread (the only one that may change the file while recording), and
+        writes the samples queued meanwhile. Camera streams must be declared before start().
+        """
+        if not isinstance(spec, StreamSpec):
+            raise ConfigError(f"streams must be StreamSpec objects, got {type(spec).__name__}")
+        with self._state_lock:
+            if self._state not in (_NEW, _RECORDING):
+                raise DataError(f"episode {self.episode_id}: add_stream() while {self._state}")
+            if spec.name in self.specs or spec.name in self._checkers:
+                raise ConfigError(f"stream {spec.name!r} is declared twice")
+            if self._state == _RECORDING and spec.is_camera:
+                raise ConfigError(f"camera stream {spec.name!r} must be declared before start()")
+            queue = SampleQueue(self._capacity(spec))
+            # Everything push() needs exists before the checker that lets a push through.
+            self._pushed[spec.name] = 0
+            self._rejected[spec.name] = dict.fromkeys(REASONS, 0)
+            self._locks = {**self._locks, spec.name: threading.Lock()}
+            self._push_queues = {**self._push_queues, spec.name: queue}
+            if self._state == _NEW:  # nothing runs yet: the layout will include it
+                self._disk_queues = {**self._disk_queues, spec.name: queue}
+                self.specs = {**self.specs, spec.name: spec}
+            else:
+                with self._added_lock:
+                    self._added_streams.append((spec, queue))
+            self._checkers = {**self._checkers, spec.name: SampleChecker(spec)}
+
+    def _adopt_added_streams(self) -> None:
+        """Give streams declared while recording their place in the file. Runs on the thread that owns
+        the file (the disk writer, in its flush, via _counter_rows; or stop() after it), so the file
+        never holds half a stream group and /recorder/counters always matches self.specs."""
+        with self._added_lock:
+            added, self._added_streams = self._added_streams, []
+        if not added or self._h5 is None:
+            return
+        raw = self._h5[schema.RAW_GROUP]
+        for spec, queue in added:
+            store = RawStreamStore.create(raw, spec)
+            self._disk_queues = {**self._disk_queues, spec.name: queue}
+            if self._disk is not None:
+                self._disk.add_stream(spec.name, store, queue)
+            else:
+                self._stores[spec.name] = store
+            self.specs = {**self.specs, spec.name: spec}
+        raw.attrs["streams"] = json.dumps(list(self.specs))
+        del self._h5[schema.COUNTERS_PATH]
+        counters = self._h5.create_dataset(schema.COUNTERS_PATH, data=np.zeros(
+            (len(self.specs), len(schema.COUNTER_COLUMNS)), dtype=np.int64))
+        counters.attrs["columns"] = json.dumps(schema.COUNTER_COLUMNS)
+        counters.attrs["streams"] = json.dumps(list(self.specs))
+        log.info("episode %s: added stream(s) %s", self.episode_id, ", ".join(spec.name for spec, _ in added))
+
     def _counter_rows(self) -> np.ndarray:
+        self._adopt_added_streams()
         rows = np.zeros((len(self.specs), len(schema.COUNTER_COLUMNS)), dtype=np.int64)
         for i, name in enumerate(self.specs):
             store = self._stores.get(name)
@@ -400,6 +460,11 @@ class EpisodeWriter:
     def _finalize(self, outcome: str, updates: Mapping) -> None:
         h5 = self._h5
         first, last = _stamp_range(self._stores.values())
+        # Every sample is in /raw now and the outcome is known: put the outcome in the file before the
+        # aligned view, so a full disk or a kill while the view is written does not lose it (recovery
+        # keeps the file's outcome).
+        schema.write_metadata(h5, {**updates, "outcome": outcome})
+        h5.flush()
         t_view = time.perf_counter()
         try:
             view = write_aligned_view(h5, self.specs, self.aligned_config, guard=self._guard)

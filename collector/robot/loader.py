@@ -32,6 +32,8 @@ def resolve_robot_yaml(robot) -> Path:
     """A robot name under robots/, a robot directory, or a YAML path -> the YAML file."""
     candidate = Path(robot).expanduser()
     if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_dir():
+            raise ConfigError(f"robot YAML {candidate}: is a directory, not a YAML file")
         if not candidate.is_file():
             raise ConfigError(f"robot YAML {str(candidate)!r} does not exist")
         return candidate.resolve()
@@ -43,6 +45,8 @@ def resolve_robot_yaml(robot) -> Path:
     named = robots_dir() / str(robot) / ROBOT_YAML
     if named.is_file():
         return named.resolve()
+    if named.exists():
+        raise ConfigError(f"robot YAML {named}: is not a regular file")
     known = sorted(p.parent.name for p in robots_dir().glob(f"*/{ROBOT_YAML}"))
     raise ConfigError(f"unknown robot {str(robot)!r}: not a YAML path, a directory, or one of {known}")
 

@@ -82,7 +82,7 @@ class RosConfig:
             return cls.from_mapping(document["ros"], source=str(path))
         sidecar = path.with_name(SIDECAR)
         if sidecar.is_file():
-            return cls.from_mapping(load_yaml_mapping(sidecar, "ROS config", empty_ok=True), source=str(sidecar))
+            return cls.from_mapping(load_yaml_mapping(sidecar, "ROS config"), source=str(sidecar))
         return cls.from_mapping({}, source=str(path))
 
     @classmethod

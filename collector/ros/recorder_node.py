@@ -8,8 +8,11 @@ time the message arrived, so transport latency stays measurable):
   camera_<name>        Image or CompressedImage per camera (frames are JPEG-encoded by the recorder);
                        receive times in camera_<name>_receive (a camera stream holds only its image)
   illuminance          sensor_msgs/Illuminance
-  pose_<topic>         every geometry_msgs/PoseStamped topic in the graph when the episode starts
-                       (and any named in the robot YAML's ros.pose_topics), as x y z qw qx qy qz
+  pose_<topic>         every geometry_msgs/PoseStamped topic in the graph (and any named in the robot
+                       YAML's ros.pose_topics), as x y z qw qx qy qz. The graph is polled every
+                       DISCOVERY_PERIOD_S while recording: a topic discovered after the episode
+                       started (late DDS discovery under load, a node started later) joins the open
+                       episode from its first sample, as rosbag2 does; so does illuminance in "auto".
 Camera intrinsics from CameraInfo, the scene's conditions (from the sim-hardware node, or the
 operator-applied presets on a real robot) and joint limits go into the episode metadata.
 
@@ -35,7 +38,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from collector.errors import CollectorError, ConfigError, DataError
-from collector.recorder import EpisodeWriter, FieldSpec, StreamSpec, camera_stream
+from collector.recorder import EpisodeWriter, FieldSpec, StreamSpec, camera_stream, schema
 from collector.ros.config import RosConfig
 from collector.ros.conversions import (JointStateReader, camera_info_dict, compressed_image_array, image_array,
                                        illuminance_value, multiarray_values, pose_vector, seconds_from_stamp,
@@ -52,6 +55,8 @@ JOINT_FIELDS = ("position", "velocity", "effort")
 # sample came for STOP_QUIET_S (the robot stopped publishing).
 STOP_GRACE_S = 2.0
 STOP_QUIET_S = 0.5
+# How often the graph is polled for new topics while an episode records (rosbag2 polls every 0.1 s).
+DISCOVERY_PERIOD_S = 0.2
 RECEIVE = FieldSpec(())  # host receive time, float64 seconds since the epoch
 
 
@@ -128,6 +133,7 @@ class RecorderNode:
         self._cutoff: Optional[float] = None  # robot time of a stop in progress
         self._past_cutoff: set = set()
         self._last_sample: Dict[str, float] = {}  # stream -> time.monotonic() of its newest sample
+        self._late_streams: List[str] = []  # streams added to the open episode after it started
 
         # -- subscriptions (created once; samples are only kept while an episode records) --
         # Samples arrive on the runtime's stream lane (its own executor thread); services, status
@@ -172,6 +178,7 @@ class RecorderNode:
         node.create_service(Trigger, "~/stop_failure", self._srv(lambda: self.stop_episode("failure")))
         node.create_service(Trigger, "~/discard_episode", self._srv(self.discard_episode))
         node.create_timer(1.0, self.publish_status)
+        node.create_timer(DISCOVERY_PERIOD_S, self._discover_while_recording)
 
     # -- stream declarations ------------------------------------------------------------------
     def _subscribe_pose(self, topic: str, stream: str) -> None:
@@ -180,6 +187,9 @@ class RecorderNode:
         if topic in self._pose_topics:
             return
         self._pose_topics[topic] = stream
+        # While recording the stream joins the episode before the subscription exists: no sample
+        # can arrive for a stream the writer does not know yet.
+        self._add_to_open_episode(self._pose_spec(topic, stream))
         self._streams_node.create_subscription(PoseStamped, topic, lambda msg, s=stream: self._on_pose(s, msg),
                                                qos_for("sensor"))
 
@@ -187,6 +197,38 @@ class RecorderNode:
         for topic, types in self.node.get_topic_names_and_types():
             if POSE_TYPE in types and topic not in self._pose_topics:
                 self._subscribe_pose(topic, pose_stream_name(topic))
+
+    def _discover_while_recording(self) -> None:
+        if self.writer is None:
+            return
+        if self.options.discover_poses:
+            self._discover_poses()
+        if self.options.record_illuminance is None and "illuminance" not in self.counts \
+                and self.node.count_publishers(self.config.illuminance_topic) > 0:
+            self._add_to_open_episode(self._illuminance_spec())
+
+    def _add_to_open_episode(self, spec: StreamSpec) -> None:
+        """Record a stream discovered after the episode started, from its next sample on."""
+        with self._lock:
+            writer = self.writer
+            if writer is None or spec.name in self.counts:
+                return
+            try:
+                writer.add_stream(spec)
+            except CollectorError as exc:  # the episode is stopping: the next one declares it at start
+                log.warning("could not add %s to %s: %s", spec.name, writer.episode_id, exc)
+                return
+            self.counts[spec.name] = _StreamCounts()
+            self._late_streams.append(spec.name)
+        log.info("%s discovered during %s: recording it from now on", spec.name, writer.episode_id)
+
+    def _pose_spec(self, topic: str, stream: str) -> StreamSpec:
+        return StreamSpec(stream, {"pose": FieldSpec((7,)), "receive_t": RECEIVE}, rate_hz=30.0,
+                          kind="pose", attrs={"topic": topic, "layout": "x y z qw qx qy qz"})
+
+    def _illuminance_spec(self) -> StreamSpec:
+        return StreamSpec("illuminance", {"value": FieldSpec(()), "receive_t": RECEIVE}, rate_hz=10.0,
+                          kind="sensor", attrs={"unit": "lux", "topic": self.config.illuminance_topic})
 
     def stream_specs(self) -> List[StreamSpec]:
         n = len(self.joint_names)
@@ -205,8 +247,7 @@ class RecorderNode:
         if illuminance is None:
             illuminance = self.node.count_publishers(self.config.illuminance_topic) > 0
         if illuminance:
-            specs.append(StreamSpec("illuminance", {"value": FieldSpec(()), "receive_t": RECEIVE}, rate_hz=10.0,
-                                    kind="sensor", attrs={"unit": "lux", "topic": self.config.illuminance_topic}))
+            specs.append(self._illuminance_spec())
         for name in self.camera_names:
             cam = self.robot.cameras[name]
             width, height = self.options.camera_size or self._image_sizes.get(name, (cam.width, cam.height))
@@ -216,8 +257,7 @@ class RecorderNode:
             specs.append(StreamSpec(f"camera_{name}_receive", {"receive_t": RECEIVE}, rate_hz=cam.fps,
                                     kind="sensor", attrs={"topic": topic}))
         for topic, stream in self._pose_topics.items():
-            specs.append(StreamSpec(stream, {"pose": FieldSpec((7,)), "receive_t": RECEIVE}, rate_hz=30.0,
-                                    kind="pose", attrs={"topic": topic, "layout": "x y z qw qx qy qz"}))
+            specs.append(self._pose_spec(topic, stream))
         return specs
 
     def _metadata(self) -> dict:
@@ -248,8 +288,10 @@ class RecorderNode:
                     "stamps": "message header stamps; receive_t = host receive time"},
         }
         if self.robot.joint_ranges and all(j in self.robot.joint_ranges for j in self.joint_names):
-            metadata["joint_limits"] = {"lower": self.robot.lower_limits().tolist(),
-                                        "upper": self.robot.upper_limits().tolist()}
+            from collector.sim.limits import joint_limit_metadata
+
+            # Simulated hardware (sim_hardware.py) has MuJoCo's soft limits: allow their deflection.
+            metadata["joint_limits"] = joint_limit_metadata(self.robot, self.robot.load_model() if sim else None)
         return metadata
 
     # -- episode control (services) --------------------------------------------------------------
@@ -269,8 +311,9 @@ class RecorderNode:
 
     def _next_episode_id(self) -> str:
         prefix = self.options.episode_prefix
-        pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)(\.partial)?\.h5$")
-        taken = [int(m.group(1)) for p in self.output_dir.glob(f"{prefix}_*.h5") if (m := pattern.match(p.name))]
+        pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)$")
+        names = (schema.episode_id_from_name(p.name) for p in schema.episode_files_under(self.output_dir, recursive=False))
+        taken = [int(m.group(1)) for name in names if (m := pattern.match(name))]
         return f"{prefix}_{max(taken, default=0) + 1:06d}"
 
     def start_episode(self) -> str:
@@ -286,6 +329,7 @@ class RecorderNode:
         with self._lock:
             self.counts = {spec: _StreamCounts() for spec in writer.specs}
             self._past_cutoff = set()
+            self._late_streams = []
             self.writer = writer
         log.info("recording %s", writer.partial_path)
         return writer.episode_id
@@ -335,6 +379,8 @@ class RecorderNode:
                 late[key] = now[key]
         if len(now["camera_calibration"]) > len(start["camera_calibration"]):
             late["camera_calibration"] = now["camera_calibration"]
+        if self._late_streams:
+            late["streams_discovered_late"] = list(self._late_streams)
         return late
 
     def stop_episode(self, outcome: str, settle: bool = True) -> str:
@@ -386,7 +432,7 @@ class RecorderNode:
         with self._lock:
             writer = self.writer
             counts = self.counts.get(stream)
-            if writer is None or counts is None:  # not recording, or a stream discovered after the start
+            if writer is None or counts is None:  # not recording (or a stream of the previous episode)
                 return False
             self._last_sample[stream] = time.monotonic()
             if self._cutoff is not None and t > self._cutoff:

@@ -15,6 +15,11 @@ Episode status (the lifecycle):
   interrupted interrupted and nothing could be recovered (any partial file is in discarded/)
   discarded   thrown away by the operator, file moved to discarded/ (kept until `catalog clean`)
   purged      discarded and its file deleted by `catalog clean`
+
+`interrupted_by` says why a take did not run to its own end: '' (it did), 'SIGINT'/'SIGTERM'/'SIGHUP'
+(finalized early because the process was asked to stop), 'crash' (the process died; settled on
+resume) or 'disk_full' (the recorder stopped itself for lack of space). Such takes are not an
+operator's attempt at the cell, so they do not count towards `max_attempts_per_cell`.
 """
 from __future__ import annotations
 
@@ -28,10 +33,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from collector.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: episodes.interrupted_by
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
 OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
+INTERRUPTIONS = ("", "SIGINT", "SIGTERM", "SIGHUP", "crash", "disk_full")
 BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = """
@@ -56,6 +62,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     path          TEXT,
     conditions    TEXT NOT NULL DEFAULT '{}',
     note          TEXT NOT NULL DEFAULT '',
+    interrupted_by TEXT NOT NULL DEFAULT '',
     started_at    TEXT NOT NULL,
     finished_at   TEXT,
     updated_at    TEXT NOT NULL
@@ -77,10 +84,19 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 
+# Catalogues of schema 1 lack `interrupted_by`: opening one adds it, filled from what the rows say
+# (recovered/interrupted rows were settled after a crash; a Ctrl-C'd take's note says so).
+_MIGRATE_TO_2 = (
+    "ALTER TABLE episodes ADD COLUMN interrupted_by TEXT NOT NULL DEFAULT ''",
+    "UPDATE episodes SET interrupted_by='crash' WHERE status IN ('recovered', 'interrupted')",
+    "UPDATE episodes SET interrupted_by='SIGINT' WHERE status='kept' AND note LIKE '%interrupted by Ctrl-C%'",
+)
+
 # Columns a caller may change after the row exists (numbers, ids and cells never change).
-_UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions")
+_UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions",
+              "interrupted_by")
 _FILTERABLE = ("plan", "task", "lighting", "weight", "operator", "station", "robot", "backend", "status",
-               "outcome", "qa", "session_id")
+               "outcome", "qa", "session_id", "interrupted_by")
 
 
 def utc_now() -> str:
@@ -113,6 +129,7 @@ class EpisodeRow:
     path: Optional[str]
     conditions: Dict[str, Any]
     note: str
+    interrupted_by: str
     started_at: str
     finished_at: Optional[str]
     updated_at: str
@@ -151,6 +168,10 @@ class Catalog:
                                 f"understands ({SCHEMA_VERSION}); upgrade collector")
             with self._write(conn):
                 # executescript() would commit on its own, so the statements run one by one in the transaction.
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(episodes)").fetchall()}
+                if columns and "interrupted_by" not in columns:
+                    for statement in _MIGRATE_TO_2:
+                        conn.execute(statement)
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -217,6 +238,7 @@ class Catalog:
         _check_value("status", fields.get("status"), STATUSES)
         _check_value("outcome", fields.get("outcome"), OUTCOMES)
         _check_value("qa", fields.get("qa"), QA_STATES)
+        _check_value("interrupted_by", fields.get("interrupted_by"), INTERRUPTIONS)
         if "qa_problems" in fields:
             fields["qa_problems"] = json.dumps(list(fields["qa_problems"]))
         if "conditions" in fields:

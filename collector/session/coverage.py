@@ -4,6 +4,9 @@ A take is *good* when it was kept, the outcome is success and it passed QA. Fail
 takes are kept in the dataset (they are data too) and count as attempts, so a cell the operator
 cannot do is abandoned after `plan.attempts_cap` attempts instead of looping forever.
 Discarded takes count as neither: the operator threw them away to re-record.
+A take cut short by a crash, a signal or a full disk (`interrupted_by` set) is an attempt for the
+order of cells, but not an operator's failed attempt: it never uses up the cell's attempt limit, so
+a cell cannot be given up because the station crashed.
 """
 from __future__ import annotations
 
@@ -22,11 +25,20 @@ def is_good(row: Mapping) -> bool:
     return row["status"] in ("kept", "recovered") and row["outcome"] == "success" and row["qa"] == "pass"
 
 
+def was_interrupted(row: Mapping) -> bool:
+    """Cut short by a crash, a signal or a full disk (rows without the column: as their status says)."""
+    try:
+        return bool(row["interrupted_by"])
+    except (KeyError, AttributeError):
+        return row["status"] in ("recovered", "interrupted")
+
+
 @dataclass
 class Coverage:
     plan: Plan
     good_counts: Counter = field(default_factory=Counter)
     attempt_counts: Counter = field(default_factory=Counter)
+    capped_counts: Counter = field(default_factory=Counter)  # attempts that count towards the limit
 
     @classmethod
     def from_rows(cls, plan: Plan, rows: Iterable[Mapping]) -> "Coverage":
@@ -36,6 +48,8 @@ class Coverage:
             cell = Cell(row["task"], row["lighting"], row["weight"])
             if row["status"] in ATTEMPT_STATUSES:
                 coverage.attempt_counts[cell] += 1
+                if not was_interrupted(row):
+                    coverage.capped_counts[cell] += 1
             if is_good(row):
                 coverage.good_counts[cell] += 1
         return coverage
@@ -53,7 +67,7 @@ class Coverage:
         return self.good(cell) >= self.plan.takes_per_cell
 
     def gave_up(self, cell: Cell) -> bool:
-        return not self.is_done(cell) and self.attempts(cell) >= self.plan.attempts_cap
+        return not self.is_done(cell) and self.capped_counts[cell] >= self.plan.attempts_cap
 
     def is_open(self, cell: Cell) -> bool:
         return not self.is_done(cell) and not self.gave_up(cell)

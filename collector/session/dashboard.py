@@ -10,34 +10,39 @@ Pages and endpoints (all need the token):
   GET  /static/<file>       the page's script and style
   GET  /api/state           one JSON snapshot of LiveState
   GET  /api/events          Server-Sent Events: a snapshot on every change, and at least 4 per second
-  GET  /api/episodes        the most recent catalogue rows of this dataset
+  GET  /api/episodes        the most recent catalogue rows of this dataset (`?limit=N`, 1..1000, default 20)
   GET  /camera/<name>.jpg   the newest frame of a camera; `?after=SEQ` waits (up to 2 s) for a newer one.
                             The page asks for the next frame when the previous one arrived, so a slow
                             link gets fewer frames instead of a growing backlog (unlike MJPEG).
   POST /api/control         {"action": "start" | "stop" | "discard" | "success" | "failure" | "rerecord"}
 
-Security (the VR server's token helpers, collector.teleop.vr.auth): the token is random per start,
-compared in constant time, and guessing is throttled per client; the cookie is HttpOnly and
-SameSite=Strict; POSTs must also carry the token in an X-Collector-Token header, which a cross-site
-form cannot add; requests whose Host is not a loopback name are refused (DNS rebinding).
+Security (the access rules shared with the VR server, collector.teleop.vr.auth.AccessGate): the token
+is random per start and compared in constant time; wrong tokens are counted per client on every method
+and a guesser is answered 429, but the right token is always accepted (every local process shares
+127.0.0.1, so locking an address out would lock the operator out); a request whose Origin is neither
+this dashboard's page nor an --allow-origin is refused with 403 whatever its token; the cookie is
+HttpOnly and SameSite=Strict; POSTs must also carry the token in an X-Collector-Token header, which a
+cross-site form cannot add; requests whose Host is not a loopback name are refused (DNS rebinding).
+A malformed query value (`?limit=abc`) is answered 400 naming the parameter.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from collector.errors import CollectorError, ConfigError
 from collector.session.live import LiveState
-from collector.teleop.vr.auth import FailureLimiter, check_user_token, new_token, token_matches
+from collector.teleop.vr.auth import AccessGate, check_user_token, new_token, token_matches
 from collector.json_values import json_default
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,33 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 ACTIONS = ("start", "stop", "discard", "success", "failure", "rerecord")
 EVENT_INTERVAL_S = 0.25
 JPEG_QUALITY = 80
+MAX_EPISODE_ROWS = 1000
+MAX_FRAME_SEQ = 2**63 - 1
+MAX_BODY_BYTES = 10_000  # {"action": "..."} is a few dozen bytes
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+class BadRequest(Exception):
+    """A request the dashboard cannot act on; the message is sent back with 400 (or `status`)."""
+
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = status
+
+
+def query_int(query: Dict, name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter `name` in [low, high]; BadRequest naming it otherwise."""
+    values = query.get(name)
+    if not values:
+        return default
+    if len(values) > 1:
+        raise BadRequest(f"dashboard: query parameter {name!r} given {len(values)} times")
+    text = values[0].strip()
+    # Plain decimal digits only: int() would also take "1_000" or non-ASCII digits.
+    if not _DECIMAL.fullmatch(text) or not low <= int(text) <= high:
+        raise BadRequest(f"dashboard: query parameter {name!r} must be a whole number from {low} to {high}, "
+                         f"got {values[0][:40]!r}")
+    return int(text)
 
 
 class _JpegCache:
@@ -82,7 +114,7 @@ class DashboardServer:
 
     def __init__(self, live: LiveState, control: Callable[[str], str], *, host: str = "127.0.0.1",
                  port: int = 8787, token: Optional[str] = None,
-                 recent_episodes: Optional[Callable[[int], list]] = None):
+                 recent_episodes: Optional[Callable[[int], list]] = None, allowed_origins: Sequence[str] = ()):
         if host not in ("127.0.0.1", "localhost", "::1"):
             # The dashboard starts and discards recordings: it is never exposed beyond this machine.
             # Remote operators use SSH port forwarding (see docs/sessions.md).
@@ -91,7 +123,7 @@ class DashboardServer:
         self.live = live
         self.control = control
         self.token = check_user_token(token) if token else new_token()
-        self.failures = FailureLimiter()
+        self.access = AccessGate(self.token, allowed_origins, unauthorized=HTTPStatus.UNAUTHORIZED)
         self.recent_episodes = recent_episodes
         self.jpeg = _JpegCache()
         self.closing = threading.Event()
@@ -132,6 +164,11 @@ class DashboardServer:
     def token_ok(self, candidate: Optional[str]) -> bool:
         return token_matches(self.token, candidate)
 
+    @property
+    def refused_requests(self) -> int:
+        """Requests refused for a missing or wrong token or a foreign Origin, on any method."""
+        return self.access.refused
+
 
 class _Handler(BaseHTTPRequestHandler):
     dashboard: DashboardServer
@@ -170,29 +207,37 @@ class _Handler(BaseHTTPRequestHandler):
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
         return name in LOOPBACK_HOSTS
 
-    def _authorized(self, query: Dict) -> bool:
-        dashboard = self.dashboard
+    def _token_candidates(self, query: Dict) -> Tuple[Optional[str], ...]:
+        if self.command == "POST":
+            # A cookie alone is not enough for an action: another site could make the browser send it.
+            return (self.headers.get("X-Collector-Token"),)
         bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or None
-        return any(dashboard.token_ok(c) for c in (self._cookie_token(), self.headers.get("X-Collector-Token"),
-                                                   bearer, (query.get("token") or [None])[0]))
+        return (self._cookie_token(), self.headers.get("X-Collector-Token"), bearer, (query.get("token") or [None])[0])
 
     def _gate(self) -> Optional[Tuple[str, Dict]]:
-        """Checks host and token; returns (path, query) or None after answering the refusal."""
+        """Checks host, Origin and token (every method); returns (path, query) or None after answering the refusal."""
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not self._host_ok():
             self._text(HTTPStatus.FORBIDDEN, "dashboard: requests must use a localhost address")
             return None
         peer = self.client_address[0]
-        if self.dashboard.failures.blocked(peer):
-            self._text(HTTPStatus.TOO_MANY_REQUESTS, "dashboard: too many wrong tokens; wait a minute")
-            return None
-        if not self._authorized(query):
-            self.dashboard.failures.record_failure(peer)
-            self._text(HTTPStatus.UNAUTHORIZED, "dashboard: open the URL printed by `collector session` "
-                                                "(it contains the access token)")
-            return None
-        return parts.path, query
+        refusal = self.dashboard.access.check(peer, self._token_candidates(query), self.headers.get("Origin"),
+                                              "http", self.headers.get("Host") or "")
+        if refusal is None:
+            return parts.path, query
+        log.warning("dashboard refused %s %s from %s: %s", self.command, parts.path, peer, refusal.reason)
+        if refusal.status == HTTPStatus.TOO_MANY_REQUESTS:
+            self._text(refusal.status, "dashboard: too many wrong tokens from this address; wait a minute")
+        elif refusal.status == HTTPStatus.FORBIDDEN:
+            self._text(refusal.status, "dashboard: requests from another web page (Origin) are refused; "
+                                       "see --allow-origin")
+        elif self.command == "POST":
+            self._text(refusal.status, "dashboard: actions need the X-Collector-Token header")
+        else:
+            self._text(refusal.status, "dashboard: open the URL printed by `collector session` "
+                                       "(it contains the access token)")
+        return None
 
     # -- GET -------------------------------------------------------------------------------------
     def do_GET(self):
@@ -216,14 +261,16 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/api/events":
                 self._events()
             elif path == "/api/episodes":
-                limit = int((query.get("limit") or ["20"])[0])
+                limit = query_int(query, "limit", 20, 1, MAX_EPISODE_ROWS)
                 rows = self.dashboard.recent_episodes(limit) if self.dashboard.recent_episodes else []
                 self._json(HTTPStatus.OK, rows)
             elif path.startswith("/camera/") and path.endswith(".jpg"):
-                after = int((query.get("after") or ["0"])[0])
+                after = query_int(query, "after", 0, 0, MAX_FRAME_SEQ)
                 self._camera(path[len("/camera/"):-len(".jpg")], after)
             else:
                 self._text(HTTPStatus.NOT_FOUND, f"dashboard: no page {path}")
+        except BadRequest as exc:
+            self._text(exc.status, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the browser went away mid-answer
 
@@ -269,23 +316,35 @@ class _Handler(BaseHTTPRequestHandler):
             live.wait_for_change(version, EVENT_INTERVAL_S)
 
     # -- POST ------------------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        # A negative or huge Content-Length would make read() wait for bytes that never come.
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isascii() or not text.isdigit():
+            raise BadRequest(f"dashboard: Content-Length must be a byte count, got {text[:40]!r}")
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            raise BadRequest(f"dashboard: body of {length} bytes exceeds {MAX_BODY_BYTES}",
+                             HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        return self.rfile.read(length)
+
     def do_POST(self):
-        parts = urlsplit(self.path)
-        if not self._host_ok():
-            self._text(HTTPStatus.FORBIDDEN, "dashboard: requests must use a localhost address")
+        gated = self._gate()
+        if gated is None:
+            self.close_connection = True  # the unread body must not be taken for the next request
             return
-        # A cookie alone is not enough for an action: another site could make the browser send it.
-        if not self.dashboard.token_ok(self.headers.get("X-Collector-Token")):
-            self._text(HTTPStatus.UNAUTHORIZED, "dashboard: actions need the X-Collector-Token header")
-            return
-        if parts.path != "/api/control":
-            self._text(HTTPStatus.NOT_FOUND, f"dashboard: no action endpoint {parts.path}")
+        path, _ = gated
+        if path != "/api/control":
+            self.close_connection = True
+            self._text(HTTPStatus.NOT_FOUND, f"dashboard: no action endpoint {path}")
             return
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(min(length, 10_000)) or b"{}")
+            body = json.loads(self._read_body() or b"{}")
             action = body.get("action") if isinstance(body, dict) else None
-        except (ValueError, UnicodeDecodeError):
+        except BadRequest as exc:
+            self.close_connection = True
+            self._json(exc.status, {"ok": False, "error": str(exc)})
+            return
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": "body must be JSON like {\"action\": \"start\"}"})
             return
         if action not in ACTIONS:

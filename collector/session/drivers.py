@@ -66,6 +66,11 @@ class SimDriver(TakeDriver):
             raise ConfigError(f"unknown operator input {self.operator!r} (one of {sorted(DEVICE_FOR_OPERATOR)})")
         self.render = render
         self.config = teleop_config or load_teleop_config()
+        # Loaded (and so checked against its MJCF) now, before the session creates the dataset folder,
+        # the catalogue or a session: a wrong robot YAML must fail with nothing created.
+        from collector.robot import load_robot
+
+        self.robot = load_robot(plan.robot)
         self._rigs: Dict[str, _TaskRig] = {}
         self._current: Optional[_TaskRig] = None
 
@@ -79,7 +84,7 @@ class SimDriver(TakeDriver):
             env_kwargs = {"control_hz": self.config.control.rate_hz}
             if self.plan.scene:
                 env_kwargs["theme"] = self.plan.scene
-            backend = SimBackend.create(robot=self.plan.robot, task=task, render=self.render, **env_kwargs)
+            backend = SimBackend.create(robot=self.robot, task=task, render=self.render, **env_kwargs)
             device_name = DEVICE_FOR_OPERATOR[self.operator]
             raw_device = open_device(device_name, self.config)
             device = StoppableDevice(raw_device) if raw_device is not None else None
@@ -90,6 +95,9 @@ class SimDriver(TakeDriver):
     # The stream layout is the same for every task of one robot; take it from the current rig.
     def streams(self) -> list:
         return self._current.loop.stream_specs()
+
+    def recording_metadata(self) -> Dict:
+        return self._current.loop.recording_metadata()
 
     @property
     def camera_streams(self) -> tuple:
@@ -195,6 +203,9 @@ class HardwareDriver(TakeDriver):
 
     def streams(self) -> list:
         return self.loop.stream_specs()
+
+    def recording_metadata(self) -> Dict:
+        return self.loop.recording_metadata()
 
     def prepare(self, cell: Cell, seed: int) -> Dict:
         # Recorded as requested; what was measured (illuminance) is in the episode's sensor stream.

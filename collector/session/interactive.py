@@ -90,6 +90,8 @@ class InteractiveSession:
                 except CollectorError as exc:
                     if not answer.done():
                         answer.set_exception(exc)
+                    if action == "start":
+                        self._after_failed_take()
                     self.live.update(message=str(exc))
         except BaseException as exc:
             self.error = exc
@@ -147,6 +149,15 @@ class InteractiveSession:
         self._prepare_next()
         self.live.update(message=message)
         return message
+
+    def _after_failed_take(self) -> None:
+        """A take that could not start or finish (e.g. the disk is full) must not leave the dashboard
+        showing 'recording': offer the next take again, so the operator can retry once it is fixed."""
+        try:
+            self._prepare_next()
+        except CollectorError as exc:
+            log.error("cannot set up the next take: %s", exc)
+            self.live.update(phase="error", controls=[])
 
     def _prepare_next(self) -> None:
         runner = self.runner

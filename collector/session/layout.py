@@ -2,7 +2,7 @@
 
     <dataset>/
       catalog.sqlite          the catalogue (SQLite, WAL mode: also catalog.sqlite-wal / -shm)
-      episodes/               kept episodes, episode_000001.h5 ... (numbers are dataset-wide)
+      episodes/               kept episodes, episode_000001.hdf5 ... (numbers are dataset-wide)
       discarded/              takes the operator discarded, kept until `collector catalog clean`
       sessions/<id>.yaml      the plan each session ran, as it was loaded (for auditing)
       locks/<station>.lock    held by the running session of a station (see StationLock)

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from collector.errors import ConfigError
+from collector.yaml_files import UniqueKeyLoader, parse_yaml, yaml_text
 
 BACKENDS = ("sim", "ros2")
 OPERATORS = ("scripted", "keyboard", "gamepad", "vr", "zmq")
@@ -244,14 +245,9 @@ def _kind(value) -> str:
 
 def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = None) -> Plan:
     """Parse and validate plan YAML text. `known` defaults to the project's registries."""
-    try:
-        root_node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    # The shared loader refuses duplicate keys ("duplicate key 'lighting' on line 9 (first on line 4)").
+    data = parse_yaml(text, source)
+    root_node = yaml.compose(text, Loader=UniqueKeyLoader)  # for line numbers; parses, as parse_yaml did
     reader = _Reader(source, root_node)
     if known is None:
         known = known_names_from_project()
@@ -351,10 +347,10 @@ def load_plan(path: Union[str, Path], known: Optional[KnownNames] = None) -> Pla
     """Read and validate a plan file; a bare name is looked up in the shipped configs/plans/."""
     path = resolve_plan_path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read plan: {exc.strerror or exc}") from None
-    return parse_plan(text, str(path), known)
+    return parse_plan(yaml_text(data, str(path)), str(path), known)
 
 
 def resolve_plan_path(path: Union[str, Path]) -> Path:

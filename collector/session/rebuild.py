@@ -2,8 +2,10 @@
 
 Every episode file carries its own id, task, conditions, operator, station, outcome and duration as
 root attributes (the recorder's schema), so the catalogue is an index that can always be rebuilt.
-Files in episodes/ come back as 'kept', files in discarded/ as 'discarded', unfinished partial files
-as 'interrupted' (run `collector recover` on them). QA is re-run on every file.
+Files in episodes/ come back as 'kept', or 'recovered' when the file says it was recovered after a
+crash (its `status`/`recovered` attributes); files in discarded/ as 'discarded', except partial files
+kept there, which are 'interrupted' (`collector catalog restore` recovers them); unfinished partial
+files in episodes/ as 'interrupted' (run `collector recover` on them). QA is re-run on every file.
 """
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from pathlib import Path
 from typing import Dict, List
 
 from collector.errors import ConfigError
-from collector.session.catalog import Catalog, utc_now
+from collector.session.catalog import INTERRUPTIONS, Catalog, utc_now
 from collector.session.layout import DatasetLayout
 
 _NUMBERED = re.compile(r"^episode_(\d+)$")
 
 
 def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
-    from collector.recorder.schema import PARTIAL_SUFFIX
+    from collector.recorder.schema import PARTIAL_SUFFIX, episode_files_under
 
     if layout.catalog_path.exists():
         if not force:
@@ -34,8 +36,10 @@ def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
     layout.ensure()
     catalog = Catalog(layout.catalog_path)
     added, skipped = 0, []
-    files = [(p, "kept") for p in sorted(layout.episodes_dir.glob("*.h5")) if not p.name.endswith(PARTIAL_SUFFIX)]
-    files += [(p, "discarded") for p in sorted(layout.discard_dir.glob("*.h5"))]
+    files = [(p, "kept") for p in episode_files_under(layout.episodes_dir, final_only=True, recursive=False)]
+    # A partial file in discarded/ is an interrupted take kept aside for `catalog restore`.
+    files += [(p, "interrupted" if p.name.endswith(PARTIAL_SUFFIX) else "discarded")
+              for p in episode_files_under(layout.discard_dir, recursive=False)]
     files += [(p, "interrupted") for p in sorted(layout.episodes_dir.glob(f"*{PARTIAL_SUFFIX}"))]
     for path, status in files:
         try:
@@ -49,20 +53,24 @@ def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
 
 
 def _row_from_file(layout: DatasetLayout, path: Path, status: str) -> Dict:
-    from collector.recorder.schema import PARTIAL_SUFFIX, open_episode, read_metadata
+    from collector.recorder.schema import episode_id_from_name, open_episode, read_metadata
     from collector.session.lifecycle import EpisodeLifecycle
 
-    episode_id = path.name[: -len(PARTIAL_SUFFIX)] if path.name.endswith(PARTIAL_SUFFIX) else path.stem
+    episode_id = episode_id_from_name(path.name)
     match = _NUMBERED.match(episode_id)
     if not match:
         raise ValueError("not named episode_<number> by a collector session")
     if status == "interrupted":
-        meta: Dict = {}
+        meta = _partial_metadata(path)
         problems: List[str] = ["partial file: run `collector recover` on it"]
+        interrupted_by = str(meta.get("interrupted_by") or "crash")
     else:
         with open_episode(path) as handle:
             meta = read_metadata(handle)
         problems = EpisodeLifecycle.qa(path)
+        if status == "kept" and (meta.get("status") == "recovered" or meta.get("recovered") is True):
+            status = "recovered"  # the file says a crash cut its take short: keep saying so
+        interrupted_by = str(meta.get("interrupted_by") or ("crash" if status == "recovered" else ""))
     conditions = meta.get("conditions") or {}
     return {
         "episode_index": int(match.group(1)), "episode_id": episode_id,
@@ -76,8 +84,20 @@ def _row_from_file(layout: DatasetLayout, path: Path, status: str) -> Dict:
         "qa": "pass" if not problems else "fail", "qa_problems": problems,
         "duration_s": meta.get("duration_s"), "path": layout.relative(path), "conditions": conditions,
         "note": "rebuilt from the file", "started_at": str(meta.get("started_at", utc_now())),
-        "finished_at": None,
+        "finished_at": None, "interrupted_by": interrupted_by if interrupted_by in INTERRUPTIONS else "crash",
     }
+
+
+def _partial_metadata(path: Path) -> Dict:
+    """What a partial file says about its take (its root attributes are written at start), or {}."""
+    from collector.errors import CollectorError
+    from collector.recorder.schema import open_episode, read_metadata
+
+    try:
+        with open_episode(path) as handle:
+            return read_metadata(handle)
+    except (CollectorError, OSError, ValueError):
+        return {}
 
 
 def _preset(conditions: Dict, key: str) -> str:

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from collector.errors import DataError
+from collector.interrupts import deferred, signal_name_of
 from collector.session.catalog import Catalog, EpisodeRow
 from collector.session.cells import Cell, next_cell, plan_cells
 from collector.session.coverage import Coverage
 from collector.session.layout import DatasetLayout, StationLock, station_slug
-from collector.session.lifecycle import EpisodeLifecycle
+from collector.session.lifecycle import EpisodeLifecycle, restore_hint
 from collector.session.live import LiveState, LiveTap
 from collector.session.plan import Plan
 
@@ -66,6 +67,10 @@ class TakeDriver:
 
     def preview(self, live: LiveState) -> None:
         """Show the current scene on the dashboard between takes (optional)."""
+
+    def recording_metadata(self) -> Dict:
+        """Episode metadata from the robot side (the joint limits QA checks against)."""
+        return {}
 
     def close(self) -> None:
         pass
@@ -130,15 +135,16 @@ class SessionRunner:
         return f"{self.plan.name}-{station_slug(self.station)}-{stamp}", False
 
     def close(self, state: Optional[str] = None) -> None:
-        if self.catalog is not None and self.session_id is not None:
-            final = state or ("finished" if not self.open_cells() else "stopped")
-            self.catalog.close_session(self.session_id, final)
-        try:
-            self.driver.close()
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+        with deferred():  # a SIGTERM now must not leave the session 'running'
+            if self.catalog is not None and self.session_id is not None:
+                final = state or ("finished" if not self.open_cells() else "stopped")
+                self.catalog.close_session(self.session_id, final)
+            try:
+                self.driver.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+                    self._lock = None
 
     def __enter__(self):
         return self.open()
@@ -205,34 +211,48 @@ class SessionRunner:
         if self.plan.reset.settle_s > 0:
             # Let a reset scene (or a robot that just moved home) come to rest before recording.
             time.sleep(self.plan.reset.settle_s)
-        take = self.lifecycle.begin(cell, self.driver.streams(), conditions)
-        time_limit = self.plan.time_limit_for(cell.task)
-        self.live.start_timer()
-        self.live.update(phase="recording", episode={"episode_id": take.row.episode_id,
-                                                     "time_limit_s": time_limit},
-                         message=f"recording {take.row.episode_id}", controls=["stop", "discard"])
-        tap = LiveTap(self.live, take.writer, self.driver.camera_streams, self.driver.joint_stream,
-                      self.driver.joint_names)
+        take = None
         try:
+            with deferred():  # a signal while the take starts is acted on once it can be finalized
+                take = self.lifecycle.begin(cell, self.driver.streams(), conditions,
+                                            self.driver.recording_metadata())
+            time_limit = self.plan.time_limit_for(cell.task)
+            self.live.start_timer()
+            self.live.update(phase="recording", episode={"episode_id": take.row.episode_id,
+                                                         "time_limit_s": time_limit},
+                             message=f"recording {take.row.episode_id}", controls=["stop", "discard"])
+            tap = LiveTap(self.live, take.writer, self.driver.camera_streams, self.driver.joint_stream,
+                          self.driver.joint_names)
             result = self.driver.run(tap, time_limit, stop)
-        except KeyboardInterrupt:
-            # Ctrl-C mid-take: finalize what was recorded so it is a valid episode, then stop the session.
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, SIGTERM or SIGHUP mid-take: finalize what was recorded so it is a valid episode,
+            # then stop the session.
             self.live.stop_timer()
-            self.lifecycle.finish(take, "unknown", note="interrupted by Ctrl-C")
+            if take is not None:
+                name = signal_name_of(exc)
+                self.lifecycle.finish(take, "unknown", interrupted_by=name,
+                                      note=f"interrupted by {'Ctrl-C' if name == 'SIGINT' else name}")
             raise
         except Exception as exc:
             self.live.stop_timer()
+            if take is None:  # the recorder did not start; the row already says why
+                raise
             row = self.lifecycle.abort(take, f"{type(exc).__name__}: {exc}")
             self._after_take(row)
             raise
-        self.live.stop_timer()
-        self.live.update(phase="finalizing", controls=[])
-        if self.plan.outcome == "auto" and result.success is not None:
-            outcome = "success" if result.success else "failure"
-        else:
-            outcome = "unknown"
-        row = self.lifecycle.finish(take, outcome, duration_s=result.duration_s,
-                                    note=f"stopped by {result.stopped_by}")
+        with deferred():  # from here the take is finalized even if a SIGTERM arrives
+            self.live.stop_timer()
+            self.live.update(phase="finalizing", controls=[])
+            if self.plan.outcome == "auto" and result.success is not None:
+                outcome = "success" if result.success else "failure"
+            else:
+                outcome = "unknown"
+            row = self.lifecycle.finish(take, outcome, duration_s=result.duration_s,
+                                        note=f"stopped by {result.stopped_by}")
+            if row.interrupted_by == "disk_full":
+                # Nothing more fits: stop the session with what to do about this take.
+                self._after_take(row)
+                raise DataError(restore_hint(row, self.layout.root))
         self.forced_cell = None
         if outcome == "unknown" and ask_outcome is not None:
             verdict = ask_outcome(row)

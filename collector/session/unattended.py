@@ -117,14 +117,15 @@ def summarize(runner: SessionRunner, recorded_now: int, wall_s: float) -> RunSum
     example = str(runner.layout.absolute(kept[-1].path)) if kept else None
     return RunSummary(
         out=runner.layout.root, plan=runner.plan.name, session_id=runner.session_id, resumed=runner.resumed,
-        recorded_now=recorded_now, recovered=len(runner.recovered), totals=runner.totals(),
+        recorded_now=recorded_now, recovered=sum(r.status == "recovered" for r in runner.recovered),
+        totals=runner.totals(),
         coverage_done=coverage.done, coverage_needed=coverage.needed, wall_s=wall_s, example_path=example,
         report=full_report(coverage, rows))
 
 
 def print_summary(summary: RunSummary, runner: SessionRunner) -> None:
-    if summary.recovered:
-        print(f"resumed: {summary.recovered} interrupted take(s) settled: "
+    if runner.recovered:
+        print(f"resumed: {len(runner.recovered)} interrupted take(s) settled: "
               + ", ".join(f"{r.episode_id} {r.status}" for r in runner.recovered))
     print()
     print(summary.report)

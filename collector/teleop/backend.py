@@ -87,6 +87,12 @@ class _RenderWorker(threading.Thread):
         if entry is None or entry[0] is not model:
             entry = (model, mujoco.MjData(model))
         mujoco.mj_copyData(entry[1], model, self.env.data)
+        # After mj_step the body poses are those of the step's start, one physics step behind qpos:
+        # recompute them so the frame shows the world at its stamp, exactly as the recorded world
+        # state (sim_state) restores it. Positions only: microseconds.
+        mujoco.mj_kinematics(model, entry[1])
+        mujoco.mj_comPos(model, entry[1])
+        mujoco.mj_camlight(model, entry[1])
         return entry
 
     def run(self) -> None:
@@ -143,6 +149,8 @@ class SimBackend:
         self.render_enabled = render
         self._n = len(self.robot.command_joints)
         self._next_frame_t: Dict[str, float] = {}
+        self._next_world_t = 0.0
+        self._world_scratch = None  # (model, MjData, object names) for the recorded object poses
         self._worker: Optional[_RenderWorker] = None
         self.realtime = False  # set by the loop: drop a due frame rather than wait for the renderer
         self.frames_dropped = 0
@@ -166,6 +174,7 @@ class SimBackend:
     def reset_camera_clocks(self) -> None:
         t = self.now()
         self._next_frame_t = {name: t for name in self.robot.cameras}
+        self._next_world_t = t
         if self._worker is not None:
             # Warm up before the episode: the renderer's first frames (GL context, uploading the
             # model's meshes and textures) stall for tens of milliseconds, and a realtime loop
@@ -239,6 +248,41 @@ class SimBackend:
         with worker.lock:
             frames = worker.done.get(name)
             return frames.popleft() if frames else None
+
+    # -- the world's state (recorded so replay and exports can restore every object) --------------
+    @property
+    def world_rate_hz(self) -> float:
+        """The record rate: the fastest camera's, so a state is taken on the ticks its frames are."""
+        from collector.sim.world_state import DEFAULT_RATE_HZ
+
+        fps = [float(c.fps) for c in self.robot.cameras.values()]
+        return max(fps) if fps else DEFAULT_RATE_HZ
+
+    def world_streams(self) -> list:
+        """sim_state and one pose_objects_<name> stream per task object (see collector/sim/world_state.py)."""
+        from collector.sim import world_state
+
+        return world_state.world_stream_specs(self.env.model, list(self.env.task.object_poses()),
+                                              self.world_rate_hz, self.robot)
+
+    def world_sample(self) -> Optional[Tuple[float, np.ndarray, Dict[str, np.ndarray]]]:
+        """(t, full simulator state, {pose stream: pose}) when the record rate is due, else None."""
+        from collector.sim import world_state
+
+        t = self.now()
+        if t + 0.5 * float(self.env.physics_dt) < self._next_world_t:
+            return None
+        period = 1.0 / self.world_rate_hz
+        next_due = self._next_world_t + period  # the camera schedule's rule (see _due)
+        self._next_world_t = next_due if next_due > t else t + period
+        model = self.env.model
+        if self._world_scratch is None or self._world_scratch[0] is not model:  # a theme change rebuilds it
+            import mujoco
+
+            self._world_scratch = (model, mujoco.MjData(model), list(self.env.task.object_poses()))
+        _, scratch, names = self._world_scratch
+        state = world_state.get_state(model, self.env.data)
+        return t, state, world_state.object_poses(model, scratch, state, names)
 
     def set_realtime(self, realtime: bool) -> None:
         self.realtime = bool(realtime)

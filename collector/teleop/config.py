@@ -224,9 +224,13 @@ def load_teleop_config(path: Optional[Union[str, Path]] = None, overrides: Optio
     raw: dict = {}
     source = "<defaults>"
     candidate = Path(path) if path is not None else default_config_path()
+    if candidate.is_dir():
+        raise ConfigError(f"teleop config {candidate}: is a directory, not a YAML file")
     if candidate.is_file():
         source = str(candidate)
-        raw = load_yaml_mapping(candidate, "teleop config", empty_ok=True)
+        # An empty default file means "all defaults"; an empty file the user named is a mistake
+        # (a truncated copy, the wrong path), so it is refused instead of silently ignored.
+        raw = load_yaml_mapping(candidate, "teleop config", empty_ok=path is None)
     elif path is not None:
         raise ConfigError(f"teleop config {candidate} does not exist")
     if overrides:

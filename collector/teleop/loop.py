@@ -14,7 +14,7 @@ decode path as a VR bridge; `--device zmq` subscribes to an external endpoint in
 
 Each tick publishes to the recorder's sink: `joints` (measured), `command` (safe command sent),
 `input` (every operator message received), `ik_target`, `safety`, the cameras that are due,
-and `illuminance` in simulation.
+and in simulation `illuminance`, `sim_state` (the full simulator state) and `pose_objects_<name>`.
 """
 from __future__ import annotations
 
@@ -250,10 +250,24 @@ class TeleopLoop:
         ]
         for name, cam in self.backend.cameras().items():
             specs.append(camera_stream(f"camera_{name}", cam.width, cam.height, cam.fps))
+        world_streams = getattr(self.backend, "world_streams", None)
+        if callable(world_streams):  # simulation: the full simulator state and every object's pose
+            specs.extend(world_streams())
         if callable(getattr(self.backend, "illuminance", None)):
             specs.append(StreamSpec("illuminance", {"value": FieldSpec(())}, ILLUMINANCE_RATE_HZ, kind="sensor",
                                     attrs={"unit": "lux"}))
         return specs
+
+    def recording_metadata(self) -> dict:
+        """Episode metadata only the loop knows: the joint limits and QA's tolerance past them.
+
+        In simulation the tolerance is MuJoCo's soft-limit deflection (collector/sim/limits.py);
+        on hardware a fixed small one.
+        """
+        from collector.sim.limits import joint_limit_metadata
+
+        env = getattr(self.backend, "env", None)
+        return {"joint_limits": joint_limit_metadata(self.robot, getattr(env, "model", None))}
 
     def _push(self, stream: str, t: float, **fields) -> None:
         if self.sink is not None and not self.sink.push(stream, t, **fields):
@@ -327,6 +341,18 @@ class TeleopLoop:
         fields["active"] = np.array([t is not None for t in self._targets.values()], dtype=np.uint8)
         self._push("ik_target", now, **fields)
 
+    def _push_world(self) -> None:
+        """The simulator's state and object poses at the record rate (on the camera frames' ticks)."""
+        world_sample = getattr(self.backend, "world_sample", None)
+        if self.sink is None or not callable(world_sample):
+            return
+        sample = world_sample()
+        if sample is not None:
+            t, state, poses = sample
+            self._push("sim_state", t, state=state)
+            for stream, pose in poses.items():
+                self._push(stream, t, pose=pose)
+
     def _current_ee(self):
         return self.kin.ee_poses(self.gate.command)
 
@@ -394,6 +420,7 @@ class TeleopLoop:
             if frame is not None:
                 self.stats.frames += 1
                 self._push(f"camera_{name}", frame[0], image=frame[1])
+        self._push_world()
         illuminance = getattr(self.backend, "illuminance", None)
         if callable(illuminance) and now >= self._next_illuminance_t:
             value = illuminance()

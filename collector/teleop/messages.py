@@ -8,7 +8,8 @@ state. Fields that the device does not track, or lost tracking of, are None: Non
 
 Wire form (WIRE_VERSION 1, documented in docs/teleop.md): a msgpack map with string keys,
 sent over ZMQ PUB/SUB as a two-frame message [ZMQ_TOPIC, payload]. `decode` checks every
-value and raises DataError naming the offending field; it never returns a message holding
+value (types, lengths, finiteness and ranges: seq fits int64, |stamp| <= 1e10 s, positions within
+20 m, unit quaternions) and raises DataError naming the offending field; it never returns a message holding
 NaN/inf, wrong lengths or a non-unit quaternion.
 """
 from __future__ import annotations
@@ -28,6 +29,15 @@ ZMQ_TOPIC = b"collector/teleop/input"
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SOURCE_LEN = 64
 MAX_BUTTONS = 32
+MAX_BUTTON_NAME_LEN = 32
+# The recorder stores seq as int64: anything larger cannot be recorded, so it is not an input.
+MAX_SEQ = 2**63 - 1
+# Device clocks (monotonic, sim or Unix time) are far below this; larger stamps are garbage.
+MAX_STAMP_S = 1e10
+# Tracking spaces are rooms: a wire pose or hand joint farther than this is not a tracked body part
+# (the VR page protocol uses the same bound).
+MAX_POSITION_M = 20.0
+MAX_HAND_RADIUS_M = 0.5
 # Tracking runtimes deliver unit quaternions up to float32 rounding; a bigger error means garbage.
 QUATERNION_NORM_TOLERANCE = 0.05
 
@@ -146,6 +156,8 @@ class ControllerState:
         for key, pressed in self.buttons.items():
             if not isinstance(key, str) or not isinstance(pressed, (bool, np.bool_)):
                 raise DataError(f"controller buttons: entry {key!r} must map a name to true/false")
+            if len(key) > MAX_BUTTON_NAME_LEN:
+                raise DataError(f"controller buttons: name longer than {MAX_BUTTON_NAME_LEN} characters")
         self.buttons = {k: bool(v) for k, v in self.buttons.items()}
         self.thumbstick = _finite_array(self.thumbstick, (2,), "controller thumbstick")
         if np.any(np.abs(self.thumbstick) > 1.0 + 1e-6):
@@ -185,8 +197,10 @@ class OperatorInput:
         self.stamp = float(self.stamp)
         if not math.isfinite(self.stamp):
             raise DataError("stamp: NaN or inf")
-        if isinstance(self.seq, bool) or not isinstance(self.seq, (int, np.integer)) or self.seq < 0:
-            raise DataError(f"seq: expected a non-negative integer, got {self.seq!r}")
+        if abs(self.stamp) > MAX_STAMP_S:
+            raise DataError(f"stamp: {self.stamp:.6g} s is outside +-{MAX_STAMP_S:.0e} s")
+        if isinstance(self.seq, bool) or not isinstance(self.seq, (int, np.integer)) or not 0 <= self.seq <= MAX_SEQ:
+            raise DataError(f"seq: expected an integer in [0, 2**63-1], got {self.seq!r}")
         self.seq = int(self.seq)
         if not isinstance(self.source, str) or len(self.source) > MAX_SOURCE_LEN:
             raise DataError(f"source: expected a string of at most {MAX_SOURCE_LEN} characters")
@@ -273,6 +287,13 @@ def _decode_list(value, n: int, what: str) -> np.ndarray:
     return _finite_array(value, (n,), what)
 
 
+def _within_tracking_space(positions: np.ndarray, what: str) -> np.ndarray:
+    largest = float(np.max(np.abs(positions)))
+    if largest > MAX_POSITION_M:
+        raise DataError(f"{what}: position beyond {MAX_POSITION_M} m ({largest:.3g})")
+    return positions
+
+
 def _decode_mapping(value, what: str) -> dict:
     if not isinstance(value, dict):
         raise DataError(f"{what}: expected a map, got {type(value).__name__}")
@@ -292,18 +313,25 @@ def from_wire_dict(obj) -> OperatorInput:
         value = obj.get(name)
         if value is not None:
             arr = _decode_list(value, 7, name)
-            kwargs[name] = Pose(arr[:3], _unit_quaternions(arr[3:], f"{name} orientation"))
+            kwargs[name] = Pose(_within_tracking_space(arr[:3], name),
+                                _unit_quaternions(arr[3:], f"{name} orientation"))
     for name in _HAND_FIELDS:
         value = obj.get(name)
         if value is not None:
             value = _decode_mapping(value, name)
             radii = value.get("radii")
+            if radii is not None:
+                radii = _decode_list(radii, N_HAND_JOINTS, f"{name} radii")
+                if np.any(radii > MAX_HAND_RADIUS_M):
+                    raise DataError(f"{name} radii: joint radius above {MAX_HAND_RADIUS_M} m")
             kwargs[name] = HandSkeleton(
-                positions=_decode_list(_required(value, "positions", name), N_HAND_JOINTS * 3, f"{name} positions"),
+                positions=_within_tracking_space(
+                    _decode_list(_required(value, "positions", name), N_HAND_JOINTS * 3, f"{name} positions"),
+                    f"{name} positions"),
                 orientations=_unit_quaternions(
                     _decode_list(_required(value, "orientations", name), N_HAND_JOINTS * 4,
                                  f"{name} orientations").reshape(N_HAND_JOINTS, 4), f"{name} orientations"),
-                radii=None if radii is None else _decode_list(radii, N_HAND_JOINTS, f"{name} radii"),
+                radii=radii,
             )
     for name in _CONTROLLER_FIELDS:
         value = obj.get(name)

@@ -7,7 +7,7 @@ import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,6 +39,65 @@ def provenance(ref: EpisodeRef, episode: AlignedEpisode) -> Dict[str, object]:
         if ref.catalog.get(key):
             record[f"catalog_{key}"] = ref.catalog[key]
     return record
+
+
+def screen_episodes(refs: Sequence[EpisodeRef], kind: str, *, keep_qa_failed: bool = False,
+                    cameras: Optional[Sequence[str]] = None) -> Tuple[List[EpisodeRef], List[Tuple[EpisodeRef, str]]]:
+    """Split a selection into the episodes an export of `kind` takes and the ones it skips, with why.
+
+    Skipped: episodes the catalogue's QA failed (unless keep_qa_failed: the user asked for them), and
+    episodes that lack what the format needs (an aligned view with /action and /observations/qpos for
+    robomimic and LeRobot, raw samples for MCAP), found before any worker starts so that one bad take
+    costs a warning line instead of the whole export."""
+    good: List[EpisodeRef] = []
+    skipped: List[Tuple[EpisodeRef, str]] = []
+    for ref in refs:
+        problem = None
+        if not keep_qa_failed and str(ref.catalog.get("qa", "")) == "fail":
+            problem = "QA failed: " + ("; ".join(map(str, ref.catalog.get("qa_problems") or [])) or "no detail recorded")
+        else:
+            problem = _format_problem(ref, kind, cameras)
+        if problem:
+            skipped.append((ref, problem))
+        else:
+            good.append(ref)
+    return good, skipped
+
+
+def view_camera_names(refs: Sequence[EpisodeRef], cameras: Optional[Sequence[str]]) -> Optional[List[str]]:
+    """--cameras as the aligned view names them: "camera_head" (the raw stream's name, as inspect and
+    the dashboard show it) means "head"."""
+    if not cameras or not refs:
+        return None if cameras is None else list(cameras)
+    from collector.dataset.episode_dataset import view_camera_name
+
+    try:
+        with AlignedEpisode(refs[0].path) as episode:
+            available = episode.cameras
+    except (DataError, OSError, KeyError, ValueError):
+        return list(cameras)
+    return [view_camera_name(c, available) for c in cameras]
+
+
+def _format_problem(ref: EpisodeRef, kind: str, cameras: Optional[Sequence[str]]) -> Optional[str]:
+    try:
+        with AlignedEpisode(ref.path) as episode:
+            if kind == "mcap":
+                reader = episode.reader()
+                if not any(reader.count(name) > 0 for name in reader.streams):
+                    return "no recorded samples"
+                return None
+            missing = [f"/{key}" for key in ("observations/qpos", "action") if not episode.has(key)]
+            if missing:
+                return f"no {' or '.join(missing)} (no aligned view: recover or re-record it)"
+            if episode.length < 2:
+                return f"aligned view has {episode.length} row(s); at least 2 are needed"
+            absent = [c for c in (cameras or ()) if c not in episode.cameras]
+            if absent:
+                return f"no camera {', '.join(absent)} (cameras: {', '.join(episode.cameras) or 'none'})"
+    except (DataError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged file is a reason to skip
+        return f"cannot be read: {exc}"
+    return None
 
 
 def _plain(value):

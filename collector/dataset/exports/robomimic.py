@@ -1,9 +1,14 @@
 """Export to robomimic's single-file HDF5 layout.
 
-    /data                       attrs: total (samples), env_args (JSON), collector (export header, JSON)
+    /data                       attrs: total (samples), env_args (JSON), collector (export header, JSON),
+                                action_scale, action_offset (A,) float64, action_normalization, action_formula
     /data/demo_N                attrs: num_samples, collector (provenance JSON: episode id, source file,
                                 conditions, lighting, weight, outcome, operator, ...)
-        actions (T, A)          the recorded /action (joint position commands)
+        actions (T, A)          the recorded /action (joint position commands), scaled to [-1, 1]:
+                                actions = (raw - action_offset) / action_scale, so raw = actions *
+                                action_scale + action_offset (raw_actions=True: unscaled, scale 1, offset 0)
+        states (T, N) float64   simulated episodes: the full simulator state at each step (mj_getState with
+                                env_args.env_kwargs.state.state_spec; mj_setState + mj_forward restores it)
         rewards (T,), dones (T,)  sparse: 1 at the last step (reward only when the outcome was success)
         obs/qpos, obs/qvel, obs/effort (T, n) float32; obs/<camera>_image (T, H, W, 3) uint8
         next_obs/<key>          obs shifted by one step (last step repeated); HDF5 virtual datasets
@@ -13,6 +18,13 @@
 
 robomimic has no environment type for collector; env_args names the robot and uses type 2 (the gym
 wrapper), which only matters for robomimic's rollouts, never for training from the file.
+
+Actions are scaled per dimension because robomimic requires them in [-1, 1]. The range is the
+robot's joint limits (the episodes' joint_limits metadata): the same for every export of the robot,
+so a policy's output maps back to joint positions without this dataset's statistics, and a recorded
+command (the safety gate keeps it inside the limits) always lands in [-1, 1]. Where an action lies
+outside the limits, or an episode has no joint_limits, the range is widened to the data's own
+min/max for that dimension (action_normalization says which).
 Workers write one part file per episode; the caller copies them, in selection order, into the output.
 """
 from __future__ import annotations
@@ -56,7 +68,9 @@ def write_part(item, workdir: str, cameras: Optional[Sequence[str]]) -> Dict[str
                 obs.create_dataset(name, data=episode.read(key).astype(np.float32))
         if not episode.has("action"):
             raise DataError(f"{ref.path}: no /action; nothing to imitate")
-        demo.create_dataset("actions", data=episode.read("action").astype(np.float32))
+        actions = episode.read("action").astype(np.float32)
+        demo.create_dataset("actions", data=actions)
+        state_info = _write_states(demo, episode)
         success = record.get("outcome") == "success"
         rewards = np.zeros(length, np.float32)
         dones = np.zeros(length, np.int64)
@@ -77,12 +91,62 @@ def write_part(item, workdir: str, cameras: Optional[Sequence[str]]) -> Dict[str
         demo.attrs["num_samples"] = length
         fps = episode_rate(episode) if episode.has("timestamps") else None
         shapes = {name: list(obs[name].shape[1:]) for name in obs}
-    return {"part": str(part), "length": length, "provenance": record, "shapes": shapes, "fps": fps}
+    limits = episode.reader().metadata.get("joint_limits")
+    return {"part": str(part), "length": length, "provenance": record, "shapes": shapes, "fps": fps,
+            "action_min": actions.min(axis=0).tolist() if length else None,
+            "action_max": actions.max(axis=0).tolist() if length else None,
+            "joint_limits": limits if isinstance(limits, dict) else None, "state": state_info}
+
+
+def _write_states(demo: h5py.Group, episode: AlignedEpisode) -> Optional[Dict]:
+    """demo/states: the recorded simulator state at each row (taken with the camera frame the row shows)."""
+    from collector.sim import world_state
+
+    reader = episode.reader()
+    spec = reader.streams.get(world_state.STATE_STREAM)
+    if spec is None or reader.count(world_state.STATE_STREAM) == 0:
+        return None
+    stamps = reader.timestamps
+    cameras = [s for s in reader.streams.values() if s.is_camera and s.name in reader.synced_streams]
+    if cameras:  # the state taken with the fastest camera's frame (the same tick when recorded live)
+        stamps = world_state.frame_stamps(reader, max(cameras, key=lambda s: s.rate_hz).name)
+    rows = world_state.states_at(reader, stamps)
+    states = reader.raw(world_state.STATE_STREAM, "state")[: reader.count(world_state.STATE_STREAM)]
+    demo.create_dataset("states", data=np.asarray(states[...], dtype=np.float64)[rows])
+    demo.attrs["state"] = dumps(dict(spec.attrs))  # sizes differ per task: each demo says its own
+    return dict(spec.attrs)
+
+
+def action_normalization(parts: Sequence[Dict], raw: bool = False):
+    """(scale, offset, method): actions = (raw - offset) / scale lands in [-1, 1] per dimension."""
+    width = len(parts[0]["action_min"])
+    if raw:
+        return np.ones(width), np.zeros(width), "none (raw actions)"
+    data_lo = np.min([p["action_min"] for p in parts], axis=0).astype(np.float64)
+    data_hi = np.max([p["action_max"] for p in parts], axis=0).astype(np.float64)
+    limits = [p["joint_limits"] for p in parts]
+    method = "joint_limits"
+    try:
+        lowers = {tuple(np.asarray(l["lower"], dtype=np.float64)) for l in limits}
+        uppers = {tuple(np.asarray(l["upper"], dtype=np.float64)) for l in limits}
+        # In float32 like the actions, so a command exactly at a limit is not taken for one past it.
+        lo = np.array(lowers.pop(), dtype=np.float32).astype(np.float64)
+        hi = np.array(uppers.pop(), dtype=np.float32).astype(np.float64)
+        if lowers or uppers or lo.shape != (width,) or hi.shape != (width,):
+            raise ValueError("episodes disagree on the joint limits")
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError):
+        lo, hi, method = data_lo, data_hi, "dataset_min_max"
+    if np.any(data_lo < lo) or np.any(data_hi > hi):
+        method += " widened to the data's min/max"
+        lo, hi = np.minimum(lo, data_lo), np.maximum(hi, data_hi)
+    scale = (hi - lo) / 2.0
+    scale[scale <= 0] = 1.0  # a constant dimension: scaled to 0
+    return scale, (hi + lo) / 2.0, method
 
 
 def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: Optional[Sequence[str]] = None,
                      val_fraction: float = 0.1, seed: int = 0, overwrite: bool = False, source="",
-                     filters: str = "") -> Dict[str, object]:
+                     filters: str = "", raw_actions: bool = False) -> Dict[str, object]:
     out_path = Path(out_path)
     with atomic_output(out_path, overwrite=overwrite, is_dir=False) as tmp_file, _work_dir(out_path) as work:
         outcomes = engine.map(write_part, list(enumerate(refs)), desc="robomimic export", workdir=str(work),
@@ -98,6 +162,7 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
                 raise DataError(f"{p['provenance']['source_path']}: observations {p['shapes']} differ from the "
                                 f"first episode's {first_shapes}")
         names = [f"demo_{i}" for i in range(len(parts))]
+        scale, offset, method = action_normalization(parts, raw_actions)
         with h5py.File(tmp_file, "w") as out:
             data = out.create_group("data")
             total = 0
@@ -105,23 +170,34 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
                 with h5py.File(part["part"], "r") as src:
                     src.copy(src["demo"], data, name=name)
                 demo = data[name]
+                if not raw_actions:
+                    scaled = (demo["actions"][...].astype(np.float64) - offset) / scale
+                    demo["actions"][...] = np.clip(scaled, -1.0, 1.0).astype(np.float32)  # clip: float32 rounding
                 demo.attrs["collector"] = dumps(part["provenance"])
                 _link_next_obs(demo, part["length"])
                 total += part["length"]
                 Path(part["part"]).unlink()
             first = parts[0]["provenance"]
             data.attrs["total"] = total
+            data.attrs["action_scale"] = scale
+            data.attrs["action_offset"] = offset
+            data.attrs["action_normalization"] = method
+            data.attrs["action_formula"] = "raw = actions * action_scale + action_offset"
+            state = next((p["state"] for p in parts if p["state"]), None)
             data.attrs["env_args"] = json.dumps({
                 "env_name": f"collector/{first.get('robot') or 'robot'}",
                 "type": ROBOMIMIC_GYM_TYPE,
                 "env_kwargs": {"robot": first.get("robot"), "sim": first.get("sim"), "control_freq": parts[0]["fps"],
                                "obs_keys": sorted(first_shapes),
+                               "action_scale": scale.tolist(), "action_offset": offset.tolist(),
+                               "state": state, "states": "per demo: data/demo_N/states, attrs 'state'",
                                "conditions": "per demo: data/demo_N attrs 'collector'"},
             })
             data.attrs["collector"] = dumps({**export_header(source, filters, "robomimic"),
                                              "episode_ids": [p["provenance"].get("episode_id") for p in parts]})
             _write_masks(out, names, parts, val_fraction, seed)
-    return {"demos": len(parts), "samples": total, "path": str(out_path)}
+    return {"demos": len(parts), "samples": total, "path": str(out_path), "action_normalization": method,
+            "states": sum(1 for p in parts if p["state"])}
 
 
 @contextmanager

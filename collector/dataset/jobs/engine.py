@@ -48,10 +48,23 @@ def _run_captured(fn: Callable, item, kwargs) -> TaskOutcome:
     try:
         return TaskOutcome(item, fn(item, **kwargs))
     except CollectorError as exc:
-        return TaskOutcome(item, error=str(exc))
+        return TaskOutcome(item, error=str(_about_item(item, exc)))
     except Exception as exc:  # a bug or an unexpected file problem: keep the traceback for the report
+        named = _about_item(item, exc)
+        if named is not exc:  # HDF5 could not read a damaged file: a problem of that file, said so
+            return TaskOutcome(item, error=str(named))
         detail = traceback.format_exc(limit=3).strip().splitlines()[-1]
         return TaskOutcome(item, error=f"{type(exc).__name__}: {exc} ({detail})")
+
+
+def _about_item(item, exc: BaseException) -> BaseException:
+    """The error naming the item's episode file, when the item is one (see EpisodeReader)."""
+    path = getattr(item, "path", None)
+    if path is None:
+        return exc
+    from collector.recorder.reader import about_file
+
+    return about_file(path, exc)
 
 
 class JobEngine:

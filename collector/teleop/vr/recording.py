@@ -68,6 +68,8 @@ def load_session(path: Union[str, Path], check: bool = True) -> List[Tuple[float
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError(f"session file {path} does not exist") from None
+    except OSError as exc:  # a directory, no permission
+        raise DataError(f"session file {path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"session file {path} is not UTF-8 text ({exc})") from None
     if not lines:
@@ -88,7 +90,7 @@ def load_session(path: Union[str, Path], check: bool = True) -> List[Tuple[float
             t, text = float(entry["t"]), entry["msg"]
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}:{number}: malformed entry ({exc})") from None
-        if not isinstance(text, str) or not t >= last_t:
+        if not isinstance(text, str) or not last_t <= t < float("inf"):
             raise DataError(f"{path}:{number}: entry out of order or without a message")
         if check:
             try:

@@ -31,7 +31,7 @@ from aiohttp import web
 from collector.errors import DataError, DeviceError
 from collector.teleop.messages import OperatorInput
 from collector.teleop.realtime import input_context
-from collector.teleop.vr.auth import COOKIE_NAME, FailureLimiter, new_token, token_matches
+from collector.teleop.vr.auth import COOKIE_NAME, AccessGate, new_token
 from collector.teleop.vr.connection import DEFAULT_MAX_FRAME_AGE_S, ClientConnection
 from collector.teleop.vr.controls import EpisodeRequest
 from collector.teleop.vr.converter import new_seq_counter
@@ -101,6 +101,8 @@ class ServerConfig:
     # on input older than its hold_after_s (0.1 s by default), so replaying them late only adds lag.
     max_frame_age_s: float = DEFAULT_MAX_FRAME_AGE_S
     cert_path: Optional[Path] = None  # served at /cert.pem so a headset can install it
+    # Pages allowed to call this server besides its own (Origin "scheme://host:port"); see auth.py.
+    allowed_origins: Sequence[str] = ()
 
 
 def _static_bytes(name: str) -> bytes:
@@ -118,14 +120,13 @@ class VRServer:
         self.rejected = 0
         self.published = 0
         self.stale_dropped = 0
-        self.refused_requests = 0
         self._status_received_at: Optional[float] = None
         self._camera_received_at: Optional[float] = None
         self._warnings: Dict[str, float] = {}
         self._operator: Optional[ClientConnection] = None
         self._connections: Dict[int, ClientConnection] = {}
         self._conn_ids = itertools.count(1)
-        self._failures = FailureLimiter()
+        self._access = AccessGate(self.token, config.allowed_origins)
         self.camera_latency_s: Deque[float] = deque(maxlen=10_000)
         self.pose_age_s: Deque[float] = deque(maxlen=10_000)
         self.camera_frames_sent: Dict[str, int] = {}
@@ -243,17 +244,15 @@ class VRServer:
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler):
         peer = request.remote or "?"
-        if self._failures.blocked(peer):
-            return web.Response(status=429)
         given = request.query.get("token")
         if given is None and request.path != "/ws":
             given = request.cookies.get(COOKIE_NAME)
-        if not token_matches(self.token, given):
-            self._failures.record_failure(peer)
-            self.refused_requests += 1
-            log.warning("refused %s %s from %s: %s", request.method, request.path, peer,
-                        "no session token" if not given else "wrong session token")
-            return web.Response(status=403)
+        scheme = "https" if self.config.ssl_context is not None else "http"
+        refusal = self._access.check(peer, [given], request.headers.get("Origin"), scheme,
+                                     request.headers.get("Host", ""))
+        if refusal is not None:
+            log.warning("refused %s %s from %s: %s", request.method, request.path, peer, refusal.reason)
+            return web.Response(status=refusal.status)
         response = await handler(request)
         if not isinstance(response, web.WebSocketResponse):
             response.headers.update(SECURITY_HEADERS)
@@ -283,8 +282,11 @@ class VRServer:
         return web.Response(status=204)  # browsers ask for a favicon; answer instead of logging a 404
 
     async def _stats(self, request: web.Request) -> web.Response:
+        reset = request.query.getall("reset", ["0"])
+        if len(reset) != 1 or reset[0] not in ("0", "1"):
+            return web.Response(status=400, text="stats: reset must be 0 or 1, given once")
         stats = self.stats()
-        if request.query.get("reset") == "1":  # read-and-reset, so a monitor or benchmark sees one interval
+        if reset[0] == "1":  # read-and-reset, so a monitor or benchmark sees one interval
             self.camera_latency_s.clear()
             self.camera_frames_sent.clear()
             self.pose_age_s.clear()
@@ -297,6 +299,11 @@ class VRServer:
         self._connections[conn.id] = conn
         await conn.serve()
         return ws
+
+    @property
+    def refused_requests(self) -> int:
+        """Requests and WebSockets refused for a missing or wrong token or a foreign Origin."""
+        return self._access.refused
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -433,6 +440,7 @@ class VRServer:
             "rejected": self.rejected,
             "stale_dropped": self.stale_dropped,
             "refused_requests": self.refused_requests,
+            "refused_origins": self._access.refused_origins,
             "connections": len(self._connections),
             "operator": operator.label if operator is not None else None,
             "input_hz": operator.input_rate_hz(time.monotonic()) if operator is not None else 0.0,

@@ -1,0 +1,94 @@
+"""SIGTERM and SIGHUP handled like Ctrl-C, and moments a signal must not cut in half.
+
+Systemd, container runtimes and a closing terminal stop a process with SIGTERM or SIGHUP. Python's
+default for both is to die on the spot, which leaves a take 'recording' with a partial file. Under
+`handled()` (the CLI wraps every command in it) they raise `Interrupted`, a KeyboardInterrupt, so
+every path that already finalizes a take on Ctrl-C does the same for them.
+
+`deferred()` marks a short stretch that must finish once started (finalizing a take, settling it in
+the catalogue): a signal arriving inside it is held and raised when the stretch ends. A second
+signal while one is held raises at once, so a stuck finalization can still be interrupted.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was asked to stop by a signal (Ctrl-C is SIGINT)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+
+
+def signal_name_of(exc: BaseException) -> str:
+    """'SIGTERM' for an Interrupted, 'SIGINT' for a plain KeyboardInterrupt (Ctrl-C)."""
+    return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+
+
+_depth = 0  # nesting of deferred() in the main thread (signal handlers only ever run there)
+_held: Optional[int] = None
+
+
+def _on_signal(signum, frame) -> None:
+    global _held
+    if _depth > 0 and _held is None:
+        _held = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (main thread; elsewhere a no-op)."""
+    global _depth, _held
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _held is not None:
+            signum, _held = _held, None
+            raise Interrupted(signum)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into `Interrupted` for the block; restores the previous handlers.
+
+    A signal someone chose to ignore stays ignored (`nohup` ignores SIGHUP)."""
+    global _held
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in HANDLED:
+            current = signal.getsignal(signum)
+            if current == signal.SIG_IGN:
+                continue
+            try:
+                previous[signum] = signal.signal(signum, _on_signal)
+            except (OSError, ValueError):  # not settable on this platform
+                pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            # None: the previous handler was installed from C and cannot be put back; use the default.
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        _held = None
