@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from collector.recorder import EpisodeReader  # noqa: E402
+from collector.recorder.vocabulary import JOINTS, camera_receive_stream_name, camera_stream_name  # noqa: E402
 from collector.ros.environment import domain_id_for_pid, ros_environment  # noqa: E402
 from collector.ros.runtime import RosRuntime  # noqa: E402
 
@@ -140,14 +141,14 @@ def run_config(runtime, env, workdir: Path, name: str, transport: str, reliabili
     published = sim_stats["published"]
     wall = sim_stats["run_wall_s"]
     with EpisodeReader(path) as episode:
-        joints_recorded = episode.count("joints")
-        joint_latency = episode.raw("joints", "receive_t")[:] - episode.stamps("joints")
+        joints_recorded = episode.count(JOINTS)
+        joint_latency = episode.raw(JOINTS, "receive_t")[:] - episode.stamps(JOINTS)
         images_recorded, image_latency = 0, [np.zeros(0)]
         for cam in cameras:
-            images_recorded += episode.count(f"camera_{cam}")
-            image_latency.append(episode.raw(f"camera_{cam}_receive", "receive_t")[:]
-                                 - episode.stamps(f"camera_{cam}_receive"))
-    images_published = sum(published[f"camera_{cam}"] for cam in cameras)
+            images_recorded += episode.count(camera_stream_name(cam))
+            image_latency.append(episode.raw(camera_receive_stream_name(cam), "receive_t")[:]
+                                 - episode.stamps(camera_receive_stream_name(cam)))
+    images_published = sum(published[camera_stream_name(cam)] for cam in cameras)
     return {
         "name": name,
         "joint_states_published": published["joint_states"],

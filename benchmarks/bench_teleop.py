@@ -163,20 +163,17 @@ def free_port() -> int:
 
 def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = True, priority: int = 50,
                    render: Optional[bool] = None) -> dict:
-    from collector.recorder import EpisodeWriter
-    from collector.sim import SimEnv
-    from collector.teleop.backend import SimBackend
+    from collector.backends.sim import SimBackend
     from collector.teleop.config import load_teleop_config
-    from collector.teleop.loop import TeleopLoop
+    from collector.teleop.rig import build_rig
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = load_teleop_config(overrides={"control": {"phase_lock": phase_lock, "realtime_priority": priority}})
-    env = SimEnv(task="pick_place", seed=0, control_hz=RATE_HZ)
     render = record if render is None else render
-    backend = SimBackend(env, render=render)
+    backend = SimBackend.create(task="pick_place", render=render, seed=0, control_hz=RATE_HZ)
     probe = LatencyProbe(backend)
-    loop = TeleopLoop(probe, config=cfg, endpoint=endpoint, bind=False)
-    probe.loop = loop
+    rig = build_rig(probe, device=None, config=cfg, endpoint=endpoint, bind=False)
+    loop = probe.loop = rig.loop
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     proc = ctx.Process(target=publisher_main, args=(endpoint, RATE_HZ, duration_s + 1.0, ready, priority),
@@ -188,8 +185,7 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
         if not ready.wait(60):
             raise RuntimeError("publisher process did not see the loop subscribe")
         if record:
-            writer = EpisodeWriter(tmp.name, "bench_teleop_rt", loop.stream_specs(), metadata={"sim": True})
-            writer.start()
+            writer = rig.recorder(tmp.name, "bench_teleop_rt", {"sim": True})
             loop.sink = writer
         loop.start()
         time.sleep(0.1)
@@ -199,9 +195,7 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
         if writer:
             writer.stop()
     finally:
-        loop.close()
-        backend.close()
-        env.close()
+        rig.close()
         proc.join(5)
         tmp.cleanup()
     lat = probe.latencies[20:]  # skip the first ticks while the phase lock settles
@@ -224,29 +218,16 @@ def bench_realtime(duration_s: float, phase_lock: bool = True, record: bool = Tr
 
 
 def bench_lockstep(duration_s: float) -> dict:
-    from collector.recorder import EpisodeWriter
-    from collector.sim import SimEnv
-    from collector.teleop.backend import SimBackend
-    from collector.teleop.config import load_teleop_config
-    from collector.teleop.devices.scripted import ScriptedOperator
-    from collector.teleop.loop import TeleopLoop, run_episode
+    from collector.teleop.rig import build_sim_rig
 
-    cfg = load_teleop_config()
-    env = SimEnv(task="pick_place", seed=3, control_hz=RATE_HZ)
-    backend = SimBackend(env, render=True)
-    op = ScriptedOperator(cfg.devices.scripted)
-    loop = TeleopLoop(backend, config=cfg, device=op)
+    rig = build_sim_rig(task="pick_place", device="scripted", render=True, seed=3, control_hz=RATE_HZ)
     tmp = tempfile.TemporaryDirectory()
     try:
-        writer = EpisodeWriter(tmp.name, "bench_teleop_ls", loop.stream_specs(), metadata={"sim": True})
-        writer.start()
-        result = run_episode(backend, op, sink=writer, max_duration_s=duration_s, stop_on_success=False,
-                             seed=3, loop=loop)
+        writer = rig.recorder(tmp.name, "bench_teleop_ls", {"sim": True})
+        result = rig.run_episode(duration_s, sink=writer, seed=3, stop_on_success=False)
         writer.stop()
     finally:
-        loop.close()
-        backend.close()
-        env.close()
+        rig.close()
         tmp.cleanup()
     s = result.stats
     return {"control_hz": s["control_hz"], "input_to_command_ms": s["input_to_command_ms"], "ik_ms": s["ik_ms"],

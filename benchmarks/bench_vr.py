@@ -144,11 +144,10 @@ class TimedSubscriber:
 
 
 def make_loop(endpoint: str):
-    from collector.teleop.backend import SimBackend
-    from collector.teleop.loop import TeleopLoop
+    from collector.teleop.rig import build_sim_rig
 
-    backend = SimBackend.create(robot="humanoid", task="pick_place", render=False)
-    loop = TeleopLoop(backend, endpoint=endpoint, bind=False)
+    rig = build_sim_rig(robot="humanoid", task="pick_place", device=None, render=False, endpoint=endpoint, bind=False)
+    loop, backend = rig.loop, rig.backend
     command_times = []
     send_command = backend.send_command
 

@@ -1,4 +1,97 @@
+"""Fixtures shared by several test modules. Code they share that holds no tests lives in tests/helpers/.
+
+pytest's default ("prepend") import mode puts this folder on sys.path before any test module is
+imported, so test modules import those helpers as `from helpers.recorder import ...`. Collector
+modules are imported inside the fixtures, after MUJOCO_GL is set below.
+"""
 import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 # Rendering must pick its backend before mujoco is imported anywhere in the test session.
 os.environ.setdefault("MUJOCO_GL", "egl")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "dataset(episodes, duration_s): the shape of the module's `dataset` fixture")
+
+
+@pytest.fixture(scope="module")
+def dataset(request, tmp_path_factory):
+    """A synthetic dataset (catalogue and episodes, 48x64 cameras) written once per module, shaped by
+    the module's `pytestmark = pytest.mark.dataset(episodes=..., duration_s=...)`."""
+    from collector.dataset.synthetic import write_synthetic_dataset
+
+    marker = request.node.get_closest_marker("dataset")
+    if marker is None:
+        pytest.fail(f"{request.node.name} uses the `dataset` fixture without a pytest.mark.dataset(...) shape")
+    shape = dict(marker.kwargs)
+    root = tmp_path_factory.mktemp("ds") / "data"
+    return write_synthetic_dataset(root, shape.pop("episodes"), camera_size=(48, 64), **shape)
+
+
+@pytest.fixture(scope="module")
+def humanoid():
+    """The bundled humanoid's RobotSpec (one per module: tests only read it)."""
+    from collector.robot import load_robot
+
+    return load_robot("humanoid")
+
+
+@pytest.fixture(scope="module")
+def pick_env():
+    """The humanoid at the kitchen pick-and-place table, bright light, medium weight, seed 0."""
+    from collector.sim import SimEnv
+
+    env = SimEnv(robot="humanoid", task="pick_place", theme="kitchen", lighting="bright", weight="medium", seed=0)
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def toy_env(tmp_path_factory):
+    """The small two-arm robot of helpers/toy_robots.py at the pick-and-place table."""
+    from collector.sim import SimEnv
+    from helpers.toy_robots import write_toy_robot
+
+    yaml_path = write_toy_robot(tmp_path_factory.mktemp("toy"))
+    env = SimEnv(robot=str(yaml_path), task="pick_place", seed=1)
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A clean 2-second recorder episode (one JPEG and one raw camera) that passes QA."""
+    from helpers.recorder import record
+
+    path, _ = record(tmp_path_factory.mktemp("good"), seconds=2.0, codecs=("jpeg", "raw"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_take(tmp_path_factory):
+    """One real take of `collector demo --episodes 1` (scripted pick-and-place through the full
+    teleop loop and recorder), recorded once for the session; tests only read it."""
+    from collector.recorder import schema
+
+    root = tmp_path_factory.mktemp("demo")
+    done = subprocess.run([sys.executable, "-m", "collector", "demo", "--episodes", "1", "--no-progress",
+                           "--out", str(root / "demo")], cwd=root, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (take,) = schema.episode_files_under(root / "demo" / "episodes", final_only=True)
+    return take
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium under Selenium (one per module: it takes seconds to start)."""
+    from helpers.browser import chromium
+
+    with chromium() as driver:
+        yield driver

@@ -16,8 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -72,16 +70,10 @@ def _rerecord(source: Path, directory: Path, episode_id: str, seconds: float, fi
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(tmp_path_factory, demo_take):
     root = tmp_path_factory.mktemp("fuzz")
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    done = subprocess.run([sys.executable, "-m", "collector", "demo", "--episodes", "1", "--no-progress",
-                           "--out", str(root / "demo")], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (take,) = schema.episode_files_under(root / "demo" / "episodes", final_only=True)
-    final = _rerecord(take, root / "base", "episode_000001", BASE_SECONDS, finish=True)
-    partial = _rerecord(take, root / "base", "episode_000002", BASE_SECONDS, finish=False)
+    final = _rerecord(demo_take, root / "base", "episode_000001", BASE_SECONDS, finish=True)
+    partial = _rerecord(demo_take, root / "base", "episode_000002", BASE_SECONDS, finish=False)
     return {"final": final, "partial": partial, "root": root}
 
 

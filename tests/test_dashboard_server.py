@@ -9,7 +9,7 @@ import pytest
 from collector.errors import CollectorError, ConfigError
 from collector.session.dashboard import DashboardServer
 from collector.session.live import LiveState
-from collector.teleop.vr.auth import MAX_FAILURES
+from collector.web_auth import MAX_FAILURES
 
 
 @pytest.fixture()

@@ -18,13 +18,9 @@ from collector.dataset.synthetic import frame_code, read_frame_code, write_synth
 from collector.errors import ConfigError, DataError
 
 EPISODES = 6
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    # tasks alternate pick_place/pour, lighting bright,bright,dim,dim,..., outcomes success,success,failure
-    return write_synthetic_dataset(root / "data", EPISODES, duration_s=2.0, camera_size=(48, 64))
+# the `dataset` fixture (conftest.py): tasks alternate pick_place/pour, lighting bright,bright,dim,dim,...,
+# outcomes success,success,failure
+pytestmark = pytest.mark.dataset(episodes=EPISODES, duration_s=2.0)
 
 
 @pytest.fixture()

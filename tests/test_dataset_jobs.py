@@ -12,17 +12,11 @@ from collector.cli import main
 from collector.dataset import EpisodeRef, JobEngine, select_episodes
 from collector.dataset.jobs.tasks import reduce_statistics, statistics_task
 from collector.dataset.normalization import dataset_feature_stats
-from collector.dataset.synthetic import write_synthetic_dataset
 from collector.errors import ConfigError, DataError
 from collector.session.catalog import Catalog
 
 KEYS = ["observations/qpos", "action"]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jobs") / "data"
-    return write_synthetic_dataset(root, 5, duration_s=1.5, camera_size=(48, 64))
+pytestmark = pytest.mark.dataset(episodes=5, duration_s=1.5)  # the shape of the `dataset` fixture (conftest.py)
 
 
 def _is_loopback(address: str) -> bool:

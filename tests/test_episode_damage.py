@@ -22,13 +22,7 @@ from collector.dataset.synthetic import write_synthetic_episode
 from collector.errors import DataError
 from collector.recorder import EpisodeReader, EpisodeWriter, recover_episode, validate_episode
 from collector.recorder.frames import frame_crc32
-from test_recorder_support import METADATA, events, record, specs
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    path, _ = record(tmp_path_factory.mktemp("good"), seconds=2.0, codecs=("jpeg", "raw"))
-    return path
+from helpers.recorder import METADATA, events, specs
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,12 @@ from collector.dataset.exports.lerobot_reader import LeRobotV3Reader
 from collector.dataset.exports.mcap import export_mcap
 from collector.dataset.exports.robomimic import export_robomimic
 from collector.dataset.synthetic import frame_code, read_frame_code, write_synthetic_dataset
+from collector.episodes.ros2_msgdefs import DEFINITIONS
 from collector.errors import DataError
 from collector.recorder.reader import EpisodeReader
-from collector.replay.ros2_msgdefs import DEFINITIONS
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_synthetic_dataset(tmp_path_factory.mktemp("exp") / "data", 4, duration_s=1.5, camera_size=(48, 64))
+pytestmark = pytest.mark.dataset(episodes=4, duration_s=1.5)  # the shape of the `dataset` fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ from pathlib import Path
 import msgpack
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_teleop_loop import ListSink, toy_env, vr_message  # noqa: E402,F401  (toy_env is a fixture)
-
-from collector.teleop import messages as m  # noqa: E402
-from collector.teleop.backend import SimBackend  # noqa: E402
-from collector.teleop.loop import TeleopLoop  # noqa: E402
-from collector.teleop.zmq_link import InputPublisher  # noqa: E402
+from collector.teleop import messages as m
+from collector.backends.sim import SimBackend
+from collector.teleop.loop import TeleopLoop
+from collector.teleop.zmq_link import InputPublisher
+from helpers.teleop import ListSink, vr_message
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,9 +97,9 @@ def test_collector_teleop_survives_a_seq_of_2_to_the_63_over_a_real_socket():
     assert "/1 episodes succeeded" in out
 
 
-# -- the access rules both servers share (collector/teleop/vr/auth.py) ----------------------------------------
+# -- the access rules both servers share (collector/web_auth.py) -----------------------------------------------
 from collector.errors import ConfigError  # noqa: E402
-from collector.teleop.vr.auth import MAX_FAILURES, AccessGate, FailureLimiter, check_allowed_origin  # noqa: E402
+from collector.web_auth import MAX_FAILURES, AccessGate, FailureLimiter, check_allowed_origin  # noqa: E402
 
 
 def test_the_right_token_is_accepted_whatever_was_guessed_before():
@@ -159,7 +157,8 @@ def test_a_page_on_another_site_in_a_real_browser_cannot_hijack_the_vr_websocket
     import http.server
     import threading
 
-    from test_vr_support import chromium, running_server, wait_until
+    from helpers.browser import chromium
+    from helpers.vr import running_server, wait_until
 
     with running_server(tmp_path / "cert") as (server, info, _), chromium() as browser:
         target = server.url().replace("https://", "wss://").replace("/?token=", "/ws?token=")

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from collector.errors import ConfigError
-from collector.robot import load_robot
 from collector.teleop.config import load_teleop_config
 from collector.teleop.ik import ArmIK, RobotKinematics
 
@@ -12,21 +11,21 @@ DT = 0.01
 
 
 @pytest.fixture(scope="module")
-def humanoid():
-    spec = load_robot("humanoid")
-    kin = RobotKinematics(spec)
-    vel = {j: 2.0 for j in spec.command_joints}
-    return spec, kin, vel
+def humanoid_ik(humanoid):
+    """The humanoid, its kinematics and a 2 rad/s velocity limit on every commanded joint."""
+    kin = RobotKinematics(humanoid)
+    vel = {j: 2.0 for j in humanoid.command_joints}
+    return humanoid, kin, vel
 
 
-def make_ik(humanoid, **ik_overrides):
-    spec, kin, vel = humanoid
+def make_ik(humanoid_ik, **ik_overrides):
+    spec, kin, vel = humanoid_ik
     return ArmIK(kin, load_teleop_config(overrides={"ik": ik_overrides}).ik, DT, vel)
 
 
-def test_reachable_targets_converge_and_other_joints_stay(humanoid):
-    spec, kin, vel = humanoid
-    ik = make_ik(humanoid)
+def test_reachable_targets_converge_and_other_joints_stay(humanoid_ik):
+    spec, kin, vel = humanoid_ik
+    ik = make_ik(humanoid_ik)
     lo, hi = kin.position_limits()
     rng = np.random.default_rng(3)
     arm_idx = ik.ik_cmd_idx
@@ -58,12 +57,12 @@ def palm_torso_distance(kin, q):
     return mujoco.mj_geomDistance(kin.model, data, palm, torso, 1.0, None)
 
 
-def test_collision_avoidance_keeps_the_hand_out_of_the_torso(humanoid):
-    spec, kin, vel = humanoid
+def test_collision_avoidance_keeps_the_hand_out_of_the_torso(humanoid_ik):
+    spec, kin, vel = humanoid_ik
     torso_centre = np.array([0.0, 0.0, 1.21])
     home = kin.ee_poses(kin.q_home)
     target = {"left": (torso_centre, home["left"][1]), "right": None}
-    ik = make_ik(humanoid)
+    ik = make_ik(humanoid_ik)
     q = kin.q_home.copy()
     closest = np.inf
     for _ in range(300):
@@ -82,6 +81,6 @@ def test_collision_avoidance_keeps_the_hand_out_of_the_torso(humanoid):
     assert palm_torso_distance(kin, q) < 0.0
 
 
-def test_bad_ik_config_is_a_config_error(humanoid):
+def test_bad_ik_config_is_a_config_error(humanoid_ik):
     with pytest.raises(ConfigError, match="ik.groups"):
-        make_ik(humanoid, groups=["left_arm", "tail"])
+        make_ik(humanoid_ik, groups=["left_arm", "tail"])

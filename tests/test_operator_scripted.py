@@ -4,7 +4,7 @@ import pytest
 
 from collector.errors import DeviceError
 from collector.sim import SimEnv
-from collector.teleop.backend import SimBackend
+from collector.backends.sim import SimBackend
 from collector.teleop.config import load_teleop_config
 from collector.teleop.devices.base import DeviceContext
 from collector.teleop.devices.scripted import ScriptedOperator

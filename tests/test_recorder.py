@@ -15,7 +15,7 @@ from collector.recorder import EpisodeReader, EpisodeWriter, FieldSpec, StreamSp
 from collector.recorder.frames import decode_jpeg, encode_jpeg
 from collector.recorder.writer import publish
 from collector.sync import fixed_grid
-from test_recorder_support import (CONDITIONS, METADATA, N_JOINTS, T0, events, frame, joint_position, record,
+from helpers.recorder import (CONDITIONS, METADATA, N_JOINTS, T0, events, frame, joint_position, record,
                                   specs)
 
 

@@ -10,7 +10,7 @@ import pytest
 import collector
 from collector.cli import build_parser, main
 from collector.recorder import EpisodeWriter
-from test_recorder_support import METADATA, N_JOINTS, events, record, specs
+from helpers.recorder import METADATA, N_JOINTS, events, record, specs
 
 REPO = Path(collector.__file__).resolve().parents[1]
 

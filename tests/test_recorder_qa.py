@@ -7,13 +7,7 @@ import pytest
 
 from collector.errors import DataError
 from collector.recorder import EpisodeReader, EpisodeWriter, FieldSpec, StreamSpec, recover_episode, validate_episode
-from test_recorder_support import METADATA, N_JOINTS, T0, events, record, specs
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory):
-    path, _ = record(tmp_path_factory.mktemp("good"), seconds=2.0, codecs=("jpeg", "raw"))
-    return path
+from helpers.recorder import METADATA, N_JOINTS, T0, events, record, specs
 
 
 def test_a_clean_episode_passes(good):

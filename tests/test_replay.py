@@ -11,7 +11,7 @@ import pytest
 
 from collector.cli import main
 from collector.dataset.synthetic import write_sim_episode, write_synthetic_episode
-from collector.dataset.video import VideoFrameReader, probe
+from collector.episodes.video import VideoFrameReader, probe
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
 from collector.replay.sim_replay import action_replay, kinematic_replay
@@ -118,7 +118,7 @@ class _Recorder:
     def __init__(self, domain_id, topics):
         from collector.ros.qos import qos_for
         from collector.ros.runtime import RosRuntime
-        from collector.replay.topics import message_class
+        from collector.episodes.topics import message_class
 
         self.runtime = RosRuntime("replay_audience", domain_id=domain_id, handle_signals=False).start()
         self.messages = collections.defaultdict(list)

@@ -10,56 +10,9 @@ import yaml
 from collector.errors import ConfigError
 from collector.paths import robots_dir
 from collector.robot import CameraSpec, RobotSpec, load_robot
+from helpers.toy_robots import TOY_ARM_XML, toy_yaml
 
 GROUPS = ("waist", "left_arm", "right_arm", "left_hand", "right_hand", "head")
-
-TOY_ARM_XML = """
-<mujoco model="toy_arm">
-  <compiler angle="radian" autolimits="true"/>
-  <worldbody>
-    <body name="base" pos="0 0 0.8">
-      <geom name="base_geom" type="cylinder" size="0.05 0.05"/>
-      <body name="link1" pos="0 0 0.1" gravcomp="1">
-        <joint name="j1" axis="0 0 1" range="-2 2"/>
-        <geom name="link1_geom" type="capsule" fromto="0 0 0 0.25 0 0" size="0.03" mass="1"/>
-        <body name="link2" pos="0.25 0 0" gravcomp="1">
-          <joint name="j2" axis="0 1 0" range="-2 2"/>
-          <geom name="link2_geom" type="capsule" fromto="0 0 0 0.2 0 0" size="0.025" mass="0.5"/>
-          <site name="tool" pos="0.2 0 0"/>
-          <camera name="tool_cam" pos="0.2 0 0.05" xyaxes="0 -1 0 0 0 1"/>
-          <body name="finger" pos="0.2 0 0" gravcomp="1">
-            <joint name="finger_slide" type="slide" axis="0 1 0" range="0 0.04"/>
-            <geom name="finger_geom" type="box" size="0.01 0.005 0.02" mass="0.05"/>
-          </body>
-        </body>
-      </body>
-    </body>
-  </worldbody>
-  <actuator>
-    <position name="j1_servo" joint="j1" kp="100" kv="5" inheritrange="1"/>
-    <position name="j2_servo" joint="j2" kp="100" kv="5" inheritrange="1"/>
-    <position name="grip" joint="finger_slide" kp="200" kv="5" inheritrange="1"/>
-  </actuator>
-</mujoco>
-"""
-
-
-def toy_yaml(**overrides):
-    data = {
-        "name": "toy_arm",
-        "mjcf": "toy_arm.xml",
-        "fixed_base": True,
-        "groups": {"right_arm": ["j1", "j2"], "right_hand": ["finger_slide"]},
-        "end_effectors": {"right": "tool"},
-        "grippers": {"right": {"actuator": "grip", "open": 0.04, "closed": 0.0, "joints": ["finger_slide"]}},
-        "cameras": {"tool": {"mjcf_camera": "tool_cam", "width": 160, "height": 120, "fps": 15}},
-        "home": {"j2": 0.2, "finger_slide": 0.04},
-        "ik_collision_pairs": [[["link2_geom"], ["base_geom"]]],
-        "scene": {"table_height": 0.75, "table_front_x": 0.15, "task_center": [0.35, 0.0],
-                  "task_half_extent": [0.05, 0.15]},
-    }
-    data.update(overrides)
-    return data
 
 
 @pytest.fixture
@@ -73,11 +26,6 @@ def toy_robot(tmp_path):
         return path
 
     return write
-
-
-@pytest.fixture(scope="module")
-def humanoid():
-    return load_robot("humanoid")
 
 
 def test_humanoid_groups_and_command_order(humanoid):

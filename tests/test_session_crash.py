@@ -27,6 +27,7 @@ from collector.session.coverage import Coverage
 from collector.session.layout import DatasetLayout
 from collector.session.lifecycle import EpisodeLifecycle
 from collector.session.plan import Plan, TaskSpec, load_plan
+from helpers.session import recorded_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """\
@@ -59,15 +60,6 @@ def partial_of(out: Path, index: int) -> Path:
 
 def final_of(out: Path, index: int) -> Path:
     return schema.final_path(out / "episodes", f"episode_{index:06d}")
-
-
-def recorded_seconds(partial: Path) -> float:
-    try:
-        with h5py.File(partial, "r", locking=False) as handle:
-            stamps = handle["raw/joints/t"]
-            return float(stamps[-1] - stamps[0]) if stamps.shape[0] > 1 else 0.0
-    except (OSError, KeyError, ValueError):
-        return 0.0
 
 
 def wait_until(condition, proc, what, timeout_s=120.0, poll_s=0.01):

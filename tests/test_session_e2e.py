@@ -13,13 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import pytest
 
 from collector.session.catalog import Catalog
 from collector.session.coverage import Coverage
 from collector.session.layout import DatasetLayout
 from collector.session.plan import load_plan
+from helpers.session import recorded_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_PLAN = """\
@@ -42,16 +42,6 @@ def collect(plan, out, **popen):
     return subprocess.Popen([sys.executable, "-m", "collector", "collect", "--plan", str(plan), "--out", str(out),
                              "--no-render", "--no-progress", "--station", "bench1", "--operator-name", "tester"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def recorded_seconds(partial: Path) -> float:
-    """Session time flushed so far into a file being written (0 while it cannot be read yet)."""
-    try:
-        with h5py.File(partial, "r", locking=False) as handle:
-            stamps = handle["raw/joints/t"]
-            return float(stamps[-1] - stamps[0]) if stamps.shape[0] > 1 else 0.0
-    except (OSError, KeyError, ValueError):
-        return 0.0
 
 
 def wait_for_partial(out: Path, episode_id: str, proc, seconds=2.0, timeout_s=120.0):

@@ -29,7 +29,7 @@ CELL = Cell("pour", "dim", "heavy")
 
 
 @pytest.fixture()
-def dataset(tmp_path):
+def empty_dataset(tmp_path):
     layout = DatasetLayout(tmp_path / "data").ensure()
     catalog = Catalog(layout.catalog_path)
     lifecycle = EpisodeLifecycle(layout, catalog, PLAN, session_id="s1", station="st1", operator="ana")
@@ -50,8 +50,8 @@ def record(lifecycle, outcome="success", seconds=1.5):
     return lifecycle.finish(take, outcome, duration_s=seconds)
 
 
-def test_finished_take_is_kept_with_qa_and_metadata(dataset):
-    layout, catalog, lifecycle = dataset
+def test_finished_take_is_kept_with_qa_and_metadata(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     row = record(lifecycle)
     assert (row.episode_id, row.status, row.outcome, row.qa) == ("episode_000001", "kept", "success", "pass"), row
     path = layout.absolute(row.path)
@@ -62,15 +62,15 @@ def test_finished_take_is_kept_with_qa_and_metadata(dataset):
     assert catalog.episode(1).conditions == CONDITIONS
 
 
-def test_too_short_take_fails_qa_and_says_why(dataset):
-    _, _, lifecycle = dataset
+def test_too_short_take_fails_qa_and_says_why(empty_dataset):
+    _, _, lifecycle = empty_dataset
     row = record(lifecycle, seconds=0.2)
     assert row.status == "kept" and row.qa == "fail" and row.qa_problems
     assert any("short" in p for p in row.qa_problems), row.qa_problems
 
 
-def test_discard_keeps_the_file_and_restore_brings_it_back(dataset):
-    layout, catalog, lifecycle = dataset
+def test_discard_keeps_the_file_and_restore_brings_it_back(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     row = record(lifecycle)
     discarded = lifecycle.discard(row.episode_index)
     assert discarded.status == "discarded"
@@ -82,8 +82,8 @@ def test_discard_keeps_the_file_and_restore_brings_it_back(dataset):
     assert restored.status == "kept" and (layout.episodes_dir / "episode_000001.hdf5").exists()
 
 
-def test_mark_writes_the_outcome_into_file_and_catalogue(dataset):
-    layout, catalog, lifecycle = dataset
+def test_mark_writes_the_outcome_into_file_and_catalogue(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     row = record(lifecycle, outcome="unknown")
     marked = lifecycle.mark(row.episode_index, "failure")
     assert marked.outcome == "failure" and catalog.episode(1).outcome == "failure"
@@ -91,8 +91,8 @@ def test_mark_writes_the_outcome_into_file_and_catalogue(dataset):
         assert handle.attrs["outcome"] == "failure"
 
 
-def test_interrupted_take_is_recovered_from_its_partial_file(dataset):
-    layout, catalog, lifecycle = dataset
+def test_interrupted_take_is_recovered_from_its_partial_file(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     take = lifecycle.begin(CELL, STREAMS, CONDITIONS)
     push_samples(take.writer, seconds=1.5)
     take.writer.abandon()  # what a killed process leaves behind: a partial file, flushed
@@ -106,8 +106,8 @@ def test_interrupted_take_is_recovered_from_its_partial_file(dataset):
     assert record(lifecycle).episode_id == "episode_000002"
 
 
-def test_take_interrupted_before_any_data_is_marked(dataset):
-    layout, catalog, lifecycle = dataset
+def test_take_interrupted_before_any_data_is_marked(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     catalog.allocate_episode(session_id="s1", plan="unit", task="pour", lighting="dim", weight="heavy",
                              station="st1")
     # another station's take in progress must not be touched
@@ -119,8 +119,8 @@ def test_take_interrupted_before_any_data_is_marked(dataset):
     assert catalog.episode(2).status == "recording"
 
 
-def test_a_corrupt_partial_file_is_moved_aside_not_deleted(dataset):
-    layout, catalog, lifecycle = dataset
+def test_a_corrupt_partial_file_is_moved_aside_not_deleted(empty_dataset):
+    layout, catalog, lifecycle = empty_dataset
     catalog.allocate_episode(session_id="s1", plan="unit", task="pour", lighting="dim", weight="heavy",
                              station="st1")
     (layout.episodes_dir / "episode_000001.partial.h5").write_bytes(b"\x89HDF garbage" * 50)
@@ -129,8 +129,8 @@ def test_a_corrupt_partial_file_is_moved_aside_not_deleted(dataset):
     assert (layout.discard_dir / "episode_000001.partial.h5").exists()
 
 
-def test_station_lock_is_exclusive_per_station(dataset):
-    layout, _, _ = dataset
+def test_station_lock_is_exclusive_per_station(empty_dataset):
+    layout, _, _ = empty_dataset
     with StationLock(layout, "st1"):
         with pytest.raises(ConfigError, match="already has a session running"):
             StationLock(layout, "st1").acquire()
@@ -146,8 +146,8 @@ def run_cli(capsys, *args):
     return code, captured.out, captured.err
 
 
-def test_catalog_cli_query_clean_and_rebuild(dataset, capsys):
-    layout, catalog, lifecycle = dataset
+def test_catalog_cli_query_clean_and_rebuild(empty_dataset, capsys):
+    layout, catalog, lifecycle = empty_dataset
     first, second = record(lifecycle), record(lifecycle, outcome="failure")
     lifecycle.discard(second.episode_index)
     code, stdout, stderr = run_cli(capsys, "catalog", "list", str(layout.root), "--task", "pour", "--lighting", "dim", "--outcome", "success")

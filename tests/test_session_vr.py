@@ -4,7 +4,6 @@ The test plays the VR server's part with the VR package's own publisher and feed
 ports: start / stop-with-verdict / discard from the headset must record, judge and discard a take
 exactly as the dashboard's buttons do.
 """
-import socket
 import threading
 import time
 
@@ -19,6 +18,7 @@ from collector.session.runner import SessionRunner
 from collector.session.vr_link import VrSessionLink
 from collector.teleop.vr.events import EpisodeEventPublisher
 from collector.teleop.vr.feeds import decode_status
+from helpers.vr import free_port
 
 PLAN = """\
 name: headset
@@ -31,12 +31,6 @@ weights: [medium]
 takes_per_cell: 1
 episode_time_limit_s: 30
 """
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait(predicate, timeout_s=60.0, interval=0.05, what="condition"):

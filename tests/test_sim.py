@@ -11,13 +11,6 @@ from collector.sim.tasks.pick_place import OBJECTS
 
 
 @pytest.fixture(scope="module")
-def pick_env():
-    env = SimEnv(task="pick_place", theme="kitchen", lighting="bright", weight="medium", seed=0)
-    yield env
-    env.close()
-
-
-@pytest.fixture(scope="module")
 def pour_env():
     env = SimEnv(task="pour", theme="workshop", lighting="dim", weight="medium", seed=1)
     yield env
@@ -287,7 +280,7 @@ def test_theme_change_rebuilds_scene(pick_env):
 def test_scene_builds_around_another_robot(tmp_path):
     """A user's own small arm (MJCF + YAML written here) gets a table, a task and cameras."""
     import yaml
-    from test_robot import TOY_ARM_XML, toy_yaml
+    from helpers.toy_robots import TOY_ARM_XML, toy_yaml
 
     (tmp_path / "toy_arm.xml").write_text(TOY_ARM_XML)
     (tmp_path / "robot.yaml").write_text(yaml.safe_dump(toy_yaml()))

@@ -1,45 +1,18 @@
 """The control loop end to end on real MuJoCo: a toy robot fed over ZMQ like a VR bridge, and the
 humanoid driven by the scripted operator, recorded by the real episode writer."""
-import sys
-from pathlib import Path
-
 import h5py
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_teleop_toy_robot import write_toy_robot  # noqa: E402
-
-from collector.errors import ConfigError, DeviceError  # noqa: E402
-from collector.sim import SimEnv  # noqa: E402
-from collector.teleop.backend import SimBackend  # noqa: E402
-from collector.teleop.config import load_teleop_config  # noqa: E402
-from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST  # noqa: E402
-from collector.teleop.devices.scripted import ScriptedOperator  # noqa: E402
-from collector.teleop.loop import TeleopLoop, run_episode  # noqa: E402
-from collector.teleop.messages import ControllerState, OperatorInput, Pose  # noqa: E402
-from collector.teleop.safety import GateState  # noqa: E402
-from collector.teleop.transforms import axis_angle_quat  # noqa: E402
-from collector.teleop.zmq_link import InputPublisher  # noqa: E402
-
-
-class ListSink:
-    """Keeps every pushed sample in memory (the Sink protocol the recorder implements)."""
-
-    def __init__(self):
-        self.samples = {}
-
-    def push(self, stream, t, **fields):
-        self.samples.setdefault(stream, []).append((t, fields))
-        return True
-
-
-@pytest.fixture(scope="module")
-def toy_env(tmp_path_factory):
-    yaml_path = write_toy_robot(tmp_path_factory.mktemp("toy"))
-    env = SimEnv(robot=str(yaml_path), task="pick_place", seed=1)
-    yield env
-    env.close()
+from collector.errors import ConfigError, DeviceError
+from collector.sim import SimEnv
+from collector.backends.sim import SimBackend
+from collector.teleop.config import load_teleop_config
+from collector.teleop.devices.scripted import ScriptedOperator
+from collector.teleop.loop import TeleopLoop, run_episode
+from collector.teleop.safety import GateState
+from collector.teleop.zmq_link import InputPublisher
+from helpers.teleop import ListSink, vr_message
 
 
 def handshake(publisher, loop):
@@ -53,16 +26,6 @@ def handshake(publisher, loop):
         except DeviceError:
             pass
     raise AssertionError("no subscription reached the publisher")
-
-
-def vr_message(seq, t, forward=0.0, up=0.0, trigger=0.0, head_yaw=0.0, enable=True):
-    return OperatorInput(
-        stamp=t, seq=seq, source="fake-vr-bridge", enable=enable,
-        head=Pose(NEUTRAL_HEAD, axis_angle_quat([0, 1, 0], head_yaw)),
-        left_wrist=Pose(NEUTRAL_WRIST["left"]),
-        right_wrist=Pose(NEUTRAL_WRIST["right"] + [0.0, up, -forward]),
-        right_controller=ControllerState(trigger=trigger),
-    )
 
 
 def test_any_robot_from_its_yaml_follows_a_zmq_operator(toy_env):
@@ -146,13 +109,6 @@ def test_control_rate_must_match_the_sim(toy_env):
     cfg = load_teleop_config(overrides={"control": {"rate_hz": 50}})
     with pytest.raises(ConfigError, match="control_hz=50"):
         TeleopLoop(SimBackend(toy_env, render=False), config=cfg, endpoint="inproc://toy-rate", bind=True)
-
-
-@pytest.fixture(scope="module")
-def pick_env():
-    env = SimEnv(robot="humanoid", task="pick_place", seed=0)
-    yield env
-    env.close()
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from unittest import mock
 import zmq
 
 from collector.teleop.realtime import fifo_permitted, input_context, raise_priority
-from test_vr_support import wait_until
+from helpers.vr import wait_until
 
 
 def _zmq_io_threads():

@@ -14,16 +14,10 @@ import pytest
 
 from collector.teleop.vr.events import EpisodeEventSubscriber
 from collector.teleop.vr.feeds import CameraFeedPublisher, StatusPublisher
-from test_vr_support import chromium, running_server, wait_until
+from helpers.vr import running_server, wait_until
 
 STATUS = {"recording": True, "episode": 12, "task": "pick_place", "instruction": "Put the cube in the bowl",
           "next_condition": {"lighting": "dim", "weight": "heavy"}, "warnings": ["illuminance sensor missing"]}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from collector.cli import main
 from collector.teleop.vr.client import PageClient
 from collector.teleop.vr.recording import write_session
 from collector.teleop.vr.synthetic import synthetic_session
-from test_vr_support import free_endpoint, free_port, run
+from helpers.vr import free_endpoint, free_port, run
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -8,6 +8,7 @@ import pytest
 import zmq
 
 from collector.errors import DataError
+from collector.recorder.streams import Sink
 from collector.teleop.vr.events import (
     EVENT_TOPIC,
     EpisodeEvent,
@@ -26,7 +27,7 @@ from collector.teleop.vr.feeds import (
     decode_status,
     eye_for,
 )
-from test_vr_support import free_endpoint, wait_until
+from helpers.vr import free_endpoint, wait_until
 
 
 def _bound_sub(endpoint, topic):
@@ -162,7 +163,7 @@ def test_camera_sink_streams_head_cameras_and_passes_everything_on():
     pub = CameraFeedPublisher(endpoint)
     pushed = []
 
-    class Recorder:
+    class Recorder(Sink):
         def push(self, stream, t, **fields):
             pushed.append(stream)
             return True

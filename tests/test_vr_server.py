@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from collector.errors import DeviceError
-from collector.teleop.vr.auth import COOKIE_NAME, MAX_FAILURES
+from collector.web_auth import COOKIE_NAME, MAX_FAILURES
 from collector.teleop.vr.client import PageClient, client_ssl_context, ws_url
 from collector.teleop.vr.connection import (
     CLOSE_REFUSED,
@@ -22,7 +22,7 @@ from collector.teleop.vr.feeds import CameraFeedPublisher, StatusPublisher
 from collector.teleop.vr.protocol import MAX_TEXT_MESSAGE_BYTES
 from collector.teleop.vr.synthetic import page_frame
 from collector.teleop.zmq_link import InputSubscriber
-from test_vr_support import run, running_server, wait_until
+from helpers.vr import run, running_server, wait_until
 
 
 @pytest.fixture(scope="module")

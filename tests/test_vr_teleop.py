@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from collector.teleop.backend import SimBackend
+from collector.backends.sim import SimBackend
 from collector.teleop.loop import TeleopLoop
 from collector.teleop.safety import GateState
 from collector.teleop.vr.client import PageClient
 from collector.teleop.vr.feeds import CameraFeedPublisher, CameraFeedSink
 from collector.teleop.vr.recording import load_session, write_session
 from collector.teleop.vr.synthetic import synthetic_session
-from test_vr_support import run, running_server
+from helpers.vr import run, running_server
 
 REPLAY_S = 3.0
 RATE_HZ = 90.0
@@ -115,7 +115,7 @@ def test_replayed_session_drives_the_simulated_robot(tmp_path, session_file):
 
     assert not errors
     assert result.sent == len(recorded)
-    # Every frame reached the loop (the stale-frame limit is relaxed here; see test_vr_support).
+    # Every frame reached the loop (the stale-frame limit is relaxed here; see helpers/vr.py).
     assert loop.stats.inputs_rejected == 0 and loop.stats.inputs >= result.sent
     # While the recording streams in, the gate follows the operator ...
     during = [state for t, state in paced.states if result.send_times[0] + 0.2 < t < result.send_times[-1]]

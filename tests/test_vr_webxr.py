@@ -16,7 +16,8 @@ import pytest
 from collector.teleop.vr.events import EpisodeEventSubscriber
 from collector.teleop.vr.feeds import CameraFeedPublisher
 from collector.teleop.zmq_link import InputSubscriber
-from test_vr_support import chromium, running_server, wait_until
+from helpers.browser import chromium
+from helpers.vr import running_server, wait_until
 
 IWER_JS = Path(os.environ.get("COLLECTOR_TEST_CACHE", Path.home() / ".cache" / "collector")) / "iwer" / "iwer.min.js"
 INSTALL_EMULATED_QUEST = """

@@ -116,14 +116,16 @@ def run_recorder(args) -> int:
 def run_teleop(args) -> int:
     from collector.robot import load_robot
     from collector.ros.teleop_node import TeleopOptions, teleop_main
+    from collector.teleop.rig import build_ros_rig
 
     spec = load_robot(args.robot)
     config = _ros_config(spec, args)
     options = TeleopOptions(device=args.device, episodes=args.episodes, max_duration_s=args.max_duration,
                             record=args.record, reset=args.reset, seed=args.seed, recorder_node=args.recorder_node,
                             sim_node=args.sim_node)
-    return teleop_main(spec, options, domain_id=args.domain_id, config=config,
-                       connect_timeout_s=args.connect_timeout)
+    rig = build_ros_rig(spec, device=options.device, ros_config=config, domain_id=args.domain_id,
+                        sim_node=options.sim_node, connect_timeout_s=args.connect_timeout)
+    return teleop_main(rig, options)
 
 
 def _common(parser, node_name: str):
@@ -137,6 +139,8 @@ def _common(parser, node_name: str):
 
 
 def register(subparsers):
+    from collector.teleop.devices import device_names
+
     parser = subparsers.add_parser(
         "ros", help="start a ROS 2 node: simulated hardware, recorder, or teleop",
         description="ROS 2 nodes of a collector session (rclpy; topics from the robot YAML's ros section). "
@@ -208,7 +212,7 @@ def register(subparsers):
         description="Run the teleop loop (retargeting, IK, safety gate) with RosBackend: commands go out on the "
                     "robot's command topics, state comes from /joint_states. Lost joint states stop commanding.")
     _common(tel, "collector_teleop")
-    tel.add_argument("--device", default="scripted", choices=("scripted", "keyboard", "gamepad", "zmq"),
+    tel.add_argument("--device", default="scripted", choices=device_names(),
                      help="operator input (scripted needs the sim-hardware node)")
     tel.add_argument("--episodes", type=int, default=1)
     tel.add_argument("--max-duration", type=float, default=60.0, help="seconds per episode")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def run(args) -> int:
-    from collector.teleop.vr.auth import check_allowed_origin
+    from collector.web_auth import check_allowed_origin
 
     origins = [check_allowed_origin(o) for o in args.allow_origin or ()]  # before anything is created
     plan = load_plan_arg(args.plan, args)

@@ -4,46 +4,36 @@ import json
 
 
 def _run_episodes(args) -> int:
-    from collector.sim import SimEnv
-    from collector.teleop.backend import SimBackend
     from collector.teleop.config import load_teleop_config
-    from collector.teleop.devices import open_device
-    from collector.teleop.loop import TeleopLoop, run_episode
+    from collector.teleop.rig import build_sim_rig
 
     overrides = {"control": {"input_endpoint": args.endpoint}} if args.endpoint else {}
     if args.bind:
         overrides.setdefault("control", {})["input_bind"] = True
     config = load_teleop_config(args.config, overrides=overrides)
-    device = open_device(args.device, config) if args.device != "zmq" else None
-    env = SimEnv(robot=args.robot, task=args.task, theme=args.theme, lighting=args.lighting, weight=args.weight,
-                 seed=args.seed, control_hz=config.control.rate_hz)
-    backend = SimBackend(env, render=args.record is not None and not args.no_cameras)
+    rig = build_sim_rig(robot=args.robot, task=args.task, device=args.device, config=config,
+                        render=args.record is not None and not args.no_cameras, theme=args.theme,
+                        lighting=args.lighting, weight=args.weight, seed=args.seed)
+    env = rig.backend.env
     realtime = args.realtime or args.device != "scripted"
-    loop = TeleopLoop(backend, config=config, device=device)
     successes = 0
     try:
         if args.device == "zmq":
-            print(f"listening for operator input on {loop.subscriber.endpoint} (topic collector/teleop/input)")
+            print(f"listening for operator input on {rig.loop.subscriber.endpoint} (topic collector/teleop/input)")
         for index in range(args.episodes):
             seed = args.seed + index
-            conditions = backend.reset(seed=seed)
+            conditions = rig.backend.reset(seed=seed)
             writer = None
             if args.record is not None:
-                from collector.recorder import EpisodeWriter
-
-                writer = EpisodeWriter(args.record, f"teleop_{args.task}_{seed:06d}", loop.stream_specs(),
-                                       metadata={"task": args.task, "instruction": env.task.instruction,
-                                                 "robot": env.robot.name, "robot_model_hash": env.robot.model_hash,
-                                                 "operator": args.device, "sim": True, "conditions": conditions,
-                                                 **loop.recording_metadata()})
-                writer.start()
+                writer = rig.recorder(args.record, f"teleop_{args.task}_{seed:06d}",
+                                      {"task": args.task, "instruction": env.task.instruction,
+                                       "robot": env.robot.name, "robot_model_hash": env.robot.model_hash,
+                                       "operator": args.device, "sim": True, "conditions": conditions})
             result = None
             try:
-                result = run_episode(backend, device, sink=writer, max_duration_s=args.duration,
-                                     stop_on_success=not args.no_stop_on_success, seed=seed, loop=loop,
-                                     realtime=realtime)
+                result = rig.run_episode(args.duration, sink=writer, seed=seed,
+                                         stop_on_success=not args.no_stop_on_success, realtime=realtime)
             finally:
-                loop.sink = None
                 # An interrupted take is still kept (never lose recorded data), marked "unknown".
                 outcome = "unknown" if result is None else ("success" if result.success else "failure")
                 path = writer.stop(outcome=outcome) if writer is not None else None
@@ -56,8 +46,7 @@ def _run_episodes(args) -> int:
                 "recorded": str(path) if path else None,
             }, default=str))
     finally:
-        loop.close()
-        env.close()
+        rig.close()
     print(f"{successes}/{args.episodes} episodes succeeded")
     return 0
 
@@ -72,14 +61,15 @@ def run(args) -> int:
 
 
 def register(subparsers):
-    from collector.teleop.devices import DEVICE_NAMES
+    from collector.teleop.devices import device_names
 
     parser = subparsers.add_parser(
         "teleop", help="teleoperate the simulated robot (scripted, keyboard, gamepad or ZMQ/VR input)",
         description="Run the teleop loop (operator input -> retargeting -> mink IK -> safety gate) on the "
                     "simulated robot. `--device scripted` plans and performs the task by itself; keyboard, "
                     "gamepad and zmq (a VR bridge) are live and paced in real time.")
-    parser.add_argument("--device", choices=DEVICE_NAMES, default="scripted", help="operator input (default scripted)")
+    parser.add_argument("--device", choices=device_names(), default="scripted",
+                        help="operator input (default scripted)")
     parser.add_argument("--task", default="pick_place", help="sim task: pick_place or pour (default pick_place)")
     parser.add_argument("--robot", default="humanoid", help="robot name under robots/ or a robot YAML path")
     parser.add_argument("--lighting", default="bright", help="lighting preset (configs/lighting.yaml)")

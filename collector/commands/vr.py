@@ -44,7 +44,7 @@ def _print_banner(server, info, cfg, args) -> None:
 
 
 async def _serve(args) -> int:
-    from collector.teleop.vr.auth import check_user_token
+    from collector.web_auth import check_user_token
     from collector.teleop.vr.server import ServerConfig, VRServer, default_input_endpoint
 
     info = _certificate(args)

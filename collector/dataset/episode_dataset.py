@@ -31,7 +31,7 @@ from collector.dataset.split import SPLITS, split_episodes
 from collector.dataset.statistics import FeatureStats
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
-from collector.recorder.streams import CAMERA_PREFIX
+from collector.recorder.vocabulary import camera_of_stream, camera_stream_name
 
 IMAGE_FORMATS = ("chw_float", "hwc_uint8")
 # Floor on std so a joint that never moved (std 0) does not blow up to inf after normalization.
@@ -177,8 +177,8 @@ class EpisodeDataset:
 def view_camera_name(camera: str, available: Sequence[str]) -> str:
     """The aligned view's name of a camera asked for by its view name ("head") or its raw stream
     name ("camera_head", as inspect and the dashboard show it)."""
-    if camera not in available and camera.startswith(CAMERA_PREFIX) and camera[len(CAMERA_PREFIX):] in available:
-        return camera[len(CAMERA_PREFIX):]
+    if camera not in available and camera_of_stream(camera) in available:
+        return camera_of_stream(camera)
     return camera
 
 
@@ -195,7 +195,7 @@ def _require_keys(episode: AlignedEpisode, keys: Sequence[str], cameras: Sequenc
     if missing_cameras:
         have = ", ".join(episode.cameras) or "none"
         if episode.cameras:
-            have += f" (or {', '.join(CAMERA_PREFIX + c for c in episode.cameras)})"
+            have += f" (or {', '.join(camera_stream_name(c) for c in episode.cameras)})"
         problems.append(f"missing {', '.join(f'/{schema.IMAGES}/{c}' for c in missing_cameras)} (cameras: {have})")
     raise DataError(f"{episode.path}: {'; '.join(problems)}")
 

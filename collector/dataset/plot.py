@@ -22,6 +22,7 @@ import numpy as np
 
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
+from collector.recorder.vocabulary import COMMAND, JOINTS
 
 FIGURES = ("joints", "timeline", "sync", "frames")
 
@@ -40,7 +41,7 @@ def _joint_names(reader: EpisodeReader, stream: str, width: int) -> List[str]:
     return names if len(names) == width else [f"joint {i}" for i in range(width)]
 
 
-def joints_figure(reader: EpisodeReader, measured: str = "joints", commanded: str = "command", max_joints: int = 40):
+def joints_figure(reader: EpisodeReader, measured: str = JOINTS, commanded: str = COMMAND, max_joints: int = 40):
     plt = _pyplot()
     streams = reader.streams
     if measured not in streams or reader.count(measured) == 0:

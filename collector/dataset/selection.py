@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from collector.episodes.conditions import condition_label
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
 from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES
@@ -192,22 +193,6 @@ def _from_file(path: Path, in_folder: bool = False) -> EpisodeRef:
         catalog={"qa": meta.get("qa", ""), "operator": meta.get("operator", ""), "station": meta.get("station", ""),
                  "session_id": meta.get("session_id", ""), "robot": meta.get("robot", "")},
     )
-
-
-def condition_value(conditions: Dict, name: str):
-    """A condition by name; "weight" is also found under DESIGN.md's plural "weights"."""
-    value = conditions.get(name)
-    if value is None and name == "weight":
-        value = conditions.get("weights")
-    return value
-
-
-def condition_label(conditions: Dict, name: str) -> str:
-    """The preset name of a condition, whether it is stored as a name or as {"preset": ..., params}."""
-    value = condition_value(conditions, name)
-    if isinstance(value, dict):
-        return str(value.get("name") or value.get("preset") or "")
-    return "" if value is None else str(value)
 
 
 def _ref_value(ref: EpisodeRef, name: str) -> str:

@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from collector.recorder.streams import FieldSpec, StreamSpec, camera_stream
+from collector.recorder.vocabulary import (COMMAND, ILLUMINANCE, JOINTS, camera_spec, camera_stream_name, command_spec,
+                                           illuminance_spec, joints_spec)
 from collector.recorder.writer import EpisodeWriter
 
 DEFAULT_JOINTS = 20
@@ -66,15 +67,9 @@ def write_synthetic_episode(directory, episode_id: str, *, duration_s: float = 3
     joint_gap=(a, b): no `joints` samples between a and b seconds after the start (a dropout)."""
     names = list(joint_names or [f"joint_{i}" for i in range(n_joints)])
     n = len(names)
-    joint_attrs = {"joint_names": names}
     height, width = camera_size
-    specs = [
-        StreamSpec("joints", {"position": FieldSpec((n,)), "velocity": FieldSpec((n,)), "effort": FieldSpec((n,))},
-                   control_hz, kind="joints", default_align="linear", attrs=joint_attrs),
-        StreamSpec("command", {"position": FieldSpec((n,))}, control_hz, kind="command", attrs=joint_attrs),
-        StreamSpec("illuminance", {"value": FieldSpec(())}, 10.0, kind="sensor", attrs={"unit": "lux"}),
-    ]
-    specs += [camera_stream(f"camera_{cam}", width, height, camera_fps) for cam in cameras]
+    specs = [joints_spec(names, control_hz), command_spec(names, control_hz), illuminance_spec(10.0)]
+    specs += [camera_spec(cam, width, height, camera_fps) for cam in cameras]
     phase = (seed * 0.37) % (2 * math.pi)
     metadata = {
         "task": task, "instruction": instruction, "operator": "synthetic", "station": "test-station",
@@ -99,14 +94,14 @@ def write_synthetic_episode(directory, episode_id: str, *, duration_s: float = 3
         next_lux = t0
         for i, t in enumerate(t_ctrl):
             if joint_gap is None or not joint_gap[0] <= t - t0 < joint_gap[1]:
-                writer.push("joints", float(t), position=q[i], velocity=dq[i], effort=0.5 * (q_cmd[i] - q[i]))
-            writer.push("command", float(t), position=q_cmd[i])
+                writer.push(JOINTS, float(t), position=q[i], velocity=dq[i], effort=0.5 * (q_cmd[i] - q[i]))
+            writer.push(COMMAND, float(t), position=q_cmd[i])
             if t >= next_lux - 1e-9:
-                writer.push("illuminance", float(t), value=np.float64(500.0 + rng.normal(0, 5)))
+                writer.push(ILLUMINANCE, float(t), value=np.float64(500.0 + rng.normal(0, 5)))
                 next_lux += 0.1
             if t >= next_frame - 1e-9:
                 for k, cam in enumerate(cameras):
-                    writer.push(f"camera_{cam}", float(t), image=_frame(float(t), height, width, 60 * k))
+                    writer.push(camera_stream_name(cam), float(t), image=_frame(float(t), height, width, 60 * k))
                 next_frame += 1.0 / camera_fps
         return writer.stop(outcome=outcome)
     except BaseException:
@@ -161,16 +156,11 @@ def write_sim_episode(directory, episode_id: str, *, duration_s: float = 1.5, ca
         robot = env.robot
         names = list(robot.command_joints)
         n = len(names)
-        joint_attrs = {"joint_names": names}
         rate = env.control_hz
-        specs = [
-            StreamSpec("joints", {"position": FieldSpec((n,)), "velocity": FieldSpec((n,)), "effort": FieldSpec((n,))},
-                       rate, kind="joints", default_align="linear", attrs=joint_attrs),
-            StreamSpec("command", {"position": FieldSpec((n,))}, rate, kind="command", attrs=joint_attrs),
-        ]
+        specs = [joints_spec(names, rate), command_spec(names, rate)]
         for cam in cameras:
             spec = robot.cameras[cam]
-            specs.append(camera_stream(f"camera_{cam}", spec.width, spec.height, camera_fps))
+            specs.append(camera_spec(cam, spec.width, spec.height, camera_fps))
         metadata = {"task": conditions["task"], "instruction": conditions["instruction"], "operator": "synthetic",
                     "station": "sim-test", "session_id": "sim-session", "robot": robot.name, "sim": True,
                     "robot_model_hash": robot.model_hash,
@@ -188,15 +178,15 @@ def write_sim_episode(directory, episode_id: str, *, duration_s: float = 1.5, ca
             next_frame = 0.0
             for k in range(int(round(duration_s * rate))):
                 t = env.time
-                writer.push("joints", t, position=env.joint_positions(), velocity=env.joint_velocities(),
+                writer.push(JOINTS, t, position=env.joint_positions(), velocity=env.joint_velocities(),
                             effort=env.joint_efforts())
                 if t + 1e-9 >= next_frame:
                     for cam in cameras:
-                        writer.push(f"camera_{cam}", t, image=env.render(cam))
+                        writer.push(camera_stream_name(cam), t, image=env.render(cam))
                     next_frame += frame_period
                 phase = 2 * math.pi * 0.5 * t
                 command = env.set_command(home + amplitude * arm * math.sin(phase) * np.linspace(0.5, 1.0, n))
-                writer.push("command", t, position=command)
+                writer.push(COMMAND, t, position=command)
                 env.step()
             return writer.stop(outcome=outcome)
         except BaseException:

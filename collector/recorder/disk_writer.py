@@ -130,7 +130,7 @@ class DiskWriter(threading.Thread):
         for store, items in batches:
             store.append(items)
             done = time.monotonic()
-            enqueued = np.fromiter((item[2] for item in items), dtype=np.float64, count=len(items))
+            enqueued = np.fromiter((item.enqueued for item in items), dtype=np.float64, count=len(items))
             self.write_latency.add(done - enqueued)
             self._unflushed_enqueue_times.append(enqueued)
         return True

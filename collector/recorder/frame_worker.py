@@ -1,8 +1,8 @@
 """One thread per camera stream: (for JPEG) encodes and fingerprints frames off the control loop.
 
-Input:  (t, (image,), enqueue_time) from the camera's bounded push queue.
-Output: (t, payload, enqueue_time, crc32) to the disk writer's queue, payload being the image itself
-        (raw / lzf codecs: HDF5 compresses lzf inside the write, which releases the GIL) or JPEG bytes.
+Input:  PushedSample(t, (image,), enqueued) from the camera's bounded push queue.
+Output: EncodedFrame(t, payload, enqueued, crc32) to the disk writer's queue, payload being the image
+        itself (raw / lzf codecs: HDF5 compresses lzf inside the write, which releases the GIL) or JPEG bytes.
 The hand-off to the disk writer waits for room (back-pressure), so when the disk is too slow the
 loss shows up as counted drops at the push queue, never as a blocked producer.
 """
@@ -12,7 +12,7 @@ import logging
 import threading
 
 from collector.recorder.frames import encode_jpeg, frame_crc32
-from collector.recorder.queues import SampleQueue
+from collector.recorder.queues import EncodedFrame, SampleQueue
 from collector.recorder.streams import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,16 @@ class FrameWorker(threading.Thread):
                     if self._draining.is_set() and len(self.inbox) == 0:
                         return
                     continue
-                stamp, (image,), enqueued = item
+                (image,) = item.values
                 try:
                     payload = encode_jpeg(image, self.spec.jpeg_quality) if self._jpeg else image
                 except Exception as exc:  # one bad frame must not end the recording
                     self.encode_failures += 1
-                    log.warning("stream %r: frame at t=%.6f not recorded: %s", self.spec.name, stamp, exc)
+                    log.warning("stream %r: frame at t=%.6f not recorded: %s", self.spec.name, item.t, exc)
                     continue
                 # CRC of the frame as stored: the JPEG bytes (40 KB, ~20x cheaper than the pixels;
                 # the encoder is deterministic, so equal frames still give equal CRCs) or the pixels.
                 crc = frame_crc32(payload)
-                self.outbox.put_wait((stamp, payload, enqueued, crc), self._abort)
+                self.outbox.put_wait(EncodedFrame(item.t, payload, item.enqueued, crc), self._abort)
         except BaseException as exc:  # report, never die silently: the writer turns this into w.error
             self._on_error(exc)

@@ -30,8 +30,9 @@ from collector.errors import DataError
 from collector.recorder import schema
 from collector.recorder.frames import decode_jpeg, frame_crc32
 from collector.recorder.reader import EpisodeReader, about_file
+from collector.recorder.vocabulary import COMMAND, JOINTS
 
-DEFAULT_REQUIRED_STREAMS = ("joints", "command")
+DEFAULT_REQUIRED_STREAMS = (JOINTS, COMMAND)
 _BLOCK_ROWS = 65536
 
 Limits = Union[Mapping[str, Sequence[float]], Tuple[Sequence[float], Sequence[float]]]
@@ -145,8 +146,8 @@ class _Checks:
                 for field_name, field in spec.fields.items():
                     if np.dtype(field.dtype).kind == "f":
                         self.check_finite(self.r.raw(name, field_name), n, f"/raw/{name}/{field_name}")
-        if "joints" in specs and "position" in specs["joints"].fields and self.r.count("joints"):
-            self.check_limits(self.r.raw("joints", "position"), self.r.count("joints"), "raw joints position")
+        if JOINTS in specs and "position" in specs[JOINTS].fields and self.r.count(JOINTS):
+            self.check_limits(self.r.raw(JOINTS, "position"), self.r.count(JOINTS), "raw joints position")
 
     def check_stamps(self, t: np.ndarray, label: str) -> bool:
         """False (and a problem) if stamps are not finite: no timing check can use them then."""

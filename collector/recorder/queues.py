@@ -7,9 +7,26 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, List
+from typing import Any, List, NamedTuple
 
 import numpy as np
+
+
+class PushedSample(NamedTuple):
+    """A sample as push() queues it."""
+
+    t: float  # its stamp (session clock)
+    values: tuple  # the checked field arrays, in the stream spec's field order
+    enqueued: float  # time.monotonic() at push: write and durable latencies start here
+
+
+class EncodedFrame(NamedTuple):
+    """A camera frame as its FrameWorker hands it to the disk writer."""
+
+    t: float
+    payload: Any  # the image itself (raw / lzf codecs) or its JPEG bytes (uint8 array)
+    enqueued: float  # carried over from the PushedSample
+    crc32: int  # of the payload as stored
 
 
 class SampleQueue:

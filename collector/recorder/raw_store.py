@@ -101,13 +101,13 @@ class RawStreamStore:
         ds.id.write(h5s.create_simple(count), file_space, rows)
 
     def _append_stamps(self, items: Sequence) -> np.ndarray:
-        stamps = np.fromiter((item[0] for item in items), dtype=np.float64, count=len(items))
+        stamps = np.fromiter((item.t for item in items), dtype=np.float64, count=len(items))
         self._append_rows(self.t, self.count, stamps)
         return stamps
 
 
 class NumericStore(RawStreamStore):
-    """Items are (t, (field arrays...), enqueue_time)."""
+    """Items are PushedSamples (collector.recorder.queues)."""
 
     layout = LAYOUT_NUMERIC
 
@@ -128,14 +128,14 @@ class NumericStore(RawStreamStore):
     def append(self, items: List) -> None:
         start = self.count
         for k, ds in enumerate(self.fields):
-            self._append_rows(ds, start, np.stack([item[1][k] for item in items]))
+            self._append_rows(ds, start, np.stack([item.values[k] for item in items]))
         # Stamps last: a reader that sees a stamp can rely on the row being there.
         self._append_stamps(items)
         self.count = start + len(items)
 
 
 class FrameStore(RawStreamStore):
-    """Camera frames kept as pixels. Items are (t, image, enqueue_time, crc32)."""
+    """Camera frames kept as pixels. Items are EncodedFrames whose payload is the image."""
 
     layout = LAYOUT_FRAMES
 
@@ -159,14 +159,14 @@ class FrameStore(RawStreamStore):
 
     def append(self, items):
         start = self.count
-        self._append_rows(self.image, start, np.stack([item[1] for item in items]))
-        self._append_rows(self.crc, start, np.fromiter((item[3] for item in items), np.uint32, len(items)))
+        self._append_rows(self.image, start, np.stack([item.payload for item in items]))
+        self._append_rows(self.crc, start, np.fromiter((item.crc32 for item in items), np.uint32, len(items)))
         self._append_stamps(items)
         self.count = start + len(items)
 
 
 class JpegStore(RawStreamStore):
-    """Camera frames as JPEG bytes back to back. Items are (t, jpeg bytes (1-D uint8), enqueue_time, crc32)."""
+    """Camera frames as JPEG bytes back to back. Items are EncodedFrames whose payload is 1-D uint8 JPEG bytes."""
 
     layout = LAYOUT_JPEG
 
@@ -186,16 +186,16 @@ class JpegStore(RawStreamStore):
         _appendable(group, "crc32", (), "uint32", 4096)
 
     def estimate_bytes(self, items):
-        return sum(int(item[1].size) for item in items) + 24 * len(items) + _JPEG_CHUNK_BYTES
+        return sum(int(item.payload.size) for item in items) + 24 * len(items) + _JPEG_CHUNK_BYTES
 
     def append(self, items):
         start = self.count
-        sizes = np.fromiter((item[1].size for item in items), dtype=np.int64, count=len(items))
+        sizes = np.fromiter((item.payload.size for item in items), dtype=np.int64, count=len(items))
         offsets = self.byte_count + np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        self._append_rows(self.jpeg, self.byte_count, np.concatenate([item[1] for item in items]))
+        self._append_rows(self.jpeg, self.byte_count, np.concatenate([item.payload for item in items]))
         self._append_rows(self.offset, start, offsets)
         self._append_rows(self.size, start, sizes.astype(np.int32))
-        self._append_rows(self.crc, start, np.fromiter((item[3] for item in items), np.uint32, len(items)))
+        self._append_rows(self.crc, start, np.fromiter((item.crc32 for item in items), np.uint32, len(items)))
         self._append_stamps(items)
         self.byte_count += int(sizes.sum())
         self.count = start + len(items)

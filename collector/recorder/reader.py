@@ -22,8 +22,9 @@ from collector.errors import DataError
 from collector.recorder import schema
 from collector.recorder.frames import decode_jpeg
 from collector.recorder.raw_store import LAYOUT_JPEG, consistent_length
-from collector.recorder.streams import CAMERA_PREFIX, StreamSpec
+from collector.recorder.streams import StreamSpec
 from collector.recorder.structure import HDF5_ERRORS, check_structure, read_counters
+from collector.recorder.vocabulary import camera_stream_name
 
 
 class FrameSequence:
@@ -183,7 +184,7 @@ class EpisodeReader:
         return group[field]
 
     def _camera_stream(self, camera: str) -> str:
-        for candidate in (camera, CAMERA_PREFIX + camera):
+        for candidate in (camera, camera_stream_name(camera)):
             if candidate in self.streams and self.streams[candidate].is_camera:
                 return candidate
         cams = [s.camera_name for s in self.streams.values() if s.is_camera]

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from collector.errors import ConfigError, DataError
+from collector.recorder.vocabulary import COMMAND, JOINTS
 
 SCHEMA_NAME = "collector.episode"
 # Bump when a reader of the previous version would misread a new file; readers refuse newer versions.
@@ -52,10 +53,10 @@ SYNC_GROUP = "sync"
 
 # Producer convention (see docs/recorder.md): which stream/field lands where in the aligned view.
 STANDARD_VIEW = {
-    ("joints", "position"): "observations/qpos",
-    ("joints", "velocity"): "observations/qvel",
-    ("joints", "effort"): "observations/effort",
-    ("command", "position"): "action",
+    (JOINTS, "position"): "observations/qpos",
+    (JOINTS, "velocity"): "observations/qvel",
+    (JOINTS, "effort"): "observations/effort",
+    (COMMAND, "position"): "action",
 }
 
 # Root attributes every finished episode carries (DESIGN.md, refined).

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Protocol, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -20,8 +21,6 @@ from collector.json_values import json_default
 ALIGN_METHODS = ("nearest", "backward", "forward", "linear", "slerp")
 # Camera storage: raw uint8 frames, lzf-compressed frames, or JPEG bytes.
 CAMERA_CODECS = ("raw", "lzf", "jpeg")
-# Producers name camera streams "camera_<cam>"; the aligned view files them under /observations/images/<cam>.
-CAMERA_PREFIX = "camera_"
 
 
 @dataclass(frozen=True)
@@ -113,9 +112,9 @@ class StreamSpec:
     @property
     def camera_name(self) -> str:
         """Name under /observations/images/: the stream name without its "camera_" prefix."""
-        if self.name.startswith(CAMERA_PREFIX) and len(self.name) > len(CAMERA_PREFIX):
-            return self.name[len(CAMERA_PREFIX):]
-        return self.name
+        from collector.recorder.vocabulary import camera_of_stream  # the vocabulary builds on this module
+
+        return camera_of_stream(self.name) or self.name
 
     @property
     def sample_nbytes(self) -> int:
@@ -175,9 +174,10 @@ def camera_stream(name: str, width: int, height: int, fps: float, codec: str = "
     )
 
 
-class Sink(Protocol):
-    """What producers push samples into (the recorder's EpisodeWriter implements it)."""
+class Sink(ABC):
+    """What producers push samples into: the recorder's EpisodeWriter, or a tap in front of it
+    (the dashboard's LiveTap, the headset's CameraFeedSink) that passes every sample on."""
 
+    @abstractmethod
     def push(self, stream: str, t: float, **fields: np.ndarray) -> bool:
         """Queue one sample; never blocks on disk. Returns False if it was rejected or dropped."""
-        ...

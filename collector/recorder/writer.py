@@ -32,11 +32,11 @@ from collector.recorder import schema
 from collector.recorder.aligned import AlignedViewConfig, write_aligned_view
 from collector.recorder.disk_writer import DiskWriter, fsync_path
 from collector.recorder.frame_worker import FrameWorker
-from collector.recorder.queues import SampleQueue
+from collector.recorder.queues import PushedSample, SampleQueue
 from collector.recorder.raw_store import RawStreamStore
 from collector.recorder.samples import REASONS, RejectedSample, SampleChecker
 from collector.recorder.storage_guard import MiB, StorageFull, StorageGuard, ignore_file_size_signal
-from collector.recorder.streams import StreamSpec
+from collector.recorder.streams import Sink, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class _RateLimitedLog:
             log.warning("%s (occurrence %d)", message, n)
 
 
-class EpisodeWriter:
+class EpisodeWriter(Sink):
     """Records one episode. See the module docstring and docs/recorder.md.
 
     directory, episode_id: the file becomes <directory>/<episode_id>.hdf5 (".partial.h5" while recording).
@@ -340,7 +340,7 @@ class EpisodeWriter:
                 self._rejected[stream][rejected.reason] += 1
                 self._log.warn((stream, rejected.reason), f"sample rejected: {rejected}")
                 return False
-            if not self._push_queues[stream].put_nowait((stamp, arrays, time.monotonic())):
+            if not self._push_queues[stream].put_nowait(PushedSample(stamp, arrays, time.monotonic())):
                 self._log.warn((stream, "dropped"), f"stream {stream!r}: queue full "
                                                     f"({self._push_queues[stream].capacity} samples), sample dropped")
                 return False

@@ -6,7 +6,7 @@ beginning, `duration_s` stops early, `loops` repeats (0: until stopped),
 `wait_for_subscribers_s` holds the start until every topic has a subscriber. Header stamps are the
 publish time by default (what live consumers such as rviz expect) or the recorded stamps.
 
-Topics and message types: collector.replay.topics (from the robot's `ros:` section); QoS per stream
+Topics and message types: collector.episodes.topics (from the robot's `ros:` section); QoS per stream
 kind from collector.ros.qos, so replayed topics match what the robot's nodes use. Recorded commands
 go to /collector/command unless `drive_robot` is set: replaying a take never moves a robot by accident.
 The episode's metadata is published once on /collector/episode (std_msgs/String, JSON, latched).
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from collector.episodes.schedule import SampleSource, Schedule
+from collector.episodes.topics import METADATA_TOPIC, message_builder, message_class, routes_for
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
-from collector.replay.schedule import SampleSource, Schedule
-from collector.replay.topics import METADATA_TOPIC, message_builder, message_class, routes_for
 
 log = logging.getLogger(__name__)
 

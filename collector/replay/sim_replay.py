@@ -26,9 +26,10 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from collector.dataset.selection import condition_value
+from collector.episodes.conditions import condition_value
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
+from collector.recorder.vocabulary import COMMAND, JOINTS
 from collector.sim import world_state
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def kinematic_replay(path, video: Optional[Path] = None, cameras: Optional[Seque
     """use_world_state=False moves only the robot even when the episode recorded the world's state."""
     import mujoco
 
-    from collector.dataset.video import VideoWriter
+    from collector.episodes.video import VideoWriter
 
     with EpisodeReader(path) as reader:
         if not reader.has_aligned_view:
@@ -302,7 +303,7 @@ def kinematic_replay(path, video: Optional[Path] = None, cameras: Optional[Seque
             index = env.robot.qpos_indices(env.model)
             coupling = _JointCoupling(env.model)
             state_rows = _world_state_rows(reader, env, cams, stamps, use_world_state, report)
-            states = reader.raw(world_state.STATE_STREAM, "state") if state_rows else None
+            states = reader.raw(world_state.SIM_STATE, "state") if state_rows else None
             measures = {c: _FrameMeasures() for c in cams}
             writer = None
             try:
@@ -344,9 +345,9 @@ def kinematic_replay(path, video: Optional[Path] = None, cameras: Optional[Seque
 # -- physics replay of the actions ------------------------------------------------------------------
 
 def action_replay(path, video: Optional[Path] = None, cameras: Optional[Sequence[str]] = None, robot=None,
-                  height: int = 240, command_stream: str = "command", joint_stream: str = "joints",
+                  height: int = 240, command_stream: str = COMMAND, joint_stream: str = JOINTS,
                   render_quality: Optional[str] = None) -> ReplayReport:
-    from collector.dataset.video import VideoWriter
+    from collector.episodes.video import VideoWriter
 
     with EpisodeReader(path) as reader:
         streams = reader.streams
@@ -410,7 +411,7 @@ def _start_like_recording(env, reader: EpisodeReader, joint_stream: str, q0: np.
     import mujoco
 
     if world_state.state_problem(reader, env.model) is None:
-        world_state.set_state(env.model, env.data, reader.raw(world_state.STATE_STREAM, "state")[0], forward=False)
+        world_state.set_state(env.model, env.data, reader.raw(world_state.SIM_STATE, "state")[0], forward=False)
     qidx = env.robot.qpos_indices(env.model)
     didx = env.robot.dof_indices(env.model)
     env.data.qpos[qidx] = q0

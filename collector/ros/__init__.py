@@ -1,4 +1,4 @@
-"""ROS 2 side of collector: real rclpy nodes and the teleop backend for robots driven over ROS 2.
+"""ROS 2 side of collector: real rclpy nodes, and RosBackend (the robot contract of collector.backends over ROS 2).
 
     collector ros sim-hw      the MuJoCo humanoid as a ros2_control-style robot (sim_hardware.py)
     collector ros recorder    ROS topics -> crash-safe HDF5 episodes (recorder_node.py)

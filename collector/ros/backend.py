@@ -1,4 +1,4 @@
-"""RosBackend: the teleop loop's RobotBackend for a robot driven over ROS 2.
+"""RosBackend: the robot contract (collector.backends.RobotBackend) for a robot driven over ROS 2.
 
 The same TeleopLoop that drives the in-process sim drives a robot through this class: it reads
 /joint_states, sends joint commands (JointTrajectory, or Float64MultiArray per joint group), takes
@@ -26,6 +26,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from collector.backends.base import Frame, JointSample, RobotBackend
 from collector.errors import DataError, DeviceError
 from collector.ros.config import RosConfig
 from collector.ros.conversions import (JointStateReader, compressed_image_array, float64_multiarray_msg,
@@ -33,7 +34,6 @@ from collector.ros.conversions import (JointStateReader, compressed_image_array,
                                        stamp_from_seconds)
 from collector.ros.qos import qos_for
 from collector.ros.robot_clock import RobotClock
-from collector.teleop.backend import JointSample
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RemoteTask:
         return dict(self.state.get("metrics") or {})
 
 
-class RosBackend:
+class RosBackend(RobotBackend):
     lockstep = False
 
     def __init__(self, robot="humanoid", config: Optional[RosConfig] = None, node_name: str = "collector_teleop",
@@ -83,6 +83,7 @@ class RosBackend:
         self._frame_taken: Dict[str, int] = {}
         self._frame_seq: Dict[str, int] = {}
         self._illuminance: Optional[float] = None
+        self._light_sensor = True  # until _wait_for_robot finds no illuminance publisher
         self._task_state: Optional[dict] = None
         self._task_episode_seen = -1
         self._conditions: dict = {}
@@ -181,9 +182,9 @@ class RosBackend:
                               "is the robot driver (or `collector ros sim-hw`) running, in the same "
                               "ROS_DOMAIN_ID, on this machine?")
         if self.runtime.node.count_publishers(self.config.illuminance_topic) == 0:
-            # No light sensor on this robot: hide the method so the teleop loop declares no
-            # illuminance stream (an always-empty stream would fail the episode's QA).
-            self.illuminance = None
+            # No light sensor on this robot: declare no illuminance stream (an always-empty
+            # stream would fail the episode's QA).
+            self._light_sensor = False
 
     def _check_alive(self) -> None:
         age = self.clock.age()
@@ -226,13 +227,10 @@ class RosBackend:
                 pub.publish(float64_multiarray_msg(q[part]))
         self.commands_sent += 1
 
-    def advance(self) -> None:
-        raise DeviceError("a ROS 2 robot runs in real time; it cannot be stepped (lockstep is False)")
-
     def cameras(self):
         return dict(self.robot.cameras)
 
-    def capture(self, name: str) -> Optional[Tuple[float, np.ndarray]]:
+    def capture(self, name: str) -> Optional[Frame]:
         """The newest frame of a camera if one arrived since the last capture, else None."""
         with self._lock:
             if name not in self._frame_seq:
@@ -253,6 +251,10 @@ class RosBackend:
             log.warning("camera %s: frame is %s, the robot YAML says %dx%d", name, rgb.shape, cam.width, cam.height)
             return None
         return seconds_from_stamp(msg.header.stamp), rgb.copy()
+
+    @property
+    def has_illuminance(self) -> bool:
+        return self._light_sensor
 
     def illuminance(self) -> Optional[float]:
         return self._illuminance

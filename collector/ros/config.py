@@ -22,7 +22,7 @@ ros:
   pose_topics: {}                      # recorder stream name -> geometry_msgs/PoseStamped topic
   object_pose_topic: "/objects/{object}/pose"
   stamp_source: sim                    # header stamps of the sim-hardware node: sim | host
-  joint_state_timeout_s: 0.5           # no /joint_states for longer: the teleop backend stops commanding
+  joint_state_timeout_s: 0.5           # no /joint_states for longer: the ROS backend stops commanding
 ```
 """
 from __future__ import annotations

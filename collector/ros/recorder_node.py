@@ -13,6 +13,7 @@ time the message arrived, so transport latency stays measurable):
                        DISCOVERY_PERIOD_S while recording: a topic discovered after the episode
                        started (late DDS discovery under load, a node started later) joins the open
                        episode from its first sample, as rosbag2 does; so does illuminance in "auto".
+Names and specs come from collector/recorder/vocabulary.py, as the teleop loop's do.
 Camera intrinsics from CameraInfo, the scene's conditions (from the sim-hardware node, or the
 operator-applied presets on a real robot) and joint limits go into the episode metadata.
 
@@ -38,7 +39,11 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from collector.errors import CollectorError, ConfigError, DataError
-from collector.recorder import EpisodeWriter, FieldSpec, StreamSpec, camera_stream, schema
+from collector.recorder import EpisodeWriter, StreamSpec, schema
+from collector.recorder.vocabulary import (COMMAND, ILLUMINANCE, JOINT_FIELDS, JOINTS, RECEIVE_FIELD,
+                                           camera_receive_spec, camera_receive_stream_name, camera_spec,
+                                           camera_stream_name, command_spec, illuminance_spec, joints_spec,
+                                           named_pose_stream_name, pose_spec, topic_pose_stream_name)
 from collector.ros.config import RosConfig
 from collector.ros.conversions import (JointStateReader, camera_info_dict, compressed_image_array, image_array,
                                        illuminance_value, multiarray_values, pose_vector, seconds_from_stamp,
@@ -50,14 +55,12 @@ from collector.ros.runtime import subscribe_batched
 log = logging.getLogger(__name__)
 
 POSE_TYPE = "geometry_msgs/msg/PoseStamped"
-JOINT_FIELDS = ("position", "velocity", "effort")
 # Stopping waits for samples stamped before the stop to arrive: at most STOP_GRACE_S, or until no
 # sample came for STOP_QUIET_S (the robot stopped publishing).
 STOP_GRACE_S = 2.0
 STOP_QUIET_S = 0.5
 # How often the graph is polled for new topics while an episode records (rosbag2 polls every 0.1 s).
 DISCOVERY_PERIOD_S = 0.2
-RECEIVE = FieldSpec(())  # host receive time, float64 seconds since the epoch
 
 
 @dataclass
@@ -90,12 +93,6 @@ class _StreamCounts:
     recorded: int = 0
     not_recorded: int = 0  # rejected by the writer or dropped on a full queue
     bad: int = 0  # messages that could not be converted (wrong size, NaN...)
-
-
-def pose_stream_name(topic: str) -> str:
-    """/objects/cube/pose -> pose_objects_cube (a valid stream name, readable in the file)."""
-    stem = re.sub(r"/pose$", "", topic.strip("/"))
-    return "pose_" + (re.sub(r"[^A-Za-z0-9_]+", "_", stem) or "root")
 
 
 class RecorderNode:
@@ -166,7 +163,7 @@ class RecorderNode:
         streams.create_subscription(Illuminance, config.illuminance_topic, self._on_illuminance, qos_for("sensor"))
         self._pose_topics: Dict[str, str] = {}  # topic -> stream name
         for name, topic in config.pose_topics.items():
-            self._subscribe_pose(topic, f"pose_{name}")
+            self._subscribe_pose(topic, named_pose_stream_name(name))
         node.create_subscription(String, options.conditions_topic, self._on_conditions, qos_for("control"))
         node.create_subscription(String, options.task_state_topic, self._on_task_state, qos_for("control"))
 
@@ -196,14 +193,14 @@ class RecorderNode:
     def _discover_poses(self) -> None:
         for topic, types in self.node.get_topic_names_and_types():
             if POSE_TYPE in types and topic not in self._pose_topics:
-                self._subscribe_pose(topic, pose_stream_name(topic))
+                self._subscribe_pose(topic, topic_pose_stream_name(topic))
 
     def _discover_while_recording(self) -> None:
         if self.writer is None:
             return
         if self.options.discover_poses:
             self._discover_poses()
-        if self.options.record_illuminance is None and "illuminance" not in self.counts \
+        if self.options.record_illuminance is None and ILLUMINANCE not in self.counts \
                 and self.node.count_publishers(self.config.illuminance_topic) > 0:
             self._add_to_open_episode(self._illuminance_spec())
 
@@ -223,24 +220,18 @@ class RecorderNode:
         log.info("%s discovered during %s: recording it from now on", spec.name, writer.episode_id)
 
     def _pose_spec(self, topic: str, stream: str) -> StreamSpec:
-        return StreamSpec(stream, {"pose": FieldSpec((7,)), "receive_t": RECEIVE}, rate_hz=30.0,
-                          kind="pose", attrs={"topic": topic, "layout": "x y z qw qx qy qz"})
+        return pose_spec(stream, 30.0, receive_t=True, attrs={"topic": topic})
 
     def _illuminance_spec(self) -> StreamSpec:
-        return StreamSpec("illuminance", {"value": FieldSpec(()), "receive_t": RECEIVE}, rate_hz=10.0,
-                          kind="sensor", attrs={"unit": "lux", "topic": self.config.illuminance_topic})
+        return illuminance_spec(10.0, receive_t=True, attrs={"topic": self.config.illuminance_topic})
 
     def stream_specs(self) -> List[StreamSpec]:
-        n = len(self.joint_names)
-        names = {"joint_names": self.joint_names, "hardware_joint_names": self.hw_names}
-        joint_fields = self._joint_fields_seen or JOINT_FIELDS
+        hardware = {"hardware_joint_names": self.hw_names}
         specs = [
-            StreamSpec("joints", {**{f: FieldSpec((n,)) for f in joint_fields}, "receive_t": RECEIVE},
-                       rate_hz=self.options.joint_rate_hz, kind="joints", default_align="linear",
-                       attrs={**names, "topic": self.config.joint_states_topic}),
-            StreamSpec("command", {"position": FieldSpec((n,)), "receive_t": RECEIVE},
-                       rate_hz=self.options.command_rate_hz, kind="command",
-                       attrs={**names, "interface": self.config.command_interface}),
+            joints_spec(self.joint_names, self.options.joint_rate_hz, fields=self._joint_fields_seen or JOINT_FIELDS,
+                        receive_t=True, attrs={**hardware, "topic": self.config.joint_states_topic}),
+            command_spec(self.joint_names, self.options.command_rate_hz, receive_t=True,
+                         attrs={**hardware, "interface": self.config.command_interface}),
         ]
         # A robot without a light sensor publishes no illuminance: an empty stream would fail QA.
         illuminance = self.options.record_illuminance
@@ -252,10 +243,9 @@ class RecorderNode:
             cam = self.robot.cameras[name]
             width, height = self.options.camera_size or self._image_sizes.get(name, (cam.width, cam.height))
             topic = self.config.image_topic(name)
-            specs.append(camera_stream(f"camera_{name}", width, height, cam.fps, codec="jpeg",
-                                       jpeg_quality=self.options.jpeg_quality, attrs={"topic": topic}))
-            specs.append(StreamSpec(f"camera_{name}_receive", {"receive_t": RECEIVE}, rate_hz=cam.fps,
-                                    kind="sensor", attrs={"topic": topic}))
+            specs.append(camera_spec(name, width, height, cam.fps, codec="jpeg",
+                                     jpeg_quality=self.options.jpeg_quality, attrs={"topic": topic}))
+            specs.append(camera_receive_spec(name, cam.fps, topic))
         for topic, stream in self._pose_topics.items():
             specs.append(self._pose_spec(topic, stream))
         return specs
@@ -461,12 +451,12 @@ class RecorderNode:
         try:
             values = self._joint_reader.read(msg)
         except DataError as exc:
-            self._bad("joints", exc)
+            self._bad(JOINTS, exc)
             return
         self._joint_fields_seen = tuple(f for f in JOINT_FIELDS if np.all(np.isfinite(values[f])))
         if self.writer is not None:
-            fields = {f: values[f] for f in self.writer.specs["joints"].fields if f != "receive_t"}
-            self._push("joints", stamp, receive_t=received, **fields)
+            fields = {f: values[f] for f in self.writer.specs[JOINTS].fields if f != RECEIVE_FIELD}
+            self._push(JOINTS, stamp, receive_t=received, **fields)
 
     def _command_stamp(self, header_stamp: Optional[float]) -> Optional[float]:
         if header_stamp:  # a zero stamp means "now" in the JointTrajectory convention
@@ -478,9 +468,9 @@ class RecorderNode:
             return  # not recording, or some joints have never been commanded yet
         t = self._command_stamp(header_stamp)
         if t is None:
-            self._bad("command", DataError("no joint states yet to stamp a header-less command with"))
+            self._bad(COMMAND, DataError("no joint states yet to stamp a header-less command with"))
             return
-        self._push("command", t, position=self._command.copy(), receive_t=received)
+        self._push(COMMAND, t, position=self._command.copy(), receive_t=received)
 
     def _on_trajectory(self, msg) -> None:
         received = time.time()
@@ -491,7 +481,7 @@ class RecorderNode:
             if unknown:
                 raise DataError(f"JointTrajectory names unknown joints {unknown[:5]}")
         except DataError as exc:
-            self._bad("command", exc)
+            self._bad(COMMAND, exc)
             return
         self._command[[index[n] for n in names]] = positions
         self._record_command(seconds_from_stamp(msg.header.stamp), received)
@@ -502,13 +492,13 @@ class RecorderNode:
         try:
             self._command[indices] = multiarray_values(msg, len(indices), f"{group} command")
         except DataError as exc:
-            self._bad("command", exc)
+            self._bad(COMMAND, exc)
             return
         self._record_command(None, received)
 
     def _on_image(self, name: str, msg, compressed: bool) -> None:
         received = time.time()
-        stream = f"camera_{name}"
+        stream = camera_stream_name(name)
         try:
             rgb = compressed_image_array(msg) if compressed else image_array(msg)
         except DataError as exc:
@@ -517,7 +507,7 @@ class RecorderNode:
         self._image_sizes[name] = (rgb.shape[1], rgb.shape[0])
         stamp = seconds_from_stamp(msg.header.stamp)
         if self._push(stream, stamp, image=rgb):  # the receive times describe the recorded frames
-            self._push(f"{stream}_receive", stamp, receive_t=received)
+            self._push(camera_receive_stream_name(name), stamp, receive_t=received)
 
     def _on_camera_info(self, name: str, msg) -> None:
         self._camera_info[name] = camera_info_dict(msg)
@@ -527,9 +517,9 @@ class RecorderNode:
         try:
             value = illuminance_value(msg)
         except DataError as exc:
-            self._bad("illuminance", exc)
+            self._bad(ILLUMINANCE, exc)
             return
-        self._push("illuminance", seconds_from_stamp(msg.header.stamp), value=value, receive_t=received)
+        self._push(ILLUMINANCE, seconds_from_stamp(msg.header.stamp), value=value, receive_t=received)
 
     def _on_pose(self, stream: str, msg) -> None:
         received = time.time()

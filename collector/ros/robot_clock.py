@@ -1,7 +1,7 @@
 """The robot's clock as seen from another process: the stamps of its /joint_states.
 
 A robot stamps its messages with its own time: sim time for the sim-hardware node, the host clock
-for a real driver. Anything that has to put its own samples on that timeline (the teleop backend's
+for a real driver. Anything that has to put its own samples on that timeline (the ROS backend's
 `now()`, the recorder's stamp for a header-less Float64MultiArray command) estimates the current
 robot time as the newest joint-state stamp plus the host time elapsed since it arrived. Joint states
 arrive every 2 ms, so the estimate is off by at most a transport latency plus one period; it is

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from collector.errors import ConfigError, DataError
+from collector.recorder.vocabulary import ILLUMINANCE, camera_stream_name
 from collector.ros.command_intake import CommandIntake
 from collector.ros.config import RosConfig
 from collector.ros.conversions import (float64_array, joint_state_msg, pose_stamped_msg, illuminance_msg,
@@ -181,7 +182,7 @@ class SimHardwareNode:
         s = self._schedules
         if s["illuminance"].due(sim_t):
             self.illuminance_pub.publish(illuminance_msg(self.env.illuminance(), stamp, "task_area"))
-            self._count("illuminance")
+            self._count(ILLUMINANCE)
         if s["poses"].due(sim_t):
             for name, (pos, quat) in self.env.task.object_poses().items():
                 self.pose_pubs[name].publish(pose_stamped_msg(pos, quat, stamp, "world"))
@@ -343,8 +344,8 @@ class SimHardwareNode:
         render_ms = None
         if self.cameras is not None:
             for name, counts in self.cameras.counts().items():
-                published[f"camera_{name}"] = counts["published"]
-                dropped[f"camera_{name}"] = counts["dropped"]
+                published[camera_stream_name(name)] = counts["published"]  # as the recorder names them
+                dropped[camera_stream_name(name)] = counts["dropped"]
             if self.cameras.render_s:
                 render_ms = float(np.percentile(self.cameras.render_s, 50) * 1e3)
         wall = self.wall_s or 0.0

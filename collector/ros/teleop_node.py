@@ -1,8 +1,8 @@
 """`collector ros teleop`: the teleop loop driving a robot over ROS 2, episode by episode.
 
 For each episode: optionally reset the simulated scene (sim-hardware node's ~/reset), ask the
-recorder node to start an episode, run the loop (collector.teleop.loop.run_episode) with the chosen
-operator device through RosBackend, then close the recorder's episode with the outcome: success or
+recorder node to start an episode, run the rig's loop (built by collector.teleop.rig.build_ros_rig:
+RosBackend, the chosen operator device, the teleop loop), then close the recorder's episode with the outcome: success or
 failure where the simulator judges it, "unknown" on a real robot (the operator's call, made later
 in review). If the robot's joint states are lost mid-take the take ends, the recording is closed
 with outcome "unknown" (nothing recorded is lost) and the error is reported.
@@ -62,66 +62,53 @@ class RecorderClient:
         return response.message
 
 
-def run_teleop(backend, options: TeleopOptions, teleop_config=None, out=print) -> List[dict]:
-    """Run the episodes; returns one result dict per episode (also printed as JSON lines)."""
-    from collector.teleop.config import load_teleop_config
-    from collector.teleop.devices import open_device
-    from collector.teleop.loop import TeleopLoop, run_episode
-
-    config = teleop_config or load_teleop_config()
-    device = open_device(options.device, config)
-    loop = TeleopLoop(backend, config=config, device=device)
+def run_teleop(rig, options: TeleopOptions, out=print) -> List[dict]:
+    """Run the episodes on a rig (collector.teleop.rig.Rig over a RosBackend); returns one result dict
+    per episode (also printed as JSON lines)."""
+    backend = rig.backend
     recorder = RecorderClient(backend.runtime.node, options.recorder_node) if options.record else None
     results = []
-    try:
-        for index in range(options.episodes):
-            seed = None if options.seed is None else options.seed + index
-            if options.reset:
-                backend.reset(timeout_s=options.service_timeout_s)
-            episode_id = recorder.call("start_episode", options.service_timeout_s) if recorder else None
-            outcome = "unknown"
-            try:
-                result = run_episode(backend, sink=None, max_duration_s=options.max_duration_s,
-                                     seed=seed, loop=loop)
-                judged = backend.task is not None
-                outcome = ("success" if result.success else "failure") if judged else "unknown"
-            except BaseException:
-                if recorder:
-                    path = recorder.call("stop_episode", options.service_timeout_s)
-                    log.error("take ended early; recorded so far: %s", path)
-                raise
-            path = None
+    for index in range(options.episodes):
+        seed = None if options.seed is None else options.seed + index
+        if options.reset:
+            backend.reset(timeout_s=options.service_timeout_s)
+        episode_id = recorder.call("start_episode", options.service_timeout_s) if recorder else None
+        outcome = "unknown"
+        try:
+            result = rig.run_episode(options.max_duration_s, seed=seed)
+            judged = backend.task is not None
+            outcome = ("success" if result.success else "failure") if judged else "unknown"
+        except BaseException:
             if recorder:
-                service = {"success": "stop_success", "failure": "stop_failure"}.get(outcome, "stop_episode")
-                path = recorder.call(service, options.service_timeout_s)
-            summary = {
-                "episode": index,
-                "episode_id": episode_id,
-                "outcome": outcome,
-                "success": bool(result.success),
-                "duration_s": round(float(result.duration_s), 3),
-                "ticks": result.ticks,
-                "metrics": result.metrics,
-                "recorded": path,
-                "loop": {k: result.stats.get(k) for k in ("control_hz", "overruns", "inputs", "ik_failures")},
-            }
-            out(json.dumps(summary, default=str))
-            results.append(summary)
-    finally:
-        loop.close()
+                path = recorder.call("stop_episode", options.service_timeout_s)
+                log.error("take ended early; recorded so far: %s", path)
+            raise
+        path = None
+        if recorder:
+            service = {"success": "stop_success", "failure": "stop_failure"}.get(outcome, "stop_episode")
+            path = recorder.call(service, options.service_timeout_s)
+        summary = {
+            "episode": index,
+            "episode_id": episode_id,
+            "outcome": outcome,
+            "success": bool(result.success),
+            "duration_s": round(float(result.duration_s), 3),
+            "ticks": result.ticks,
+            "metrics": result.metrics,
+            "recorded": path,
+            "loop": {k: result.stats.get(k) for k in ("control_hz", "overruns", "inputs", "ik_failures")},
+        }
+        out(json.dumps(summary, default=str))
+        results.append(summary)
     return results
 
 
-def teleop_main(robot, options: TeleopOptions, domain_id: Optional[int] = None, config=None,
-                connect_timeout_s: float = 60.0) -> int:
-    from collector.ros.backend import RosBackend
-
-    backend = RosBackend(robot, config=config, domain_id=domain_id, sim_node=options.sim_node,
-                         connect_timeout_s=connect_timeout_s)
+def teleop_main(rig, options: TeleopOptions) -> int:
+    """Run the episodes on the rig, then close it; the exit status for `collector ros teleop`."""
     try:
-        results = run_teleop(backend, options)
-        judged = backend.task is not None
+        results = run_teleop(rig, options)
+        judged = rig.backend.task is not None
     finally:
-        backend.close()
+        rig.close()
     # Exit status 1 when a simulated task was not accomplished (scripts and CI read it).
     return 0 if not judged or all(r["success"] for r in results) else 1

@@ -16,7 +16,7 @@ Pages and endpoints (all need the token):
                             link gets fewer frames instead of a growing backlog (unlike MJPEG).
   POST /api/control         {"action": "start" | "stop" | "discard" | "success" | "failure" | "rerecord"}
 
-Security (the access rules shared with the VR server, collector.teleop.vr.auth.AccessGate): the token
+Security (the access rules shared with the VR server, collector.web_auth.AccessGate): the token
 is random per start and compared in constant time; wrong tokens are counted per client on every method
 and a guesser is answered 429, but the right token is always accepted (every local process shares
 127.0.0.1, so locking an address out would lock the operator out); a request whose Origin is neither
@@ -42,7 +42,7 @@ import numpy as np
 
 from collector.errors import CollectorError, ConfigError
 from collector.session.live import LiveState
-from collector.teleop.vr.auth import AccessGate, check_user_token, new_token, token_matches
+from collector.web_auth import AccessGate, check_user_token, new_token, token_matches
 from collector.json_values import json_default
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Take drivers: the robot side of a session (backend + operator input + the teleop loop).
 
-SimDriver     in-process MuJoCo (collector.teleop.SimBackend over collector.sim.SimEnv). The session's
+SimDriver     in-process MuJoCo (collector.backends.sim.SimBackend over collector.sim.SimEnv). The session's
               lighting and weight presets are applied by resetting the sim with them; success comes
               from the task's own check. One SimEnv and one TeleopLoop per task, reused across takes.
 HardwareDriver a ROS 2 robot (collector.ros.RosBackend). Conditions cannot be applied by software: the
@@ -15,13 +15,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 from collector.errors import ConfigError, DeviceError
+from collector.recorder.vocabulary import JOINTS, camera_stream_name
 from collector.session.cells import Cell
 from collector.session.live import LiveState
 from collector.session.plan import Plan
 from collector.session.runner import TakeDriver, TakeResult
+
+if TYPE_CHECKING:
+    from collector.teleop.rig import Rig
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +49,6 @@ class StoppableDevice:
         return getattr(self.device, name)
 
 
-class _TaskRig:
-    """What one task needs across takes: its backend, its loop and the (stoppable) operator device."""
-
-    def __init__(self, backend, loop, device: Optional[StoppableDevice]):
-        self.backend = backend
-        self.loop = loop
-        self.device = device
-
-
 class SimDriver(TakeDriver):
     kind = "sim"
 
@@ -71,25 +66,18 @@ class SimDriver(TakeDriver):
         from collector.robot import load_robot
 
         self.robot = load_robot(plan.robot)
-        self._rigs: Dict[str, _TaskRig] = {}
-        self._current: Optional[_TaskRig] = None
+        self._rigs: Dict[str, "Rig"] = {}  # one per task: its backend, loop and (stoppable) device, reused
+        self._current: Optional["Rig"] = None
 
-    def _rig(self, task: str) -> _TaskRig:
+    def _rig(self, task: str) -> "Rig":
         rig = self._rigs.get(task)
         if rig is None:
-            from collector.teleop.backend import SimBackend
-            from collector.teleop.devices import open_device
-            from collector.teleop.loop import TeleopLoop
+            from collector.teleop.rig import build_sim_rig
 
-            env_kwargs = {"control_hz": self.config.control.rate_hz}
-            if self.plan.scene:
-                env_kwargs["theme"] = self.plan.scene
-            backend = SimBackend.create(robot=self.robot, task=task, render=self.render, **env_kwargs)
-            device_name = DEVICE_FOR_OPERATOR[self.operator]
-            raw_device = open_device(device_name, self.config)
-            device = StoppableDevice(raw_device) if raw_device is not None else None
-            loop = TeleopLoop(backend, config=self.config, device=device)
-            rig = self._rigs[task] = _TaskRig(backend, loop, device)
+            env_kwargs = {"theme": self.plan.scene} if self.plan.scene else {}
+            rig = self._rigs[task] = build_sim_rig(
+                robot=self.robot, task=task, device=DEVICE_FOR_OPERATOR[self.operator], config=self.config,
+                render=self.render, wrap_device=StoppableDevice, **env_kwargs)
         return rig
 
     # The stream layout is the same for every task of one robot; take it from the current rig.
@@ -103,9 +91,9 @@ class SimDriver(TakeDriver):
     def camera_streams(self) -> tuple:
         if self._current is None:
             return ()
-        return tuple(f"camera_{name}" for name in self._current.backend.cameras())
+        return tuple(camera_stream_name(name) for name in self._current.backend.cameras())
 
-    joint_stream = "joints"
+    joint_stream = JOINTS
 
     @property
     def joint_names(self):
@@ -127,28 +115,19 @@ class SimDriver(TakeDriver):
             if frame is not None:
                 frames.append((name, *frame))
         # The backend may render on a worker thread: collect what it has finished.
-        finish = getattr(rig.backend, "finish_frames", None)
-        if callable(finish):
-            frames.extend(finish())
+        frames.extend(rig.backend.finish_frames())
         for name, t, image in frames:
-            live.set_frame(f"camera_{name}", t, image)
+            live.set_frame(camera_stream_name(name), t, image)
         rig.backend.reset_camera_clocks()  # the take starts its camera schedule afresh
         state = rig.backend.read_state()
         live.set_robot(state.t, state.position, self.joint_names)
 
     def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
-        from collector.teleop.loop import run_episode
-
         rig = self._current
         if rig.device is None:
-            return _run_until_stopped(rig.loop, sink, time_limit_s, stop, success_fn=getattr(rig.backend, "task_success", None))
+            return _run_until_stopped(rig.loop, sink, time_limit_s, stop, success_fn=rig.backend.task_success)
         rig.device.stop = stop
-        rig.loop.sink = sink
-        try:
-            result = run_episode(rig.backend, sink=sink, max_duration_s=time_limit_s, stop_on_success=True,
-                                 seed=self._seed, loop=rig.loop)
-        finally:
-            rig.loop.sink = None
+        result = rig.run_episode(time_limit_s, sink=sink, seed=self._seed, stop_on_success=True)
         if stop.is_set():
             stopped_by = "operator"
         elif result.success:
@@ -162,10 +141,7 @@ class SimDriver(TakeDriver):
 
     def close(self) -> None:
         for rig in self._rigs.values():
-            try:
-                rig.loop.close()
-            finally:
-                rig.backend.close()
+            rig.close()
         self._rigs.clear()
 
 
@@ -173,7 +149,7 @@ class HardwareDriver(TakeDriver):
     """A ROS 2 robot. Its conditions are set up by the operator; success is the operator's call."""
 
     kind = "ros2"
-    joint_stream = "joints"
+    joint_stream = JOINTS
 
     def __init__(self, plan: Plan, operator: Optional[str] = None, teleop_config=None, backend=None):
         from collector.teleop.config import load_teleop_config
@@ -190,14 +166,11 @@ class HardwareDriver(TakeDriver):
                 raise DeviceError(f"backend ros2 needs the ROS 2 packages ({exc}); "
                                   "install with `pip install -e .[ros]`") from None
             backend = RosBackend(plan.robot)
-        self.backend = backend
-        from collector.teleop.devices import open_device
-        from collector.teleop.loop import TeleopLoop
+        from collector.teleop.rig import build_rig
 
-        device = open_device(DEVICE_FOR_OPERATOR[self.operator], self.config)
-        self.device = StoppableDevice(device) if device is not None else None
-        self.loop = TeleopLoop(backend, config=self.config, device=self.device)
-        self.camera_streams = tuple(f"camera_{name}" for name in backend.cameras())
+        self.rig = build_rig(backend, DEVICE_FOR_OPERATOR[self.operator], self.config, wrap_device=StoppableDevice)
+        self.backend, self.device, self.loop = self.rig.backend, self.rig.device, self.rig.loop
+        self.camera_streams = tuple(camera_stream_name(name) for name in backend.cameras())
         self.joint_names = list(self.loop.kin.command_joints)
         self._conditions: Dict = {}
 
@@ -217,10 +190,7 @@ class HardwareDriver(TakeDriver):
         return _run_until_stopped(self.loop, sink, time_limit_s, stop, success_fn=None, device=self.device)
 
     def close(self) -> None:
-        try:
-            self.loop.close()
-        finally:
-            self.backend.close()
+        self.rig.close()
 
 
 def _run_until_stopped(loop, sink, time_limit_s: float, stop: threading.Event, success_fn=None,

@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from collector.recorder.streams import Sink
+
 
 @dataclass
 class Frame:
@@ -106,7 +108,7 @@ class LiveState:
         return frame if frame is not None and frame.seq > after_seq else None
 
 
-class LiveTap:
+class LiveTap(Sink):
     """A Sink that forwards to the recorder (if any) and shows camera frames and joints on the dashboard."""
 
     def __init__(self, live: LiveState, sink=None, camera_streams: Tuple[str, ...] = (),

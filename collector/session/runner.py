@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,23 +48,28 @@ class TakeResult:
     metrics: Dict = field(default_factory=dict)
 
 
-class TakeDriver:
-    """Interface between the session and the robot side (see collector.session.drivers)."""
+class TakeDriver(ABC):
+    """Interface between the session and the robot side (see collector.session.drivers).
+
+    A driver must say which streams it records, set a cell's condition up, and run a take; showing a
+    preview, adding metadata and closing are optional."""
 
     kind = "abstract"
     camera_streams: tuple = ()
     joint_stream: Optional[str] = None
     joint_names: Optional[List[str]] = None
 
+    @abstractmethod
     def streams(self) -> list:
-        raise NotImplementedError
+        """The StreamSpecs every take of this driver records."""
 
+    @abstractmethod
     def prepare(self, cell: Cell, seed: int) -> Dict:
         """Put the scene in the cell's condition and reset it; returns the conditions as applied."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
-        raise NotImplementedError
+        """Record one take into `sink` until it ends, `time_limit_s` passes or `stop` is set."""
 
     def preview(self, live: LiveState) -> None:
         """Show the current scene on the dashboard between takes (optional)."""

@@ -16,6 +16,7 @@ import time
 from typing import Optional
 
 from collector.errors import CollectorError
+from collector.recorder.vocabulary import camera_of_stream, camera_stream_name
 from collector.session.interactive import InteractiveSession
 from collector.session.live import LiveState
 
@@ -28,7 +29,7 @@ STOP_SETTLE_TIMEOUT_S = 30.0
 class VrSessionLink:
     def __init__(self, session: InteractiveSession, *, event_endpoint: Optional[str] = None,
                  status_endpoint: Optional[str] = None, camera_endpoint: Optional[str] = None,
-                 camera: str = "camera_head"):
+                 camera: str = camera_stream_name("head")):
         from collector.teleop.vr.endpoints import CAMERA_ENDPOINT, EVENT_ENDPOINT, STATUS_ENDPOINT
         from collector.teleop.vr.events import EpisodeEventSubscriber
         from collector.teleop.vr.feeds import CameraFeedPublisher, StatusPublisher
@@ -98,7 +99,7 @@ class VrSessionLink:
             frame = self.live.wait_for_frame(self.camera, seq, timeout_s=0.25)
             if frame is not None:
                 seq = frame.seq
-                self.frames.publish(self.camera.removeprefix("camera_"), frame.t, frame.image)
+                self.frames.publish(camera_of_stream(self.camera) or self.camera, frame.t, frame.image)
 
 
 def headset_status(snapshot: dict) -> dict:

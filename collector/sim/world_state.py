@@ -12,6 +12,7 @@ same ticks as that camera's frames:
                        named like the ROS recorder names /objects/<name>/pose.
 The stream attrs carry the spec (`state_spec`, `state_components`), its size and the model's sizes,
 so a reader can tell whether a model can take the state (mj_stateSize must equal N).
+Both streams are named and specified in collector/recorder/vocabulary.py.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-STATE_STREAM = "sim_state"
-OBJECT_POSE_PREFIX = "pose_objects_"  # the ROS recorder's name for /objects/<name>/pose
+from collector.recorder.vocabulary import SIM_STATE, object_pose_spec, pose_stream_name, sim_state_spec
+
 DEFAULT_RATE_HZ = 30.0
 STATE_COMPONENTS = ("mjSTATE_FULLPHYSICS", "mjSTATE_CTRL", "mjSTATE_EQ_ACTIVE", "mjSTATE_MOCAP_POS",
                     "mjSTATE_MOCAP_QUAT")
@@ -58,10 +59,6 @@ def set_state(model, data, state: np.ndarray, forward: bool = True) -> None:
         mujoco.mj_forward(model, data)
 
 
-def object_pose_stream(name: str) -> str:
-    return OBJECT_POSE_PREFIX + name
-
-
 def state_attrs(model, robot=None) -> dict:
     """What a reader needs to put the state back (into a model that must have the same sizes)."""
     import mujoco
@@ -77,23 +74,17 @@ def state_attrs(model, robot=None) -> dict:
 
 
 def world_stream_specs(model, object_names: List[str], rate_hz: float, robot=None) -> list:
-    from collector.recorder.streams import FieldSpec, StreamSpec
-
-    specs = [StreamSpec(STATE_STREAM, {"state": FieldSpec((state_size(model),))}, rate_hz, kind="sim_state",
-                        attrs=state_attrs(model, robot))]
-    for name in object_names:
-        specs.append(StreamSpec(object_pose_stream(name), {"pose": FieldSpec((7,))}, rate_hz, kind="pose",
-                                attrs={"object": name, "layout": "x y z qw qx qy qz", "frame": "world"}))
-    return specs
+    return ([sim_state_spec(state_size(model), rate_hz, state_attrs(model, robot))]
+            + [object_pose_spec(name, rate_hz) for name in object_names])
 
 
 # -- reading it back ---------------------------------------------------------------------------------
 
 def states_at(reader, stamps: np.ndarray) -> Optional[np.ndarray]:
     """For each stamp, the index of the recorded state nearest to it (None when nothing was recorded)."""
-    if STATE_STREAM not in reader.streams or reader.count(STATE_STREAM) == 0:
+    if SIM_STATE not in reader.streams or reader.count(SIM_STATE) == 0:
         return None
-    t = reader.stamps(STATE_STREAM)
+    t = reader.stamps(SIM_STATE)
     pos = np.clip(np.searchsorted(t, stamps), 1, max(t.size - 1, 1))
     if t.size == 1:
         return np.zeros(len(stamps), dtype=np.int64)
@@ -111,7 +102,7 @@ def frame_stamps(reader, camera_stream: str) -> np.ndarray:
 
 def state_problem(reader, model) -> Optional[str]:
     """Why the recorded states cannot be put into `model`, or None if they can."""
-    spec = reader.streams.get(STATE_STREAM)
+    spec = reader.streams.get(SIM_STATE)
     if spec is None:
         return "the episode has no world state (recorded before sim_state streams existed)"
     recorded_spec = spec.attrs.get("state_spec")
@@ -120,7 +111,7 @@ def state_problem(reader, model) -> Optional[str]:
     width = spec.fields["state"].shape[0]
     if width != state_size(model):
         return f"its world state has {width} values, the rebuilt scene takes {state_size(model)} (model changed)"
-    if reader.count(STATE_STREAM) == 0:
+    if reader.count(SIM_STATE) == 0:
         return "its world state stream has no samples"
     return None
 
@@ -134,5 +125,5 @@ def object_poses(model, scratch, state: np.ndarray, names: List[str]) -> Dict[st
 
     mujoco.mj_setState(model, scratch, state, state_spec())
     mujoco.mj_kinematics(model, scratch)
-    return {object_pose_stream(name): np.concatenate([scratch.body(name).xpos, scratch.body(name).xquat])
+    return {pose_stream_name(name): np.concatenate([scratch.body(name).xpos, scratch.body(name).xquat])
             for name in names}

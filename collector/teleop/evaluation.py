@@ -50,7 +50,7 @@ _ENVS: Dict[str, object] = {}
 def run_job(job: EpisodeJob, max_duration_s: float = 60.0) -> EpisodeOutcome:
     from collector.errors import CollectorError
     from collector.sim import SimEnv
-    from collector.teleop.backend import SimBackend
+    from collector.backends.sim import SimBackend
     from collector.teleop.config import load_teleop_config
     from collector.teleop.devices.scripted import ScriptedOperator
     from collector.teleop.loop import run_episode

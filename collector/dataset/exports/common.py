@@ -13,7 +13,8 @@ import numpy as np
 
 import collector
 from collector.dataset.episode import AlignedEpisode
-from collector.dataset.selection import EpisodeRef, condition_label
+from collector.dataset.selection import EpisodeRef
+from collector.episodes.conditions import condition_label
 from collector.errors import DataError
 from collector.json_values import json_default
 

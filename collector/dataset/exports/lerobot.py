@@ -35,8 +35,9 @@ from collector.dataset.exports.common import atomic_output, episode_rate, export
 from collector.dataset.normalization import DEFAULT_IMAGE_SAMPLES, IMAGE_PREFIX, STANDARD_FEATURES, image_sample_rows
 from collector.dataset.selection import EpisodeRef
 from collector.dataset.statistics import FeatureStats, merge_all
-from collector.dataset.video import encode_video, probe, concat_videos
+from collector.episodes.video import encode_video, probe, concat_videos
 from collector.errors import ConfigError, DataError
+from collector.recorder.vocabulary import COMMAND, JOINTS
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -47,7 +48,7 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 
 # aligned-view dataset -> (LeRobot feature, stream whose joint names label it).
-LOWDIM_FEATURES = {key: (STANDARD_FEATURES[key], "command" if key == "action" else "joints")
+LOWDIM_FEATURES = {key: (STANDARD_FEATURES[key], COMMAND if key == "action" else JOINTS)
                    for key in ("observations/qpos", "action", "observations/qvel", "observations/effort")}
 INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
                   "task_index": "int64"}

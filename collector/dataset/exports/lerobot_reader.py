@@ -19,7 +19,7 @@ import numpy as np
 
 from collector.dataset.exports.lerobot import DATA_PATH, VIDEO_PATH
 from collector.dataset.normalization import IMAGE_PREFIX
-from collector.dataset.video import VideoFrameReader
+from collector.episodes.video import VideoFrameReader
 from collector.errors import DataError
 
 

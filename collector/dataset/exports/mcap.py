@@ -1,7 +1,7 @@
 """Export episodes to MCAP with ROS 2 (CDR) message encodings, which Foxglove opens as is.
 
 One .mcap per episode: every raw sample of every stream at its recorded time, on the topics a ROS 2
-replay would use (collector.replay.topics), plus
+replay would use (collector.episodes.topics), plus
 - an MCAP metadata record "collector.episode": every root attribute of the episode (conditions
   JSON, task, operator, outcome, robot, ...) and the export's provenance;
 - the same as JSON on /collector/episode (std_msgs/String) at the first timestamp, for viewers that
@@ -20,11 +20,11 @@ from typing import Dict, Optional, Sequence
 from collector.dataset.exports.common import atomic_output, dumps, export_header, provenance
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.selection import EpisodeRef
+from collector.episodes.ros2_msgdefs import msgdef
+from collector.episodes.schedule import SampleSource, Schedule
+from collector.episodes.topics import METADATA_TOPIC, NANOS, message_dict, routes_for
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
-from collector.replay.ros2_msgdefs import msgdef
-from collector.replay.schedule import SampleSource, Schedule
-from collector.replay.topics import METADATA_TOPIC, NANOS, message_dict, routes_for
 
 METADATA_NAME = "collector.episode"
 

@@ -103,15 +103,15 @@ def _write_states(demo: h5py.Group, episode: AlignedEpisode) -> Optional[Dict]:
     from collector.sim import world_state
 
     reader = episode.reader()
-    spec = reader.streams.get(world_state.STATE_STREAM)
-    if spec is None or reader.count(world_state.STATE_STREAM) == 0:
+    spec = reader.streams.get(world_state.SIM_STATE)
+    if spec is None or reader.count(world_state.SIM_STATE) == 0:
         return None
     stamps = reader.timestamps
     cameras = [s for s in reader.streams.values() if s.is_camera and s.name in reader.synced_streams]
     if cameras:  # the state taken with the fastest camera's frame (the same tick when recorded live)
         stamps = world_state.frame_stamps(reader, max(cameras, key=lambda s: s.rate_hz).name)
     rows = world_state.states_at(reader, stamps)
-    states = reader.raw(world_state.STATE_STREAM, "state")[: reader.count(world_state.STATE_STREAM)]
+    states = reader.raw(world_state.SIM_STATE, "state")[: reader.count(world_state.SIM_STATE)]
     demo.create_dataset("states", data=np.asarray(states[...], dtype=np.float64)[rows])
     demo.attrs["state"] = dumps(dict(spec.attrs))  # sizes differ per task: each demo says its own
     return dict(spec.attrs)

@@ -1,25 +1,15 @@
 """Operator input devices. Each produces OperatorInput messages; the loop publishes them over ZMQ
-and reads them back, so every device reaches the robot through the same path as a VR headset."""
+and reads them back, so every device reaches the robot through the same path as a VR headset.
+
+Devices are opened by name (`open_device("keyboard", teleop_config)`); each module below registers
+its device with `register_device` (see registry.py), and importing this package registers them all."""
 from collector.teleop.devices.base import DeviceContext, InputDevice
+from collector.teleop.devices.registry import (DEVICES, device_names, open_device, register_device,
+                                               register_remote_device)
+from collector.teleop.devices import scripted, keyboard, gamepad  # noqa: F401  (each registers its device)
 
-__all__ = ["DeviceContext", "InputDevice", "open_device", "DEVICE_NAMES"]
+# No local device: the loop subscribes to control.input_endpoint, where a VR bridge or another machine publishes.
+register_remote_device("zmq")
 
-DEVICE_NAMES = ("scripted", "keyboard", "gamepad", "zmq")
-
-
-def open_device(name: str, config, **kwargs):
-    """A local device by name (`zmq` has no local device: the loop subscribes to the endpoint instead)."""
-    from collector.errors import ConfigError
-
-    if name == "keyboard":
-        from collector.teleop.devices.keyboard import KeyboardDevice
-        return KeyboardDevice(config.devices.keyboard, **kwargs)
-    if name == "gamepad":
-        from collector.teleop.devices.gamepad import GamepadDevice
-        return GamepadDevice(config.devices.gamepad, **kwargs)
-    if name == "scripted":
-        from collector.teleop.devices.scripted import ScriptedOperator
-        return ScriptedOperator(config.devices.scripted, **kwargs)
-    if name == "zmq":
-        return None
-    raise ConfigError(f"unknown input device {name!r}; choose one of {list(DEVICE_NAMES)}")
+__all__ = ["DEVICES", "DeviceContext", "InputDevice", "device_names", "open_device", "register_device",
+           "register_remote_device"]

@@ -1,8 +1,9 @@
 """The device interface and the virtual hands shared by the velocity-style devices (gamepad, keyboard)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -26,23 +27,26 @@ class DeviceContext:
     seed: Optional[int] = None
 
 
-class InputDevice(Protocol):
-    name: str
+class InputDevice(ABC):
+    """An operator input device: started at each episode, then polled once per control tick."""
 
+    name: str = "device"
+
+    @abstractmethod
     def start(self, context: DeviceContext) -> None:
-        ...
+        """Get ready for a new episode."""
 
+    @abstractmethod
     def poll(self, now: float) -> Optional[OperatorInput]:
         """The message to publish at session time `now`, or None if the device has nothing new."""
-        ...
 
     @property
     def done(self) -> bool:
         """True when the device has nothing more to do (a scripted operator's plan finished)."""
-        ...
+        return False
 
     def close(self) -> None:
-        ...
+        """Release what the device holds (a terminal's mode, a file descriptor)."""
 
 
 @dataclass

@@ -23,7 +23,8 @@ import numpy as np
 
 from collector.errors import DeviceError
 from collector.teleop.config import GamepadConfig
-from collector.teleop.devices.base import DeviceContext, VirtualHands
+from collector.teleop.devices.base import DeviceContext, InputDevice, VirtualHands
+from collector.teleop.devices.registry import register_device
 from collector.teleop.messages import OperatorInput
 
 # struct input_event on 64-bit Linux: struct timeval {long sec; long usec}; __u16 type; __u16 code; __s32 value.
@@ -63,7 +64,8 @@ def find_gamepad(proc_devices: Path = PROC_DEVICES) -> str:
                       "plug one in, or use --device keyboard or --device scripted")
 
 
-class GamepadDevice:
+@register_device("gamepad", config=GamepadConfig)
+class GamepadDevice(InputDevice):
     name = "gamepad"
 
     def __init__(self, cfg: GamepadConfig, path: Optional[str] = None):
@@ -96,10 +98,6 @@ class GamepadDevice:
 
     def start(self, context: DeviceContext) -> None:
         self._last_t = None
-
-    @property
-    def done(self) -> bool:
-        return False
 
     def _normalise(self, axis: int, raw: int) -> float:
         lo, hi = self.ranges[axis]

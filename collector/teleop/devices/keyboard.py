@@ -20,7 +20,8 @@ import numpy as np
 
 from collector.errors import DeviceError
 from collector.teleop.config import KeyboardConfig
-from collector.teleop.devices.base import DeviceContext, VirtualHands
+from collector.teleop.devices.base import DeviceContext, InputDevice, VirtualHands
+from collector.teleop.devices.registry import register_device
 from collector.teleop.messages import OperatorInput
 
 HELP = __doc__.split("\n\n", 2)[2]
@@ -36,7 +37,8 @@ MOTION_KEYS = {
 }
 
 
-class KeyboardDevice:
+@register_device("keyboard", config=KeyboardConfig)
+class KeyboardDevice(InputDevice):
     name = "keyboard"
 
     def __init__(self, cfg: KeyboardConfig, fd: Optional[int] = None, echo_help: bool = True):
@@ -63,10 +65,6 @@ class KeyboardDevice:
     def start(self, context: DeviceContext) -> None:
         if self._echo_help:
             print(HELP, file=sys.stderr)
-
-    @property
-    def done(self) -> bool:
-        return False
 
     def _read_keys(self) -> str:
         chunks = []

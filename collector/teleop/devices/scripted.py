@@ -17,9 +17,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from collector.backends.base import RobotBackend
 from collector.errors import DeviceError
 from collector.teleop.config import ScriptedConfig
-from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST, DeviceContext
+from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST, DeviceContext, InputDevice
+from collector.teleop.devices.registry import register_device
 from collector.teleop.messages import (HAND_JOINT_INDEX, N_HAND_JOINTS, ControllerState, HandSkeleton, OperatorInput,
                                        Pose)
 from collector.teleop.transforms import axis_angle_quat, mat_to_quat, minimum_jerk, quat_mul, quat_to_mat, slerp
@@ -98,7 +100,8 @@ def quat_yaw(q: np.ndarray) -> float:
     return math.atan2(m[1, 0], m[0, 0])
 
 
-class ScriptedOperator:
+@register_device("scripted", config=ScriptedConfig)
+class ScriptedOperator(InputDevice):
     name = "scripted"
     POUR_SHAKES = 2
     SHAKE_RAD = 0.2
@@ -118,7 +121,7 @@ class ScriptedOperator:
 
     # -- set-up -----------------------------------------------------------------------------------
     def start(self, context: DeviceContext) -> None:
-        task = getattr(context.backend, "task", None)
+        task = context.backend.task if isinstance(context.backend, RobotBackend) else None
         if task is None or not hasattr(task, "grasp_targets"):
             raise DeviceError("the scripted operator needs a simulated task (a SimBackend); "
                               "use --device keyboard/gamepad/zmq for other backends")

@@ -203,7 +203,7 @@ class ClientConnection:
                 # aiohttp reports a message above HARD_MESSAGE_LIMIT here (WebSocketError code 1009).
                 exc = self.ws.exception()
                 self.rejects["transport"] += 1
-                self.server.rejected += 1
+                self.server.counters.message_rejected()
                 await self._close(getattr(exc, "code", None) or 1011, f"transport error: {exc}")
                 return
 
@@ -213,7 +213,7 @@ class ClientConnection:
         if self.rejects[key] == 0 or self.rejects[key] % 100 == 0:
             log.warning("%s: rejected message (%d so far): %s", self.label, sum(self.rejects.values()) + 1, reason)
         self.rejects[key] += 1
-        self.server.rejected += 1
+        self.server.counters.message_rejected()
         self._consecutive_rejects += 1
         while self._error_times and self._error_times[0] < now - 1.0:
             self._error_times.popleft()
@@ -260,7 +260,7 @@ class ClientConnection:
             # next fresh frame moves the robot to where the operator is *now*. Buttons still count: a
             # start/stop/discard press must not be lost to a slow link.
             self.stale_dropped += 1
-            self.server.stale_dropped += 1
+            self.server.counters.frame_stale()
             if self.stale_dropped == 1 or self.stale_dropped % 100 == 0:
                 log.warning("%s: dropped %d pose frame(s) older than %.0f ms (link or server too slow)",
                             self.label, self.stale_dropped, max_age * 1000)

@@ -30,6 +30,8 @@ import numpy as np
 import zmq
 
 from collector.errors import DataError, DeviceError
+from collector.recorder.streams import Sink
+from collector.recorder.vocabulary import camera_of_stream
 from collector.teleop.vr.endpoints import CAMERA_ENDPOINT, STATUS_ENDPOINT
 
 log = logging.getLogger(__name__)
@@ -266,7 +268,7 @@ def is_headset_camera(name: str) -> bool:
     return name.lower().startswith("head")
 
 
-class CameraFeedSink:
+class CameraFeedSink(Sink):
     """Wraps a recorder Sink: camera samples the teleop loop pushes also go to the headset.
 
     The teleop loop already pushes every camera frame it captures to its sink, so passing
@@ -283,6 +285,7 @@ class CameraFeedSink:
         return name in self.cameras if self.cameras is not None else is_headset_camera(name)
 
     def push(self, stream: str, t: float, **fields) -> bool:
-        if stream.startswith("camera_") and "image" in fields and self._wanted(stream[len("camera_"):]):
-            self.publisher.publish(stream[len("camera_"):], t, fields["image"])
+        camera = camera_of_stream(stream)
+        if camera is not None and "image" in fields and self._wanted(camera):
+            self.publisher.publish(camera, t, fields["image"])
         return self.inner.push(stream, t, **fields) if self.inner is not None else True

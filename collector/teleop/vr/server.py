@@ -31,7 +31,6 @@ from aiohttp import web
 from collector.errors import DataError, DeviceError
 from collector.teleop.messages import OperatorInput
 from collector.teleop.realtime import input_context
-from collector.teleop.vr.auth import COOKIE_NAME, AccessGate, new_token
 from collector.teleop.vr.connection import DEFAULT_MAX_FRAME_AGE_S, ClientConnection
 from collector.teleop.vr.controls import EpisodeRequest
 from collector.teleop.vr.converter import new_seq_counter
@@ -41,6 +40,7 @@ from collector.teleop.vr.feeds import CAMERA_TOPIC, STATUS_TOPIC, decode_camera,
 from collector.teleop.vr.protocol import MAX_TEXT_MESSAGE_BYTES, pack_camera_frame
 from collector.teleop.vr.recording import SessionRecorder
 from collector.teleop.zmq_link import InputPublisher
+from collector.web_auth import COOKIE_NAME, AccessGate, new_token
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,23 @@ class ServerConfig:
     # on input older than its hold_after_s (0.1 s by default), so replaying them late only adds lag.
     max_frame_age_s: float = DEFAULT_MAX_FRAME_AGE_S
     cert_path: Optional[Path] = None  # served at /cert.pem so a headset can install it
-    # Pages allowed to call this server besides its own (Origin "scheme://host:port"); see auth.py.
+    # Pages allowed to call this server besides its own (Origin "scheme://host:port"); see collector/web_auth.py.
     allowed_origins: Sequence[str] = ()
+
+
+@dataclass
+class BridgeCounters:
+    """What the bridge did with the operator's frames; connections report here, /stats and the status show it."""
+
+    published: int = 0  # inputs sent on to the teleop loop
+    rejected: int = 0  # messages refused (malformed, out of order, rate limit, transport errors)
+    stale_dropped: int = 0  # pose frames too old to drive the robot when processed
+
+    def message_rejected(self) -> None:
+        self.rejected += 1
+
+    def frame_stale(self) -> None:
+        self.stale_dropped += 1
 
 
 def _static_bytes(name: str) -> bytes:
@@ -117,9 +132,7 @@ class VRServer:
         self.seq_counter = new_seq_counter()
         self.session_status: dict = {}
         self.recorder: Optional[SessionRecorder] = None
-        self.rejected = 0
-        self.published = 0
-        self.stale_dropped = 0
+        self.counters = BridgeCounters()
         self._status_received_at: Optional[float] = None
         self._camera_received_at: Optional[float] = None
         self._warnings: Dict[str, float] = {}
@@ -328,7 +341,7 @@ class VRServer:
 
     def publish_input(self, msg: OperatorInput) -> None:
         self._inputs.publish(msg)
-        self.published += 1
+        self.counters.published += 1
         if msg.head is not None or msg.left_wrist is not None or msg.right_wrist is not None:  # not a release
             # Tracked-to-published: the bridge's whole share of the latency (page, link, server).
             self.pose_age_s.append(time.monotonic() - msg.stamp)
@@ -426,8 +439,8 @@ class VRServer:
                 "watchers": sum(1 for c in self._connections.values() if c.role == "watcher"),
                 "input_hz": operator.input_rate_hz(now) if operator is not None else 0.0,
                 "clock": operator.clock.summary() if operator is not None else None,
-                "rejected": self.rejected,
-                "stale_dropped": self.stale_dropped,
+                "rejected": self.counters.rejected,
+                "stale_dropped": self.counters.stale_dropped,
             },
             "warnings": [str(w) for w in session_warnings] + self._bridge_warnings(now) + list(self._warnings),
         }
@@ -436,9 +449,9 @@ class VRServer:
         """Counters and latencies for monitoring (also served as JSON at /stats, token required)."""
         operator = self._operator
         return {
-            "published": self.published,
-            "rejected": self.rejected,
-            "stale_dropped": self.stale_dropped,
+            "published": self.counters.published,
+            "rejected": self.counters.rejected,
+            "stale_dropped": self.counters.stale_dropped,
             "refused_requests": self.refused_requests,
             "refused_origins": self._access.refused_origins,
             "connections": len(self._connections),

@@ -1,63 +1,24 @@
-"""What the teleop loop drives: a robot backend (in-process MuJoCo sim here, ROS 2 hardware in collector.ros).
+"""SimBackend: the robot contract over the in-process MuJoCo simulator (collector.sim.SimEnv).
 
-The loop only needs to read the measured joint state, send a joint-position command, grab
-camera frames that are due, and, for a lockstep backend, advance time by one control period.
-Every array is in `robot.command_joints` order.
+Lockstep: the loop advances the simulation by one control period per tick and sim time is the
+session clock. Cameras render off the control thread; the world's state and the task objects'
+poses are recorded with the frames, so replay can restore the whole scene.
 """
 from __future__ import annotations
 
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Deque, Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import TYPE_CHECKING, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from collector.backends.base import Frame, JointSample, RobotBackend, WorldSample
 from collector.errors import DataError
 
-if TYPE_CHECKING:  # the robot/sim packages import mujoco; keep this module light for bridge processes
-    from collector.robot import CameraSpec, RobotSpec
-
-
-@dataclass
-class JointSample:
-    """Measured joint state at time t (session clock), in robot.command_joints order."""
-
-    t: float
-    position: np.ndarray
-    velocity: np.ndarray
-    effort: np.ndarray
-
-
-@runtime_checkable
-class RobotBackend(Protocol):
-    robot: "RobotSpec"
-    lockstep: bool  # True: in-process sim; the loop calls advance() once per tick and uses sim time
-
-    def now(self) -> float:
-        """Current time on the session clock (sim time for lockstep backends)."""
-        ...
-
-    def read_state(self) -> JointSample:
-        ...
-
-    def send_command(self, t: float, q: np.ndarray) -> None:
-        ...
-
-    def advance(self) -> None:
-        """Lockstep backends only: step the world by one control period."""
-        ...
-
-    def cameras(self) -> Dict[str, "CameraSpec"]:
-        ...
-
-    def capture(self, name: str) -> Optional[Tuple[float, np.ndarray]]:
-        """(t, HxWx3 uint8 image) if camera `name` has a frame due now, else None."""
-        ...
-
-    def close(self) -> None:
-        ...
+if TYPE_CHECKING:
+    from collector.robot import CameraSpec
+    from collector.recorder.streams import StreamSpec
 
 
 class _RenderWorker(threading.Thread):
@@ -110,7 +71,7 @@ class _RenderWorker(threading.Thread):
                     if renderer is not None:
                         renderer.close()
                     model = entry[0]
-                    renderer = CameraRenderer(model, getattr(self.env, "render_quality", "fast"))
+                    renderer = CameraRenderer(model, self.env.render_quality)
                 if name is None:  # warm-up: every camera once, nothing handed out
                     for cam in self.env.robot.cameras.values():
                         renderer.render(entry[1], cam.mjcf_camera, cam.width, cam.height)
@@ -131,7 +92,7 @@ class _RenderWorker(threading.Thread):
             renderer.close()
 
 
-class SimBackend:
+class SimBackend(RobotBackend):
     """RobotBackend over collector.sim.SimEnv: lockstep, sim time is the session clock.
 
     Cameras are rendered at their YAML rate on the sim clock: a frame is taken when the camera's
@@ -228,7 +189,7 @@ class SimBackend:
         self._next_frame_t[name] = next_due if next_due > t else t + period
         return True
 
-    def capture(self, name: str) -> Optional[Tuple[float, np.ndarray]]:
+    def capture(self, name: str) -> Optional[Frame]:
         if not self.render_enabled:
             return None
         worker = self._worker
@@ -258,14 +219,14 @@ class SimBackend:
         fps = [float(c.fps) for c in self.robot.cameras.values()]
         return max(fps) if fps else DEFAULT_RATE_HZ
 
-    def world_streams(self) -> list:
+    def world_streams(self) -> List["StreamSpec"]:
         """sim_state and one pose_objects_<name> stream per task object (see collector/sim/world_state.py)."""
         from collector.sim import world_state
 
         return world_state.world_stream_specs(self.env.model, list(self.env.task.object_poses()),
                                               self.world_rate_hz, self.robot)
 
-    def world_sample(self) -> Optional[Tuple[float, np.ndarray, Dict[str, np.ndarray]]]:
+    def world_sample(self) -> Optional[WorldSample]:
         """(t, full simulator state, {pose stream: pose}) when the record rate is due, else None."""
         from collector.sim import world_state
 
@@ -297,7 +258,7 @@ class SimBackend:
             self._worker.done.clear()
         return sorted(out, key=lambda f: f[1])
 
-    # -- task judgement (simulation only; the loop looks these up with getattr) -------------------
+    # -- task judgement (simulation only) --------------------------------------------------------
     @property
     def task(self):
         return self.env.task
@@ -312,9 +273,18 @@ class SimBackend:
     def task_metrics(self) -> dict:
         return dict(self.env.task.metrics())
 
+    @property
+    def has_illuminance(self) -> bool:
+        return True  # computed from the scene's lights at the task area (collector/sim/lighting.py)
+
     def illuminance(self) -> Optional[float]:
-        value = getattr(self.env, "illuminance", None)
-        return float(value()) if callable(value) else None
+        return float(self.env.illuminance())
+
+    def recording_metadata(self) -> dict:
+        """The joint limits with MuJoCo's soft-limit deflection as QA's tolerance (collector/sim/limits.py)."""
+        from collector.sim.limits import joint_limit_metadata
+
+        return {"joint_limits": joint_limit_metadata(self.robot, self.env.model)}
 
     def close(self, close_env: bool = True) -> None:
         """Stop the render thread and (unless close_env=False, for a shared env) close the SimEnv."""
@@ -322,6 +292,5 @@ class SimBackend:
             self._worker.jobs.put(None)
             self._worker.join(timeout=5.0)
             self._worker = None
-        close = getattr(self.env, "close", None)
-        if close_env and callable(close):
-            close()
+        if close_env:
+            self.env.close()

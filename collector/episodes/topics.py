@@ -26,6 +26,7 @@ import numpy as np
 
 from collector.errors import DataError
 from collector.recorder.streams import StreamSpec
+from collector.recorder.vocabulary import ILLUMINANCE
 
 COMMAND_TOPIC = "/collector/command"
 METADATA_TOPIC = "/collector/episode"
@@ -79,7 +80,7 @@ def routes_for(specs: Dict[str, StreamSpec], ros_config=None, drive_robot: bool 
             else:
                 routes.append(Route(name, COMMAND_TOPIC, "sensor_msgs/msg/JointState", "state", ["position"],
                                     names=_joint_names(cfg, model_names, spec)))
-        elif spec.kind == "sensor" and name == "illuminance" and "value" in spec.fields:
+        elif spec.kind == "sensor" and name == ILLUMINANCE and "value" in spec.fields:
             routes.append(Route(name, cfg.illuminance_topic, "sensor_msgs/msg/Illuminance", "sensor", ["value"]))
         else:
             for field_name, field_spec in spec.fields.items():

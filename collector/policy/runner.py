@@ -1,0 +1,113 @@
+"""Running a trained policy one tick at a time, for a control loop (the loop itself comes with the
+command arbiter of issue 14; this is what it will call).
+
+    runner = PolicyRunner("policy.pt", joint_names=robot.joints, cameras=robot.cameras)
+    runner.reset("Put the red cube in the blue tray.", task="pick_place")
+    target = runner.step({"qpos": q, "images": {"head": frame, ...}})   # joint targets, robot units
+
+`step` is meant to be called at the checkpoint's `rate_hz` (the aligned view's rate the chunk was
+learned at); a faster loop holds or interpolates between calls. Each call normalizes the joint
+state, downscales the frames exactly as training did (collector.policy.images), predicts a chunk
+when the schedule needs one (every call with temporal ensembling, once per chunk with the queue),
+and maps the action back to joint units. Inference time per call is kept (`timing()`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from collector.errors import ConfigError, DataError
+from collector.policy.checkpoint import Checkpoint, check_compatible
+from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
+from collector.policy.images import policy_frame
+
+SCHEDULES = ("ensemble", "queue")
+
+
+class PolicyRunner:
+    def __init__(self, checkpoint: Union[str, Path, Checkpoint], *, joint_names: Optional[Sequence[str]] = None,
+                 cameras: Optional[Sequence[str]] = None, schedule: str = "ensemble", m: float = 0.01,
+                 replan: Optional[int] = None, device: str = "cpu"):
+        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+        if joint_names is not None or cameras is not None:
+            check_compatible(self.checkpoint,
+                             self.checkpoint.joint_names if joint_names is None else joint_names,
+                             self.checkpoint.spec.cameras if cameras is None else cameras)
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.device = device
+        self.policy = self.checkpoint.build_policy(device)
+        spec = self.checkpoint.spec
+        self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
+        self.inference_ms: List[float] = []
+        self.step_ms: List[float] = []
+        self._conditioning: Optional[torch.Tensor] = None
+        self.task = self.target = None
+
+    @property
+    def rate_hz(self) -> float:
+        return self.checkpoint.rate_hz
+
+    def reset(self, instruction: str = "", *, task: Optional[str] = None, target: Optional[str] = None) -> None:
+        """Start a new take: forget earlier chunks, set what the policy is told to do."""
+        self.task, self.target = self.checkpoint.vocabulary.resolve(instruction, task, target)
+        ids = self.checkpoint.vocabulary.encode(self.task, self.target)
+        self._conditioning = torch.tensor([ids], dtype=torch.int64, device=self.device)
+        self.schedule.reset()
+
+    def step(self, observation: Mapping) -> np.ndarray:
+        """Joint targets (action_dim,) in robot units for this tick's observation:
+        {"qpos": (state_dim,), "images": {camera: (H, W, 3) uint8 RGB}}."""
+        if self._conditioning is None:
+            raise ConfigError("PolicyRunner.step before reset(instruction)")
+        started = time.perf_counter()
+        chunk = None
+        if self.schedule.needs_chunk:
+            batch = self._batch(observation)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                chunk = self.policy.predict_chunk(batch)[0].cpu().numpy()
+            self.inference_ms.append((time.perf_counter() - t0) * 1e3)
+        action = self.checkpoint.unnormalize_action(self.schedule.update(chunk))
+        self.step_ms.append((time.perf_counter() - started) * 1e3)
+        return action.astype(np.float64)
+
+    def predict_chunk(self, observation: Mapping) -> np.ndarray:
+        """The raw chunk (chunk, action_dim) in robot units for one observation, without the schedule."""
+        with torch.inference_mode():
+            chunk = self.policy.predict_chunk(self._batch(observation))[0].cpu().numpy()
+        return self.checkpoint.unnormalize_action(chunk).astype(np.float64)
+
+    def _batch(self, observation: Mapping) -> Dict[str, torch.Tensor]:
+        spec = self.checkpoint.spec
+        qpos = np.asarray(observation["qpos"], dtype=np.float32).reshape(-1)
+        if qpos.shape != (spec.state_dim,):
+            raise DataError(f"observation qpos has {qpos.size} values; the policy expects {spec.state_dim} "
+                            f"({', '.join(self.checkpoint.joint_names)})")
+        images = observation.get("images") or {}
+        frames = []
+        for camera in spec.cameras:
+            frame = images.get(camera, images.get(f"camera_{camera}"))
+            if frame is None:
+                raise DataError(f"observation has no frame from camera {camera!r} (has: {', '.join(images) or 'none'})")
+            frames.append(policy_frame(np.asarray(frame), spec.image_size))
+        h, w = spec.image_size
+        stacked = np.stack(frames)[None] if frames else np.zeros((1, 0, 3, h, w), np.float32)
+        return {"images": torch.from_numpy(stacked).to(self.device),
+                "state": torch.from_numpy(self.checkpoint.normalize_state(qpos)[None]).to(self.device),
+                "conditioning": self._conditioning}
+
+    def timing(self) -> Dict[str, float]:
+        """Milliseconds per inference and per step call: p50, p99, max, count."""
+        out: Dict[str, float] = {}
+        for name, values in (("inference", self.inference_ms), ("step", self.step_ms)):
+            if values:
+                v = np.asarray(values)
+                out.update({f"{name}_p50_ms": round(float(np.percentile(v, 50)), 3),
+                            f"{name}_p99_ms": round(float(np.percentile(v, 99)), 3),
+                            f"{name}_max_ms": round(float(v.max()), 3), f"{name}_calls": len(v)})
+        return out

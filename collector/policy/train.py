@@ -1,0 +1,379 @@
+"""Training a policy on episodes: `train(TrainConfig(...))`, what `collector train` runs.
+
+The data path is `EpisodeDataset` (catalogue filters, per-episode split, action chunks edge-padded
+past the end as ACT uses them) wrapped by `PolicySamples` (frames downscaled to the policy's size and
+kept in memory, conditioning ids, normalization with the training episodes' cached statistics and
+ACT's std floor: collector.policy.normalization).
+
+Reproducibility: one seed fixes the weights' initialization, the data order and every random draw
+(dropout, the CVAE's noise). The data order is a function of (seed, step) — epoch e is the
+permutation drawn from seed [seed, e] — and the torch RNG state is saved with every checkpoint, so
+a run resumed from step S continues exactly as the uninterrupted run would have (on the same device
+and torch build). Batches are assembled in this process (no DataLoader unless num_workers > 0,
+whose iterator would draw from the global RNG).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from collector.dataset.episode import ACTION_KEY, STATE_KEY
+from collector.dataset.episode_dataset import EpisodeDataset
+from collector.dataset.normalization import cached_feature_stats
+from collector.dataset.exports.common import episode_rate, joint_names
+from collector.dataset.selection import Filters
+from collector.errors import ConfigError, DataError
+from collector.policy.base import PolicySpec, masked_l1
+from collector.policy.checkpoint import Checkpoint
+from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
+from collector.policy.loss_curve import plot_loss_curve
+from collector.policy.normalization import Normalizer
+from collector.policy.provenance import training_provenance
+from collector.policy.registry import POLICIES, build_policy
+from collector.policy.samples import PolicySamples
+
+DEVICES = ("auto", "cpu", "cuda")
+VALIDATION_SAMPLES = 256
+
+
+@dataclass
+class TrainConfig:
+    sources: List[str]
+    out: str
+    policy: str = "act"
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 10.0
+    chunk: int = 30  # one second at the aligned view's 30 Hz
+    cameras: Optional[List[str]] = None  # None: every camera of the first episode
+    image_size: Tuple[int, int] = (60, 80)  # (height, width): 320x240 frames downscaled 4x
+    hyperparameters: Dict = field(default_factory=dict)
+    filters: Dict[str, List[str]] = field(default_factory=dict)
+    val_fraction: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    cache_mb: float = 1024.0
+    num_workers: int = 0
+    resume: Optional[str] = None
+    progress: Optional[bool] = None  # None: a bar when stderr is a terminal
+    plot: bool = True
+
+    def to_state(self) -> dict:
+        state = asdict(self)
+        state["image_size"] = list(self.image_size)
+        return state
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    steps: int
+    start_step: int
+    losses: List[float]  # per step of this run
+    parts: List[Dict[str, float]]  # the loss's parts per step of this run (l1, kl)
+    samples_per_s: float
+    wall_s: float
+    parameters: int
+    device: str
+    plot: Optional[Path]
+    validation: List[List[float]]
+
+    def summary(self) -> dict:
+        recent = self.losses[-min(len(self.losses), 20):] or [math.nan]
+        recent_parts = self.parts[-min(len(self.parts), 20):]
+        parts = {f"final_{k}": round(float(np.mean([p[k] for p in recent_parts])), 6)
+                 for k in (recent_parts[0] if recent_parts else {})}
+        return {"checkpoint": str(self.checkpoint), "steps": self.steps, "start_step": self.start_step,
+                "final_loss": round(float(np.mean(recent)), 6), **parts,
+                "samples_per_s": round(self.samples_per_s, 1),
+                "wall_s": round(self.wall_s, 2), "parameters": self.parameters, "device": self.device,
+                "loss_curve": str(self.plot) if self.plot else None,
+                "validation_l1": self.validation[-1][1] if self.validation else None}
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no CUDA device here (this torch build: "
+                          f"{torch.__version__}); use --device cpu or auto")
+    return device
+
+
+@dataclass
+class TrainingData:
+    """Everything the loop and the checkpoint need to know about the data."""
+
+    episodes: EpisodeDataset
+    samples: PolicySamples
+    spec: PolicySpec
+    normalizer: Normalizer
+    vocabulary: ConditioningVocabulary
+    state_names: List[str]
+    action_names: List[str]
+    rate_hz: float
+    validation: Optional[list]  # held-out samples, or None
+    provenance: dict
+
+
+def train(config: TrainConfig) -> TrainResult:
+    if config.policy not in POLICIES:
+        raise ConfigError(f"unknown policy {config.policy!r} (known: {', '.join(POLICIES)})")
+    if config.steps < 1 or config.batch_size < 1:
+        raise ConfigError(f"steps and batch size must be at least 1, got {config.steps} and {config.batch_size}")
+    device = resolve_device(config.device)
+    resumed = Checkpoint.load(config.resume) if config.resume else None
+    if resumed is not None:
+        config = _config_for_resume(config, resumed)
+    data = prepare_data(config, resumed)
+
+    torch.manual_seed(config.seed)
+    policy = build_policy(config.policy, data.spec, config.hyperparameters).to(device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start_step, history, val_history = _restore(resumed, policy, optimizer, device)
+    if start_step >= config.steps:
+        raise ConfigError(f"{config.resume}: the checkpoint is already at step {start_step}; ask for more "
+                          f"--steps than that to continue")
+    out = Path(config.out)
+
+    def checkpoint(step: int) -> Checkpoint:
+        training = {**config.to_state(), "resume": None, "validation": val_history,
+                    "episodes_total": len(data.episodes.refs), "samples": len(data.episodes)}
+        rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device == "cuda" else None}
+        return Checkpoint(policy=config.policy, spec=data.spec, hyperparameters=policy.hyperparameters,
+                          weights={k: v.detach().cpu() for k, v in policy.state_dict().items()},
+                          normalizer=data.normalizer, joint_names=data.state_names, action_names=data.action_names,
+                          rate_hz=data.rate_hz, vocabulary=data.vocabulary, training=training,
+                          provenance=data.provenance, step=step, optimizer=optimizer.state_dict(), rng=rng,
+                          history=history)
+
+    losses: List[float] = []
+    loss_parts: List[Dict[str, float]] = []
+    progress = _progress_bar(config, start_step)
+    policy.train()
+    started = time.perf_counter()
+    done = start_step
+    try:
+        for step, batch in zip(range(start_step, config.steps), _batches(data.samples, config, start_step, device)):
+            value, parts = _optimizer_step(policy, optimizer, batch, config.grad_clip)
+            done = step + 1
+            if not math.isfinite(value):
+                raise DataError(f"training diverged at step {done} (loss {value}); lower --lr")
+            losses.append(value)
+            loss_parts.append(parts)
+            history.append([done, value])
+            if progress is not None:
+                rate_now = (done - start_step) * config.batch_size / (time.perf_counter() - started)
+                progress.set_postfix({"loss": f"{value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
+                                      "samples/s": f"{rate_now:.0f}"}, refresh=False)
+                progress.update(1)
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                if data.validation is not None:
+                    val_history.append([done, validation_l1(policy, data.validation, device)])
+                    policy.train()
+                checkpoint(done).save(out)
+    except KeyboardInterrupt:
+        if done > start_step:  # keep the work: --resume continues exactly from here
+            checkpoint(done).save(out)
+            print(f"train: interrupted; saved step {done} to {out} (--resume {out} continues)", file=sys.stderr)
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    wall = time.perf_counter() - started
+    plot = None
+    if config.plot:
+        plot = plot_loss_curve(history, out.with_suffix(".loss.png"),
+                               f"{config.policy} on {len(data.episodes.refs)} episode(s), batch {config.batch_size}",
+                               val_history)
+    return TrainResult(checkpoint=out, steps=config.steps, start_step=start_step, losses=losses,
+                       parts=loss_parts, samples_per_s=len(losses) * config.batch_size / max(wall, 1e-9), wall_s=wall,
+                       parameters=policy.parameter_count(), device=device, plot=plot, validation=val_history)
+
+
+def _optimizer_step(policy, optimizer, batch, grad_clip: float) -> Tuple[float, Dict[str, float]]:
+    loss, parts = policy.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach()), parts
+
+
+def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> TrainingData:
+    """Select the episodes, compute (or take the resumed run's) normalization and vocabulary, and wrap
+    the samples the way the policy reads them."""
+    filters = Filters.from_kwargs(**config.filters)
+    split = "train" if config.val_fraction > 0 else "all"
+    source = config.sources[0] if len(config.sources) == 1 else config.sources
+    episodes = EpisodeDataset(source, cameras=[], chunk=config.chunk, split=split, val_fraction=config.val_fraction,
+                              seed=config.seed, filters=filters, normalize=False)
+    normalizer = resumed.normalizer if resumed else Normalizer(
+        cached_feature_stats([r.path for r in episodes.train_refs], [STATE_KEY, ACTION_KEY]))
+    cameras = list(config.cameras) if config.cameras is not None else list(episodes.episodes[0].cameras)
+    examples = [(*episode_conditioning(e.metadata), str(e.metadata.get("instruction") or ""))
+                for e in episodes.episodes]
+    vocabulary = resumed.vocabulary if resumed else ConditioningVocabulary.build(examples)
+    conditioning = [vocabulary.encode(task, target) for task, target, _ in examples]
+    samples = PolicySamples(episodes, cameras, config.image_size, conditioning, normalizer, cache_mb=config.cache_mb)
+    state_names, action_names = _layouts(episodes)
+    spec = PolicySpec(cameras=samples.cameras, image_size=tuple(config.image_size), state_dim=episodes.state_dim,
+                      action_dim=episodes.action_dim, chunk=config.chunk, vocabulary_size=len(vocabulary))
+    if resumed is not None:
+        _check_resume_fits(resumed, spec, state_names, action_names)
+    validation, validation_refs = _validation_samples(config, source, filters, cameras, vocabulary, normalizer)
+    provenance = resumed.provenance if resumed else training_provenance(
+        episodes.refs, [str(s) for s in config.sources], filters.describe(), held_out=validation_refs)
+    return TrainingData(episodes, samples, spec, normalizer, vocabulary, state_names, action_names,
+                        _rate(episodes), validation, provenance)
+
+
+def _restore(resumed: Optional[Checkpoint], policy, optimizer, device: str):
+    """(start step, loss history, validation history), with the weights, optimizer and RNG state of
+    the resumed run put back (after the policy's own initialization drew from the RNG)."""
+    if resumed is None:
+        return 0, [], []
+    policy.load_state_dict(resumed.weights)
+    if resumed.optimizer:
+        optimizer.load_state_dict(resumed.optimizer)
+    if resumed.rng:
+        torch.set_rng_state(resumed.rng["torch"])
+        if device == "cuda" and resumed.rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(resumed.rng["cuda"])
+    return resumed.step, [list(r) for r in resumed.history], list(resumed.training.get("validation") or [])
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def sample_order(n: int, seed: int, start_step: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Index batches from step `start_step` on: epoch after epoch, each a permutation drawn from
+    seed [seed, epoch], so the order depends only on (seed, step) and resuming picks it up."""
+    position = start_step * batch_size
+    epoch, offset = divmod(position, n)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    while True:
+        batch = []
+        while len(batch) < batch_size:
+            if offset == n:
+                epoch, offset = epoch + 1, 0
+                order = np.random.default_rng([seed, epoch]).permutation(n)
+            take = min(batch_size - len(batch), n - offset)
+            batch.extend(order[offset:offset + take].tolist())
+            offset += take
+        yield np.asarray(batch)
+
+
+def collate(items: Sequence[Dict[str, np.ndarray]], device: str = "cpu") -> Dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.stack([item[key] for item in items])).to(device) for key in items[0]}
+
+
+def _batches(samples: PolicySamples, config: TrainConfig, start_step: int, device: str):
+    order = sample_order(len(samples), config.seed, start_step, config.batch_size)
+    if config.num_workers <= 0:
+        for indices in order:
+            yield collate([samples[int(i)] for i in indices], device)
+        return
+    loader = torch.utils.data.DataLoader(samples, batch_sampler=order, num_workers=config.num_workers,
+                                         collate_fn=collate, generator=torch.Generator().manual_seed(config.seed),
+                                         persistent_workers=True)
+    for batch in loader:
+        yield {k: v.to(device) for k, v in batch.items()}
+
+
+def _validation_samples(config, source, filters, cameras, vocabulary, normalizer):
+    """(up to VALIDATION_SAMPLES evenly spaced samples of the held-out episodes, normalized with the
+    training statistics; their refs), or (None, []) without a validation split."""
+    if config.val_fraction <= 0:
+        return None, []
+    val = EpisodeDataset(source, cameras=[], chunk=config.chunk, split="val", val_fraction=config.val_fraction,
+                         seed=config.seed, filters=filters, normalize=False)
+    ids = []
+    for episode in val.episodes:
+        task, target = episode_conditioning(episode.metadata)
+        if task not in vocabulary.tasks or target not in vocabulary.targets:
+            # a held-out take of a task or object no training take had: the policy cannot be told
+            # about it; measure it with the first known tokens rather than refuse the whole run
+            task, target = task if task in vocabulary.tasks else vocabulary.tasks[0], vocabulary.targets[0]
+        ids.append(vocabulary.encode(task, target))
+    samples = PolicySamples(val, cameras, config.image_size, ids, normalizer, cache_mb=config.cache_mb)
+    picks = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), VALIDATION_SAMPLES)).astype(int))
+    return [samples[int(i)] for i in picks], val.refs
+
+
+@torch.no_grad()
+def validation_l1(policy, items, device: str, batch_size: int = 32) -> float:
+    """L1 of the chunk predicted as at inference (CVAE prior, no dropout) on held-out samples."""
+    policy.eval()
+    total, weight = 0.0, 0
+    for start in range(0, len(items), batch_size):
+        batch = collate(items[start:start + batch_size], device)
+        total += float(masked_l1(policy.predict_chunk(batch), batch["action"], batch["action_is_pad"])) * len(
+            batch["state"])
+        weight += len(batch["state"])
+    return round(total / max(weight, 1), 6)
+
+
+def _layouts(data: EpisodeDataset) -> Tuple[List[str], List[str]]:
+    """Joint names of the state (the joints stream) and of the action (the command stream), the same
+    in every episode; positional names when an episode did not record them. (Handles stay open: an
+    episode's reader costs ~0.2 s to open, and training reads from it next.)"""
+    layouts = None
+    for episode in data.episodes:
+        state = joint_names(episode, "joints", data.state_dim) or [f"joint_{i}" for i in range(data.state_dim)]
+        action = joint_names(episode, "command", data.action_dim) or [f"joint_{i}" for i in range(data.action_dim)]
+        if layouts is None:
+            layouts = (state, action, episode.path)
+        elif (state, action) != layouts[:2]:
+            raise DataError(f"{episode.path}: joint names differ from {layouts[2]}'s; train on one robot at a time")
+    return layouts[0], layouts[1]
+
+
+def _rate(data: EpisodeDataset) -> float:
+    try:
+        return float(episode_rate(data.episodes[0]))
+    except DataError:
+        return 30.0
+
+
+# -- resume ----------------------------------------------------------------------------------------
+
+def _config_for_resume(config: TrainConfig, resumed: Checkpoint) -> TrainConfig:
+    """The resumed run's model, data and seed; this run may only change how long it goes and where
+    it writes."""
+    saved = dict(resumed.training)
+    keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "chunk", "cameras",
+                                  "hyperparameters", "filters", "val_fraction", "seed", "cache_mb") if k in saved}
+    keep["image_size"] = tuple(saved.get("image_size", config.image_size))
+    return TrainConfig(**{**config.to_state(), **keep, "image_size": keep["image_size"]})
+
+
+def _check_resume_fits(resumed: Checkpoint, spec: PolicySpec, state_names, action_names) -> None:
+    where = resumed.path
+    if resumed.spec.to_state() != spec.to_state():
+        raise ConfigError(f"{where}: the dataset no longer fits this checkpoint (checkpoint {resumed.spec.to_state()}, "
+                          f"data {spec.to_state()})")
+    if resumed.joint_names != state_names or resumed.action_names != action_names:
+        raise ConfigError(f"{where}: the dataset's joint names differ from the checkpoint's")
+
+
+def _progress_bar(config: TrainConfig, start_step: int):
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.steps, initial=start_step, desc=f"train {config.policy}", unit="step",
+                dynamic_ncols=True, file=sys.stderr)

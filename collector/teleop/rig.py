@@ -1,0 +1,103 @@
+"""One place that builds a whole rig: robot backend, input device, control loop (and a recorder per episode).
+
+    rig = build_sim_rig(robot="humanoid", task="pick_place", device="scripted")
+    rig.backend.reset(seed=0)
+    writer = rig.recorder("/tmp/episodes", "episode_000000", {"task": "pick_place"})
+    result = rig.run_episode(max_duration_s=30.0, sink=writer, seed=0)
+    writer.stop(outcome="success" if result.success else "failure")
+    rig.close()
+
+`commands/teleop.py`, `commands/ros.py`, `session/drivers.py` and the benchmarks build theirs here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+from collector.teleop.arbiter import Chooser, CommandSource
+from collector.teleop.config import TeleopConfig, load_teleop_config
+from collector.teleop.loop import EpisodeResult, TeleopLoop, run_episode
+
+DeviceSpec = Union[str, None, object]  # a device name (teleop/devices), a device, or None: ZMQ input
+
+
+@dataclass
+class Rig:
+    backend: object  # collector.backends.RobotBackend
+    device: Optional[object]  # the local input device, None when input arrives over ZMQ
+    loop: TeleopLoop
+
+    @property
+    def robot(self):
+        return self.backend.robot
+
+    def recorder(self, out_dir, name: str, metadata: Optional[dict] = None, **writer_kwargs):
+        """A started EpisodeWriter for one episode of this rig: its streams, plus the robot side's metadata."""
+        from collector.recorder import EpisodeWriter
+
+        writer = EpisodeWriter(out_dir, name, self.loop.stream_specs(),
+                               metadata={**(metadata or {}), **self.loop.recording_metadata()}, **writer_kwargs)
+        writer.start()
+        return writer
+
+    def run_episode(self, max_duration_s: float, sink=None, seed: Optional[int] = None, stop_on_success: bool = True,
+                    realtime: Optional[bool] = None) -> EpisodeResult:
+        try:
+            return run_episode(self.backend, self.device, sink=sink, max_duration_s=max_duration_s,
+                               stop_on_success=stop_on_success, seed=seed, loop=self.loop, realtime=realtime)
+        finally:
+            self.loop.sink = None
+
+    def close(self) -> None:
+        try:
+            self.loop.close()
+        finally:
+            self.backend.close()
+
+
+def open_input_device(device: DeviceSpec, config: TeleopConfig, wrap: Optional[Callable] = None):
+    """A device from its name (None for `zmq`: the loop subscribes), or the device given; `wrap` decorates it."""
+    if isinstance(device, str):
+        from collector.teleop.devices import open_device
+
+        device = open_device(device, config)
+    return wrap(device) if wrap is not None and device is not None else device
+
+
+def build_rig(backend, device: DeviceSpec = None, config: Optional[TeleopConfig] = None,
+              endpoint: Optional[str] = None, bind: Optional[bool] = None, wrap_device: Optional[Callable] = None,
+              sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None) -> Rig:
+    """A rig around a backend you have (a RosBackend, a wrapped SimBackend); closes it if the loop fails."""
+    config = config or load_teleop_config()
+    try:
+        device = open_input_device(device, config, wrap_device)
+        loop = TeleopLoop(backend, config=config, device=device, endpoint=endpoint, bind=bind,
+                          sources=sources, choose=choose)
+    except BaseException:
+        backend.close()
+        raise
+    return Rig(backend, device, loop)
+
+
+def build_sim_rig(robot="humanoid", task: str = "pick_place", device: DeviceSpec = "scripted",
+                  config: Optional[TeleopConfig] = None, render: bool = True, endpoint: Optional[str] = None,
+                  bind: Optional[bool] = None, wrap_device: Optional[Callable] = None,
+                  sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None, **env_kwargs) -> Rig:
+    """The simulated robot (SimEnv at the config's control rate; env_kwargs: theme, lighting, weight, seed...)."""
+    from collector.backends.sim import SimBackend
+
+    config = config or load_teleop_config()
+    env_kwargs.setdefault("control_hz", config.control.rate_hz)
+    backend = SimBackend.create(robot=robot, task=task, render=render, **env_kwargs)
+    return build_rig(backend, device, config, endpoint, bind, wrap_device, sources, choose)
+
+
+def build_ros_rig(robot="humanoid", device: DeviceSpec = "zmq", config: Optional[TeleopConfig] = None,
+                  ros_config=None, domain_id: Optional[int] = None, sim_node: str = "/sim_hardware",
+                  connect_timeout_s: float = 10.0, wrap_device: Optional[Callable] = None) -> Rig:
+    """A robot driven over ROS 2 (collector.ros.RosBackend; needs rclpy)."""
+    from collector.ros.backend import RosBackend
+
+    backend = RosBackend(robot, config=ros_config, domain_id=domain_id, sim_node=sim_node,
+                         connect_timeout_s=connect_timeout_s)
+    return build_rig(backend, device, config, wrap_device=wrap_device)
