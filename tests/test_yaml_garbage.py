@@ -217,3 +217,13 @@ def test_yaml_reader_names_each_problem(tmp_path):
         with pytest.raises(ConfigError) as info:
             load_yaml_mapping(path, "robot YAML")
         assert str(info.value).startswith(f"robot YAML {path}: ") and words in str(info.value)
+
+
+@pytest.mark.parametrize("relative, argv", [("launch/mine.launch.yaml", None),
+                                            ("configs/lighting.yaml", ["demo", "--episodes", "1"])])
+def test_a_directory_is_called_a_directory_not_missing(home, tmp_path, capsys, relative, argv):
+    spoilt = make(home / relative, "directory")
+    argv = ["launch", str(spoilt), "--print"] if argv is None else argv + ["--out", str(tmp_path / "ds")]
+    code, err = run_cli(capsys, argv)
+    assert_one_line_error(code, err, argv[0], spoilt)
+    assert "is a directory" in err and "missing" not in err and "not found" not in err

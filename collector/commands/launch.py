@@ -12,6 +12,8 @@ def resolve_launch_file(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise ConfigError(f"launch file {name!r} is a directory, not a launch file")
     for candidate in (launch_dir() / name, launch_dir() / f"{name}.launch.yaml"):
         if candidate.is_file():
             return candidate

@@ -25,6 +25,8 @@ PROP_TYPES = ("box", "cylinder", "sphere", "capsule")
 
 def _load(name: str) -> dict:
     path = configs_dir() / name
+    if path.is_dir():
+        raise ConfigError(f"condition file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"condition file {path} is missing")
     return load_yaml_mapping(path)
