@@ -112,6 +112,9 @@ def test_controllers_head_and_buttons_stream_from_an_immersive_session(xr_browse
     finally:
         events.close()
     assert (got[0].event, got[0].trigger) == ("start", "right.a")
+    # The page keeps streaming: on a loaded 2-core machine headless Chromium's XR frames come slower,
+    # so wait for the count rather than read it once (CI saw 9 at the moment the start event arrived).
+    assert wait_until(lambda: _state(xr_browser)["posesSent"] > 10, timeout_s=20)
     state = _state(xr_browser)
     assert state["posesSent"] > 10 and not state["errors"], state["errors"][:3]
     assert server.stats()["rejected"] == 0
