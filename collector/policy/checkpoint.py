@@ -27,6 +27,7 @@ import torch
 from collector.errors import ConfigError, DataError
 from collector.policy.base import Policy, PolicySpec
 from collector.policy.conditioning import ConditioningVocabulary
+from collector.recorder.vocabulary import camera_stream_name
 from collector.policy.normalization import ACTION, STATE, Normalizer
 from collector.policy.registry import build_policy
 
@@ -143,7 +144,7 @@ def check_compatible(checkpoint: Checkpoint, joint_names: Sequence[str], cameras
             first = next(i for i, (a, b) in enumerate(zip(joint_names, checkpoint.joint_names)) if a != b)
             problems.append(f"joint order differs (position {first}: checkpoint {checkpoint.joint_names[first]!r}, "
                             f"robot {joint_names[first]!r})")
-    missing_cameras = [c for c in checkpoint.spec.cameras if c not in cameras and f"camera_{c}" not in cameras]
+    missing_cameras = [c for c in checkpoint.spec.cameras if c not in cameras and camera_stream_name(c) not in cameras]
     if missing_cameras:
         problems.append(f"camera(s) {', '.join(missing_cameras)} missing (the robot has "
                         f"{', '.join(cameras) or 'none'}; the policy needs {', '.join(checkpoint.spec.cameras)})")

@@ -24,6 +24,7 @@ from collector.errors import ConfigError, DataError
 from collector.policy.checkpoint import Checkpoint, check_compatible
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
 from collector.policy.images import policy_frame
+from collector.recorder.vocabulary import camera_stream_name
 
 SCHEDULES = ("ensemble", "queue")
 
@@ -91,7 +92,7 @@ class PolicyRunner:
         images = observation.get("images") or {}
         frames = []
         for camera in spec.cameras:
-            frame = images.get(camera, images.get(f"camera_{camera}"))
+            frame = images.get(camera, images.get(camera_stream_name(camera)))
             if frame is None:
                 raise DataError(f"observation has no frame from camera {camera!r} (has: {', '.join(images) or 'none'})")
             frames.append(policy_frame(np.asarray(frame), spec.image_size))

@@ -14,11 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Dataset
 
-from collector.dataset.episode_dataset import EpisodeDataset
+from collector.dataset.episode_dataset import EpisodeDataset, view_camera_name
 from collector.errors import DataError
 from collector.policy.images import downscale, to_chw_float
 from collector.policy.normalization import ACTION, STATE, Normalizer
-from collector.recorder.vocabulary import CAMERA_PREFIX
 
 
 class PolicySamples(Dataset):
@@ -66,18 +65,10 @@ def resolve_cameras(episodes: EpisodeDataset, cameras: Sequence[str]) -> List[st
     resolved: Optional[List[str]] = None
     for episode in episodes.episodes:
         available = episode.cameras
-        names = [_view_name(c, available) for c in cameras]
+        names = [view_camera_name(c, available) for c in cameras]
         missing = [c for c in names if c not in available]
         if missing:
             raise DataError(f"{episode.path}: no camera {', '.join(missing)} in the aligned view "
                             f"(cameras: {', '.join(available) or 'none'})")
         resolved = resolved or names
     return resolved or list(cameras)
-
-
-def _view_name(camera: str, available: Sequence[str]) -> str:
-    """A camera asked for by its raw stream name ("camera_head", as inspect shows it) is the aligned
-    view's "head"."""
-    if camera not in available and camera.startswith(CAMERA_PREFIX) and camera[len(CAMERA_PREFIX):] in available:
-        return camera[len(CAMERA_PREFIX):]
-    return camera

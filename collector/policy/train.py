@@ -33,6 +33,7 @@ from collector.errors import ConfigError, DataError
 from collector.policy.base import PolicySpec, masked_l1
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
+from collector.recorder.vocabulary import COMMAND, JOINTS
 from collector.policy.loss_curve import plot_loss_curve
 from collector.policy.normalization import Normalizer
 from collector.policy.provenance import training_provenance
@@ -332,8 +333,8 @@ def _layouts(data: EpisodeDataset) -> Tuple[List[str], List[str]]:
     episode's reader costs ~0.2 s to open, and training reads from it next.)"""
     layouts = None
     for episode in data.episodes:
-        state = joint_names(episode, "joints", data.state_dim) or [f"joint_{i}" for i in range(data.state_dim)]
-        action = joint_names(episode, "command", data.action_dim) or [f"joint_{i}" for i in range(data.action_dim)]
+        state = joint_names(episode, JOINTS, data.state_dim) or [f"joint_{i}" for i in range(data.state_dim)]
+        action = joint_names(episode, COMMAND, data.action_dim) or [f"joint_{i}" for i in range(data.action_dim)]
         if layouts is None:
             layouts = (state, action, episode.path)
         elif (state, action) != layouts[:2]:
