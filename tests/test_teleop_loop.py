@@ -218,48 +218,59 @@ def test_random_operator_stream_never_breaks_limits(toy_env):
         loop.close()
 
 
+# A VR bridge in its own process, sending at 100 Hz on an absolute schedule as a headset does (a
+# publisher thread in the test's process shares the GIL with the loop: under load its sends slip by
+# whole switch intervals, and no five consecutive arrivals match the period closely enough to lock).
+_BRIDGE = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from collector.teleop.zmq_link import InputPublisher
+from helpers.teleop import vr_message
+publisher = InputPublisher(sys.argv[1], bind=True)
+publisher.wait_for_subscriber(20.0)
+print("ready", flush=True)
+t0 = time.monotonic()
+k = 0
+while True:
+    publisher.publish(vr_message(k, time.monotonic(), forward=0.0005 * k))
+    k += 1
+    time.sleep(max(0.0, t0 + 0.01 * k - time.monotonic()))
+"""
+
+
 def test_realtime_loop_is_paced_and_reads_input_between_ticks(toy_env):
-    """Wall-clock pacing with a VR-bridge-like publisher thread on TCP loopback (phase lock on)."""
+    """Wall-clock pacing with a VR-bridge process publishing on TCP loopback (phase lock on)."""
+    import os
     import socket
-    import threading
-    import time
+    import subprocess
+    import sys
+    from pathlib import Path
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    publisher = InputPublisher(endpoint, bind=True)
+    bridge = subprocess.Popen([sys.executable, "-c", _BRIDGE, endpoint, str(Path(__file__).parent)],
+                              stdout=subprocess.PIPE, text=True)
     backend = SimBackend(toy_env, render=False)
     toy_env.reset(seed=3)
     loop = TeleopLoop(backend, endpoint=endpoint, bind=False)
-    stop = threading.Event()
-
-    def publish():
-        k = 0
-        while not stop.is_set():
-            publisher.publish(vr_message(k, time.monotonic(), forward=0.0005 * k))
-            k += 1
-            time.sleep(0.01)
-
     try:
-        publisher.wait_for_subscriber(5.0)
-        thread = threading.Thread(target=publish, daemon=True)
-        thread.start()
+        assert bridge.stdout.readline().strip() == "ready"
         loop.start()
-        loop.run(0.5, realtime=True)
+        loop.run(1.0, realtime=True)
         stats = loop.stats.summary()
-        assert stats["ticks"] == 50  # 0.5 s of session time at 100 Hz
-        # Paced on the wall clock: 49 periods between first and last tick; the phase lock may shorten
+        assert stats["ticks"] == 100  # 1 s of session time at 100 Hz
+        # Paced on the wall clock: 99 periods between first and last tick; the phase lock may shorten
         # one by at most half a period when it acquires, and the others by 2 % to follow the input.
-        assert stats["wall_s"] >= 49 * 0.01 * 0.98 - 0.005 - 1e-3
-        assert stats["inputs"] > 10 and stats["jitter_ms"]["n"] == 49
+        assert stats["wall_s"] >= 99 * 0.01 * 0.98 - 0.005 - 1e-3
+        assert stats["inputs"] > 20 and stats["jitter_ms"]["n"] == 99
         assert stats["gate"].get("active", 0) > 0
         # The default realtime_priority applies SCHED_FIFO where permitted, and only during the run.
-        import os
         from collector.teleop.realtime import fifo_permitted
         assert loop.realtime_scheduling == fifo_permitted(loop.cfg.control.realtime_priority)
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
         assert loop.phase_lock is not None and loop.phase_lock.acquisitions >= 1
     finally:
-        stop.set()
+        bridge.kill()
+        bridge.wait()
         loop.close()
-        publisher.close()
