@@ -9,8 +9,8 @@ it is. The controlling source is recorded every tick (the `control` stream, docs
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Sequence, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -31,6 +31,10 @@ class TickContext:
     new_input: bool = False  # an operator message was accepted this tick
     operator_input: Optional["OperatorInput"] = None  # the newest accepted operator message
     operator_input_t: Optional[float] = None  # its arrival on the session clock (how fresh it is)
+    # the newest frame captured of each camera, {camera: (t, RGB image)}: what the recorder records,
+    # up to the previous tick (a policy's view of the scene)
+    frames: Mapping[str, Tuple[float, np.ndarray]] = field(default_factory=dict)
+    realtime: bool = False  # ticks are paced on the wall clock (else lockstep: time stops between ticks)
 
 
 @dataclass
@@ -53,6 +57,10 @@ class CommandSource(ABC):
 
     def observe(self, tick: TickContext) -> None:
         """Every tick, in control or not (a source can keep its state current for a takeover)."""
+
+    def take_control(self, tick: TickContext) -> None:
+        """Control was just handed to this source (and at an episode's first tick): start from where
+        the robot is held (`tick.command`), so the handover is bumpless."""
 
     @abstractmethod
     def propose(self, tick: TickContext) -> Proposal:
@@ -80,6 +88,8 @@ class CommandArbiter:
         self.codes: Dict[str, int] = {s.id: i for i, s in enumerate(sources)}
         self.choose = choose
         self.active: CommandSource = sources[0]
+        self._in_control: Optional[CommandSource] = None  # the source that commanded the last tick
+        self.handovers: list = []  # (session time, from id, to id) of this episode
 
     def select(self, source_id: str) -> None:
         """Hand control to a source from the next decision on."""
@@ -89,6 +99,8 @@ class CommandArbiter:
         self.active = source
 
     def start(self) -> None:
+        self._in_control = None
+        self.handovers = []
         for source in self.sources.values():
             source.start()
 
@@ -100,6 +112,11 @@ class CommandArbiter:
             chosen = self.choose(tick)
             if chosen is not None:
                 self.select(chosen)
+        if self.active is not self._in_control:
+            if self._in_control is not None:
+                self.handovers.append((tick.now, self._in_control.id, self.active.id))
+            self._in_control = self.active
+            self.active.take_control(tick)
         return self.active
 
     @property

@@ -144,7 +144,8 @@ class TeleopLoop:
         arrived = self.input.read(now)
         state = self.backend.read_state()
         self.recording.joints(state)
-        tick = TickContext(now, state, self.gate.command, arrived.new, self.input.latest, self.input.last_input_t)
+        tick = TickContext(now, state, self.gate.command, arrived.new, self.input.latest, self.input.last_input_t,
+                           self.recording.latest_frames, self.input.realtime)
         source = self.arbiter.decide(tick)
         proposal = source.propose(tick)
         out = self.gate.step(now, proposal.q, proposal.enable, proposal.fresh_at)

@@ -36,6 +36,7 @@ class RecordingTap:
         self._illuminance_period = None if illuminance is None else 1.0 / illuminance.rate_hz
         self._next_illuminance_t = -math.inf
         self._no_targets = {side: None for side in self.robot.end_effectors}  # a source without IK: arms hold
+        self.latest_frames: dict = {}  # camera -> (t, image): the newest frame captured (what sources see)
 
     def stream_specs(self) -> List[StreamSpec]:
         """Everything the loop will push, so the recorder can be set up before the episode starts."""
@@ -53,6 +54,7 @@ class RecordingTap:
 
     def start(self) -> None:
         self._next_illuminance_t = -math.inf
+        self.latest_frames = {}
 
     def _push(self, stream: str, t: float, **fields) -> None:
         if self.sink is not None and not self.sink.push(stream, t, **fields):
@@ -93,6 +95,7 @@ class RecordingTap:
             frame = self.backend.capture(name)
             if frame is not None:
                 self.stats.frames += 1
+                self.latest_frames[name] = (frame[0], frame[1])
                 self._push(vocabulary.camera_stream_name(name), frame[0], image=frame[1])
         if self._records_world and self.sink is not None:
             self._push_world()
