@@ -88,6 +88,26 @@ def demo_take(tmp_path_factory):
     return take
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, demo_take):
+    """A tiny ACT (head camera at 30x40, chunk 10) trained for 3 steps on `demo_take`: it need not
+    succeed at anything, only run through the real loop, recorder and backends."""
+    import torch
+
+    from collector.policy.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_policy")
+    tiny_act = {"d_model": 32, "feedforward": 64, "encoder_layers": 1, "vae_encoder_layers": 1,
+                "cnn_channels": [8, 16], "dropout": 0.0}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLLECTOR_CACHE", str(root / "cache"))
+        torch.manual_seed(0)
+        result = train(TrainConfig(sources=[str(demo_take)], out=str(root / "act.pt"), policy="act", steps=3,
+                                   hyperparameters=tiny_act, seed=0, cameras=["head"], image_size=(30, 40),
+                                   chunk=10, batch_size=4, lr=1e-3, progress=False, checkpoint_every=10_000))
+    return Path(result.checkpoint)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium under Selenium (one per module: it takes seconds to start)."""

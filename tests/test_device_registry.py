@@ -13,6 +13,7 @@ from collector.recorder.streams import Sink
 from collector.session.runner import TakeDriver
 from collector.teleop.config import DevicesConfig, load_teleop_config
 from collector.teleop.devices import DEVICES, InputDevice, device_names, open_device, register_device
+from collector.teleop.devices.corrector import ScriptedCorrector
 from collector.teleop.devices.gamepad import GamepadDevice
 from collector.teleop.devices.keyboard import KeyboardDevice
 from collector.teleop.devices.registry import DeviceRegistry
@@ -42,8 +43,9 @@ class KnobDevice(InputDevice):
 
 
 def test_every_shipped_device_is_registered_with_its_config_section():
-    assert device_names() == ("scripted", "keyboard", "gamepad", "zmq")
-    for name, cls in {"scripted": ScriptedOperator, "keyboard": KeyboardDevice, "gamepad": GamepadDevice}.items():
+    assert device_names() == ("scripted", "keyboard", "gamepad", "corrector", "zmq")
+    for name, cls in {"scripted": ScriptedOperator, "keyboard": KeyboardDevice, "gamepad": GamepadDevice,
+                      "corrector": ScriptedCorrector}.items():
         entry = DEVICES.entry(name)
         assert entry.factory is cls and issubclass(cls, InputDevice) and cls.name == name
         # The settings dataclass a device registers is the type of its section in teleop.yaml.

@@ -16,7 +16,6 @@ from collector.backends.sim import SimBackend
 from collector.errors import ConfigError
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.source import policy_source
-from collector.policy.train import TrainConfig, train
 from collector.teleop.config import load_teleop_config
 from collector.teleop.loop import TeleopLoop
 from helpers.teleop import ListSink
@@ -24,20 +23,9 @@ from helpers.teleop import ListSink
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow  # shares the session's demo take
 
-TINY_ACT = {"d_model": 32, "feedforward": 64, "encoder_layers": 1, "vae_encoder_layers": 1,
-            "cnn_channels": [8, 16], "dropout": 0.0}
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, demo_take):
-    root = tmp_path_factory.mktemp("policy_source")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COLLECTOR_CACHE", str(root / "cache"))
-        torch.manual_seed(0)
-        result = train(TrainConfig(sources=[str(demo_take)], out=str(root / "act.pt"), policy="act", steps=3,
-                                   hyperparameters=TINY_ACT, seed=0, cameras=["head"], image_size=(30, 40),
-                                   chunk=10, batch_size=4, lr=1e-3, progress=False, checkpoint_every=10_000))
-    return result.checkpoint
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def known_seed(checkpoint, start=1_000_000):

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")  # the train extra (scripts/install_test_de
 from collector.cli import main
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.synthetic import write_sim_episode
-from collector.errors import ConfigError
+from collector.errors import ConfigError, DataError
 from collector.policy.checkpoint import Checkpoint, check_compatible
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
 from collector.policy.provenance import file_sha256
@@ -147,6 +147,37 @@ def test_one_seed_gives_the_same_run_and_resume_continues_it(data, tmp_path):
     assert Checkpoint.load(tmp_path / "d.pt").step == 12 and len(Checkpoint.load(tmp_path / "d.pt").history) == 12
 
 
+def test_augmented_training_is_seeded_resumable_and_differs_from_plain(data, tmp_path):
+    augment = {"shift": 2, "brightness": 0.3, "contrast": 0.3}
+    plain = _tiny_run(data, tmp_path / "p.pt", 8, seed=5)
+    first = _tiny_run(data, tmp_path / "a.pt", 8, seed=5, augment=augment)
+    assert _tiny_run(data, tmp_path / "b.pt", 8, seed=5, augment=augment).losses == first.losses
+    assert first.losses != plain.losses, "the frames the policy learned from were changed"
+    _tiny_run(data, tmp_path / "c.pt", 4, seed=5, augment=augment)
+    resumed = _tiny_run(data, tmp_path / "c.pt", 8, seed=5, resume=str(tmp_path / "c.pt"))  # keeps the augmentation
+    assert resumed.losses == first.losses[4:]
+    assert Checkpoint.load(tmp_path / "c.pt").training["augment"] == augment
+
+
+def test_a_time_boxed_run_stops_early_and_keeps_what_it_learned(data, tmp_path):
+    result = _tiny_run(data, tmp_path / "t.pt", 10_000, seed=5, time_limit_s=0.0)
+    assert result.steps == 1 and len(result.losses) == 1
+    saved = Checkpoint.load(tmp_path / "t.pt")
+    assert saved.step == 1 and saved.training["time_limit_s"] == 0.0
+
+
+def test_training_on_one_control_source_keeps_its_rows_and_refuses_a_source_without_rows(data, tmp_path):
+    # episodes without a control stream were wholly the operator's: selecting the operator keeps every row
+    plain = _tiny_run(data, tmp_path / "all.pt", 3, seed=5)
+    operator = _tiny_run(data, tmp_path / "op.pt", 3, seed=5, control=["operator"])
+    assert operator.losses == plain.losses
+    assert Checkpoint.load(tmp_path / "op.pt").training["control"] == ["operator"]
+    with pytest.raises((ConfigError, DataError)) as error:
+        _tiny_run(data, tmp_path / "policy.pt", 3, seed=5, control=["policy"])
+    assert "policy" in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "policy.pt").exists()
+
+
 def test_train_command_writes_checkpoint_curve_and_json(data, tmp_path, capsys):
     out = tmp_path / "base.pt"
     code = main(["train", str(data["sim"]), "--policy", "baseline", "--steps", "4", "--out", str(out),
@@ -162,11 +193,27 @@ def test_train_command_writes_checkpoint_curve_and_json(data, tmp_path, capsys):
     assert "already at step 4" in capsys.readouterr().err
 
 
+def test_train_command_passes_augmentation_control_and_time_limit(data, tmp_path, capsys):
+    out = tmp_path / "aug.pt"
+    code = main(["train", str(data["sim"]), "--policy", "baseline", "--steps", "100000", "--out", str(out),
+                 "--cameras", "head", "--image-size", "40x30", "--chunk", "5", "--batch-size", "4", "--no-progress",
+                 "--augment", "--control", "operator", "--time-limit", "0.05", "--no-plot"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 < summary["steps"] < 100000  # the 3 s limit stopped it
+    training = Checkpoint.load(out).training
+    assert training["augment"] == {"shift": 3, "brightness": 0.2, "contrast": 0.2}
+    assert training["control"] == ["operator"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--lighting", "dim"], "no episodes in"),  # a filter that matches nothing
     (["--cameras", "chest"], "no camera chest"),
     (["--image-size", "big"], "expected WIDTHxHEIGHT"),
     (["--hp", "d_modl=64"], "unknown ACT hyperparameter(s) ['d_modl']"),
+    (["--augment", "shift"], "expected KEY=NUMBER"),
+    (["--augment", "hue=0.1"], "unknown key(s) hue"),
+    (["--control", "polcy"], "polcy"),
 ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "torch sees no CUDA device")]))
 def test_train_command_errors_are_one_line(data, tmp_path, capsys, args, words):
     assert main(["train", str(data["sim"]), "--steps", "1", "--out", str(tmp_path / "x.pt"), *args]) == 2

@@ -335,9 +335,13 @@ def test_teleop_over_ros_completes_pick_and_place(tmp_path, ros_env):
         # discovery), while it records: either way they are in the file, with samples.
         poses = [name for name in episode.streams if name.startswith("pose_objects_")]
         assert poses and all(episode.count(name) > 0 for name in poses), episode.metadata.get("ros_stream_counts")
+        # who commanded, published by the teleop per tick: the operator, on every tick
+        codes = episode.streams["control"].attrs["sources"]
+        assert episode.count("control") > 100 and set(episode.raw("control", "source")[:]) == {codes["operator"]}
     # The teleop loop paces itself on the wall clock: on a busy machine it ticks slower than its
-    # 100 Hz, and QA rightly reports the command stream's gaps. Everything else must be clean.
-    problems = [p for p in validate_episode(path) if "'command'" not in p]
+    # 100 Hz, and QA rightly reports the gaps of the streams it ticks (command, control).
+    # Everything else must be clean.
+    problems = [p for p in validate_episode(path) if "'command'" not in p and "'control'" not in p]
     assert problems == []
 
 

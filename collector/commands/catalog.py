@@ -7,6 +7,8 @@
     collector catalog discard data/ 12          # file moves to discarded/, row stays
     collector catalog restore data/ 12          # also recovers an interrupted take kept in discarded/
     collector catalog clean data/ --yes         # delete the files of discarded takes for good
+    collector catalog policies data/            # checkpoints trained on it and their evaluations
+    collector catalog add-evaluation data/ eval/results.json   # catalogue an evaluation after the fact
 """
 from __future__ import annotations
 
@@ -142,6 +144,61 @@ def run_clean(args) -> int:
     return 0
 
 
+def run_policies(args) -> int:
+    from pathlib import Path
+
+    from collector.session.policy_records import evaluations, policies
+
+    layout, _ = _open(args.dataset)
+    trained, evaluated = policies(layout.root), evaluations(layout.root)
+    if args.json:
+        print(json.dumps({"policies": trained, "evaluations": evaluated}, indent=1, default=str))
+        return 0
+    if not trained and not evaluated:
+        print("no policies or evaluations catalogued (`collector train` and `collector eval` record them)")
+        return 0
+    print(f"{len(trained)} policy checkpoint(s)")
+    if trained:
+        print(format_table(("policy_id", "policy", "checkpoint", "episodes", "steps", "created", "evaluations",
+                            "latest success"),
+                           [[p["policy_id"], p["policy"], Path(p["checkpoint"]).name, len(p["episodes"]),
+                             format_value(p["details"].get("steps")), p["created"][:19].replace("T", " "),
+                             p["evaluations"], _percent(p["latest_success"])] for p in trained]))
+    print(f"{len(evaluated)} evaluation(s)")
+    if evaluated:
+        print(format_table(("evaluation_id", "policy_id", "checkpoint", "rollouts", "success", "created"),
+                           [[e["evaluation_id"], format_value(e["policy_id"]), Path(e["checkpoint"]).name,
+                             e["rollouts"], _percent(e["success_rate"]), str(e["created"])[:19].replace("T", " ")]
+                            for e in evaluated]))
+    return 0
+
+
+def run_add_evaluation(args) -> int:
+    from pathlib import Path
+
+    from collector.session.policy_records import record_evaluation
+
+    layout, _ = _open(args.dataset)
+    path = Path(args.results)
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read evaluation results: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not JSON ({exc})") from None
+    try:
+        evaluation_id = record_evaluation(layout.root, results)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    print(f"catalogued {path} as evaluation {evaluation_id} ({results['rollouts']} rollouts,"
+          f" {100 * results['success_rate']:.0f}% success)")
+    return 0
+
+
+def _percent(rate) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
 def run_rebuild(args) -> int:
     from collector.session.rebuild import rebuild_catalog
 
@@ -204,3 +261,15 @@ def register(subparsers):
     rebuild.add_argument("dataset")
     rebuild.add_argument("--force", action="store_true", help="move an existing catalogue aside first")
     rebuild.set_defaults(func=run_rebuild)
+    listed = actions.add_parser("policies", help="list the policy checkpoints and evaluations catalogued here",
+                                description="Policy checkpoints trained on this dataset (`collector train`) and "
+                                            "their evaluations (`collector eval`), oldest first.")
+    listed.add_argument("dataset")
+    listed.add_argument("--json", action="store_true", help="print them as JSON")
+    listed.set_defaults(func=run_policies)
+    added = actions.add_parser("add-evaluation", help="catalogue a `collector eval` results.json here",
+                               description="Record an evaluation's results.json in this dataset's catalogue "
+                                           "(`collector eval` does it itself when the dataset has a catalogue).")
+    added.add_argument("dataset")
+    added.add_argument("results", help="results.json written by `collector eval`")
+    added.set_defaults(func=run_add_evaluation)

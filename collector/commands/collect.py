@@ -5,6 +5,12 @@ Takes follow each other until every cell of the plan has its good takes; on hard
 asks for each condition to be set up and for each take's outcome. Stop with Ctrl-C at any time:
 the take in progress is finalized, and running the same command again resumes the plan.
 For the operator's web dashboard with buttons, use `collector session`.
+
+With --policy CHECKPOINT the policy drives each take from its start while the operator holds the
+deadman; the takeover button hands control to the operator and back (VR: left thumbstick click,
+gamepad: Y, keyboard: p). Each attempt is one episode whose `control` stream says who commanded
+every tick. `--input scripted` is then the scripted corrector: it takes over when the policy stalls
+or drifts and finishes the task.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ def register(subparsers):
     parser.add_argument("--plan", required=True, metavar="FILE",
                         help="plan YAML (or the name of one in configs/plans/, e.g. demo)")
     add_run_options(parser)
+    parser.add_argument("--policy", default=None, metavar="CHECKPOINT",
+                        help="a trained policy (collector train) drives; the operator takes over with one button")
     parser.add_argument("--max-takes", type=int, default=None, metavar="N", help="stop after N takes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

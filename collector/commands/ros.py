@@ -113,6 +113,36 @@ def run_recorder(args) -> int:
     return 0
 
 
+def _policy_rig(spec, config, args, device):
+    """A rig whose policy commands the robot over ROS 2 (the operator's device stays connected but
+    never in control): the same PolicySource that drives the sim, on its realtime thread."""
+    from collector.policy.checkpoint import Checkpoint
+    from collector.policy.source import policy_source
+    from collector.ros.backend import RosBackend
+    from collector.teleop.rig import build_rig
+
+    checkpoint = Checkpoint.load(args.policy)  # a bad file fails before anything connects
+    backend = RosBackend(spec, config=config, domain_id=args.domain_id, sim_node=args.sim_node,
+                         connect_timeout_s=args.connect_timeout)
+    try:
+        # The policy is told the task and target of the scene the sim node set up (or --instruction).
+        scene = backend.wait_for_conditions(min(args.connect_timeout, 10.0))
+        source = policy_source(checkpoint, backend, device=args.policy_device, instruction=args.instruction)
+        try:
+            if not args.reset:  # the first take is this scene: an unknown task or object fails now
+                source.reset_instruction()
+        except ConfigError as exc:
+            if scene or args.instruction:
+                raise
+            raise ConfigError(f"{exc}; no scene conditions on {args.sim_node}/conditions (a real robot?): "
+                              "tell the policy its task with --instruction") from None
+        backend.wait_for_frames(source.cameras, args.camera_timeout)
+    except BaseException:
+        backend.close()
+        raise
+    return build_rig(backend, device, sources=[source], choose=lambda tick: source.id)
+
+
 def run_teleop(args) -> int:
     from collector.robot import load_robot
     from collector.ros.teleop_node import TeleopOptions, teleop_main
@@ -120,11 +150,23 @@ def run_teleop(args) -> int:
 
     spec = load_robot(args.robot)
     config = _ros_config(spec, args)
-    options = TeleopOptions(device=args.device, episodes=args.episodes, max_duration_s=args.max_duration,
+    device = args.device or ("zmq" if args.policy else "scripted")
+    options = TeleopOptions(device=device, episodes=args.episodes, max_duration_s=args.max_duration,
                             record=args.record, reset=args.reset, seed=args.seed, recorder_node=args.recorder_node,
                             sim_node=args.sim_node)
-    rig = build_ros_rig(spec, device=options.device, ros_config=config, domain_id=args.domain_id,
-                        sim_node=options.sim_node, connect_timeout_s=args.connect_timeout)
+    if args.policy and not args.takeover:
+        rig = _policy_rig(spec, config, args, device)
+    elif args.policy:  # supervised: under the operator's deadman, one button hands control back and forth
+        rig = build_ros_rig(spec, device=options.device, ros_config=config, domain_id=args.domain_id,
+                            sim_node=options.sim_node, connect_timeout_s=args.connect_timeout, policy=args.policy)
+        try:
+            rig.backend.wait_for_frames(rig.takeover.policy.cameras, args.camera_timeout)
+        except BaseException:
+            rig.close()
+            raise
+    else:
+        rig = build_ros_rig(spec, device=options.device, ros_config=config, domain_id=args.domain_id,
+                            sim_node=options.sim_node, connect_timeout_s=args.connect_timeout)
     return teleop_main(rig, options)
 
 
@@ -210,10 +252,22 @@ def register(subparsers):
     tel = nodes.add_parser(
         "teleop", help="the teleop loop driving a robot over ROS 2",
         description="Run the teleop loop (retargeting, IK, safety gate) with RosBackend: commands go out on the "
-                    "robot's command topics, state comes from /joint_states. Lost joint states stop commanding.")
+                    "robot's command topics, state comes from /joint_states. Lost joint states stop commanding. "
+                    "With --policy a trained policy commands through the same safety gate.")
     _common(tel, "collector_teleop")
-    tel.add_argument("--device", default="scripted", choices=device_names(),
-                     help="operator input (scripted needs the sim-hardware node)")
+    tel.add_argument("--device", default=None, choices=device_names(),
+                     help="operator input (scripted needs the sim-hardware node; default scripted, "
+                          "zmq with --policy)")
+    tel.add_argument("--policy", default=None, metavar="CHECKPOINT",
+                     help="a trained policy (collector train) commands the robot instead of the operator")
+    tel.add_argument("--takeover", action="store_true",
+                     help="with --policy: it moves only under the operator's deadman, and the operator's takeover "
+                          "button hands control back and forth (as collector collect --policy)")
+    tel.add_argument("--policy-device", default="cpu", help="torch device of the policy (default cpu)")
+    tel.add_argument("--instruction", default="",
+                     help="what the policy is told to do (default: the sim node's scene; needed on a real robot)")
+    tel.add_argument("--camera-timeout", type=float, default=20.0, metavar="SECONDS",
+                     help="with --policy: wait this long for a first frame of each camera it needs")
     tel.add_argument("--episodes", type=int, default=1)
     tel.add_argument("--max-duration", type=float, default=60.0, help="seconds per episode")
     tel.add_argument("--record", action="store_true", help="start/stop episodes on the recorder node")

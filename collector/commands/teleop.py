@@ -4,6 +4,7 @@ import json
 
 
 def _run_episodes(args) -> int:
+    from collector.errors import ConfigError
     from collector.teleop.config import load_teleop_config
     from collector.teleop.rig import build_sim_rig
 
@@ -11,9 +12,13 @@ def _run_episodes(args) -> int:
     if args.bind:
         overrides.setdefault("control", {})["input_bind"] = True
     config = load_teleop_config(args.config, overrides=overrides)
-    rig = build_sim_rig(robot=args.robot, task=args.task, device=args.device, config=config,
-                        render=args.record is not None and not args.no_cameras, theme=args.theme,
-                        lighting=args.lighting, weight=args.weight, seed=args.seed)
+    device = "corrector" if args.policy and args.device == "scripted" else args.device
+    if args.policy and args.no_cameras:
+        raise ConfigError("--policy needs the cameras the policy sees: drop --no-cameras")
+    rig = build_sim_rig(robot=args.robot, task=args.task, device=device, config=config,
+                        render=(args.record is not None or args.policy is not None) and not args.no_cameras,
+                        theme=args.theme, lighting=args.lighting, weight=args.weight, seed=args.seed,
+                        policy=args.policy, async_render=not (args.policy and device == "corrector"))
     env = rig.backend.env
     realtime = args.realtime or args.device != "scripted"
     successes = 0
@@ -23,6 +28,8 @@ def _run_episodes(args) -> int:
         for index in range(args.episodes):
             seed = args.seed + index
             conditions = rig.backend.reset(seed=seed)
+            if rig.takeover is not None:
+                rig.takeover.tell()  # an object the policy never learned: one error line
             writer = None
             if args.record is not None:
                 writer = rig.recorder(args.record, f"teleop_{args.task}_{seed:06d}",
@@ -36,7 +43,8 @@ def _run_episodes(args) -> int:
             finally:
                 # An interrupted take is still kept (never lose recorded data), marked "unknown".
                 outcome = "unknown" if result is None else ("success" if result.success else "failure")
-                path = writer.stop(outcome=outcome) if writer is not None else None
+                updates = {"handovers": rig.handovers()} if rig.takeover is not None else None
+                path = writer.stop(outcome=outcome, metadata_updates=updates) if writer is not None else None
             successes += int(result.success)
             stats = result.stats
             print(json.dumps({
@@ -44,6 +52,7 @@ def _run_episodes(args) -> int:
                 "duration_s": round(result.duration_s, 3), "ticks": result.ticks, "metrics": result.metrics,
                 "control_hz": _number(stats["control_hz"], 1), "ik_p99_ms": _number(stats["ik_ms"]["p99"], 3),
                 "recorded": str(path) if path else None,
+                **({"handovers": rig.handovers()} if rig.takeover is not None else {}),
             }, default=str))
     finally:
         rig.close()
@@ -86,4 +95,7 @@ def register(subparsers):
     parser.add_argument("--no-stop-on-success", action="store_true", help="keep going after the task succeeds")
     parser.add_argument("--record", metavar="DIR", help="record each episode as HDF5 into DIR")
     parser.add_argument("--no-cameras", action="store_true", help="with --record: do not render cameras")
+    parser.add_argument("--policy", metavar="CHECKPOINT",
+                        help="a trained policy drives; the operator takes over with one button (keyboard p, "
+                             "gamepad Y, VR left thumbstick); with --device scripted the scripted corrector")
     parser.set_defaults(func=run)

@@ -7,6 +7,8 @@ file (weights, normalization, cameras and image size, joint names, conditioning 
 config, provenance with every episode's SHA-256) plus a loss-curve PNG beside it (CKPT with suffix
 .loss.png). CPU by default, CUDA when present (--device). A fixed --seed gives the same run;
 --resume CKPT continues a run from its last checkpoint (same data, model and seed) up to --steps.
+The checkpoint is registered in the catalogue of each dataset folder it learnt from, with the episode
+ids it used (`collector catalog policies DATASET` lists them).
 
 Last line: one JSON object (checkpoint, steps, final_loss, samples_per_s, wall_s, parameters, ...).
 """
@@ -40,7 +42,9 @@ def run(args) -> int:
                          hyperparameters=hyperparameters,
                          image_size=(height, width), filters=filters, val_fraction=args.val_fraction,
                          seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every,
-                         num_workers=args.workers, resume=args.resume,
+                         num_workers=args.workers, resume=args.resume, control=args.control,
+                         augment=_augment(args.augment),
+                         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
                          progress=False if args.no_progress else None, plot=not args.no_plot)
     result = train(config)
     summary = result.summary()
@@ -49,8 +53,44 @@ def run(args) -> int:
           f"{summary['samples_per_s']} samples/s on {result.device}, {result.parameters:,} parameters, "
           f"{summary['wall_s']} s")
     print(f"checkpoint: {result.checkpoint}" + (f"   loss curve: {result.plot}" if result.plot else ""))
+    summary["registered"] = _register(result.checkpoint, summary)
     print(json.dumps(summary))
     return 0
+
+
+def _register(checkpoint_path, summary: dict) -> list:
+    """Catalogue the checkpoint in each dataset folder it trained on; returns [{dataset, policy_id}].
+
+    The checkpoint is already written, so a catalogue that cannot take the record is a warning, not
+    a failed run."""
+    import sys
+    from pathlib import Path
+
+    from collector.errors import CollectorError
+    from collector.policy.checkpoint import Checkpoint
+    from collector.session.policy_records import has_catalogue, record_checkpoint
+
+    checkpoint = Checkpoint.load(checkpoint_path)
+    provenance = checkpoint.provenance
+    details = {"steps": summary["steps"], "final_loss": summary["final_loss"], "wall_s": summary["wall_s"],
+               "filters": provenance.get("filters"), "conditioning": checkpoint.vocabulary.to_state(),
+               "collector_version": provenance.get("collector_version"),
+               "training_started": provenance.get("created_at")}
+    registered = []
+    for root in provenance.get("dataset_roots", []):
+        if not has_catalogue(root):
+            continue
+        episodes = [e["episode_id"] for e in provenance.get("episodes", [])
+                    if Path(e["path"]).resolve().is_relative_to(Path(root))]
+        try:
+            policy_id = record_checkpoint(root, checkpoint_path, policy=checkpoint.policy, episodes=episodes,
+                                          details=details)
+        except CollectorError as exc:
+            print(f"collector train: warning: checkpoint not catalogued: {exc}", file=sys.stderr)
+            continue
+        print(f"catalogued in {root} as policy {policy_id} ({len(episodes)} episode(s))")
+        registered.append({"dataset": root, "policy_id": policy_id})
+    return registered
 
 
 def _hyperparameters(items):
@@ -65,6 +105,28 @@ def _hyperparameters(items):
             out[key] = json.loads(text)
         except ValueError:
             out[key] = text  # a bare word is a string
+    return out
+
+
+def _augment(items):
+    """--augment (the study's setting) or --augment KEY=VALUE ... (collector/policy/augmentation.py)."""
+    from collector.errors import ConfigError
+
+    if items is None:
+        return {}
+    if items == []:
+        from collector.policy.augmentation import STUDY_AUGMENTATION
+
+        return dict(STUDY_AUGMENTATION)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ConfigError(f"--augment {item!r}: expected KEY=NUMBER (shift, brightness, contrast)")
     return out
 
 
@@ -104,6 +166,13 @@ def register(subparsers):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core machine 2 threads trained 3x slower "
                              "than 1; 0 = torch's choice)")
+    parser.add_argument("--control", action="append", metavar="SOURCE",
+                        help="train only on rows this source commanded (repeatable): --control operator keeps the "
+                             "demonstrations and the operator's corrections of policy takes (HG-DAgger)")
+    parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE",
+                        help="image augmentation: alone, shift=3 brightness=0.2 contrast=0.2; or set each")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop and save after this much training time, even before --steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-plot", action="store_true", help="no loss-curve PNG")
     add_filter_arguments(parser)

@@ -24,6 +24,21 @@ def filters_from_args(args) -> Filters:
     return Filters.from_kwargs(**{name: getattr(args, f"filter_{name}", None) for name in FILTER_NAMES})
 
 
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Row-level choices for training on corrections (HG-DAgger style): who must have commanded a row."""
+    group = parser.add_argument_group("control source (who commanded each recorded row)")
+    group.add_argument("--control", dest="control", action="append", metavar="SOURCE",
+                       help="only rows this source commanded (operator, policy, ...; repeat to accept several): "
+                            "--control operator trains on the operator's demonstrations and corrections only")
+    group.add_argument("--operator-weight", type=float, default=1.0, metavar="W",
+                       help="sample rows the operator commanded W times as often as the others (default 1)")
+
+
+def control_from_args(args) -> dict:
+    """EpisodeDataset keywords (control=, operator_weight=) from add_control_arguments' options."""
+    return {"control": getattr(args, "control", None), "operator_weight": getattr(args, "operator_weight", 1.0)}
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser, default_workers: int = 2) -> None:
     group = parser.add_argument_group("job engine")
     group.add_argument("--engine", choices=ENGINES, default="dask",

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import h5py
 import numpy as np
 
+from collector.dataset.control import RowControl, read_row_control
 from collector.errors import DataError
 from collector.recorder import schema
 from collector.recorder.reader import EpisodeReader, FrameSequence, about_file
@@ -36,6 +37,7 @@ class AlignedEpisode:
         self._datasets: Dict[str, Optional[h5py.Dataset]] = {}
         self._length: Optional[int] = None
         self._metadata: Optional[Dict] = None
+        self._control: Optional[RowControl] = None
 
     # -- handle management ----------------------------------------------------------------------
     def reader(self) -> EpisodeReader:
@@ -101,6 +103,12 @@ class AlignedEpisode:
                 raise DataError(f"{self.path}: no aligned view (/{schema.TIMESTAMPS}, /action or "
                                 f"/{STATE_KEY}); was the episode finalized? (`collector recover` it)")
         return self._length
+
+    def control(self) -> RowControl:
+        """Who commanded each row (collector.dataset.control): all `operator` without a control stream."""
+        if self._control is None:
+            self._control = read_row_control(self.reader())
+        return self._control
 
     def has(self, key: str) -> bool:
         return self._lookup(key) is not None

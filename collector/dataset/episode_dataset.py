@@ -13,6 +13,12 @@ Sample i (episode e, frame t), with LeRobot-style keys:
   action                        (chunk, A): actions t..t+chunk-1, edge-padded past the end (ACT)
   action_is_pad                 (chunk,) bool
   episode_index, frame_index, timestamp, task
+  control_source                who commanded row t: its code in `control_sources` (operator 0, policy 1, ...)
+  control_source_name           the same as the source's id ("operator", "policy", ...)
+Corrections (HG-DAgger style): control="operator" keeps only the rows the operator commanded, and a
+kept row's action chunk is cut (action_is_pad) where another source took over, so a policy learns only
+the operator's actions; operator_weight=w weights operator rows w (sample_weights(), for a weighted
+sampler), so corrections can be oversampled while everything is kept.
 State and action are normalized with the statistics of the *training* episodes of the selection
 ((x - mean) / std) unless normalize=False; the statistics are computed once and cached.
 """
@@ -24,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import h5py
 import numpy as np
 
+from collector.dataset.control import OPERATOR, check_source_names, source_vocabulary, source_weights
 from collector.dataset.episode import ACTION_KEY, STATE_KEY, AlignedEpisode
 from collector.dataset.normalization import cached_feature_stats, feature_name
 from collector.dataset.selection import EpisodeRef, Filters, select_episodes
@@ -45,6 +52,7 @@ class EpisodeDataset:
                  split: str = "all", val_fraction: float = 0.1, seed: int = 0,
                  normalize: bool = True, image_format: str = "chw_float",
                  filters: Optional[Filters] = None, stats_engine=None, cache_dir: Optional[Path] = None,
+                 control: Union[None, str, Sequence[str]] = None, operator_weight: float = 1.0,
                  **filter_kwargs):
         if history < 1 or chunk < 1:
             raise ConfigError(f"history and chunk must be at least 1, got {history} and {chunk}")
@@ -52,6 +60,7 @@ class EpisodeDataset:
             raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         if image_format not in IMAGE_FORMATS:
             raise ConfigError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        operator_weight = _positive_weight(operator_weight)
         if filters is None:
             filters = Filters.from_kwargs(**filter_kwargs)
         elif filter_kwargs:
@@ -77,6 +86,7 @@ class EpisodeDataset:
         # sample index of each episode's first frame, then the total: episode e is starts[e]..starts[e+1]-1
         self.starts = np.concatenate(([0], np.cumsum(lengths)))
         self.lengths = lengths
+        self._read_control([control] if isinstance(control, str) else control, operator_weight)
         for episode in self.episodes:  # the constructor's handles stay in this process; workers reopen
             episode.close()
 
@@ -107,16 +117,48 @@ class EpisodeDataset:
         self.state_dim = widths[0][0] if widths[0] else 1
         self.action_dim = widths[1][0] if widths[1] else 1
 
+    def _read_control(self, control: Optional[Sequence[str]], operator_weight: float) -> None:
+        """Who commanded every row, as codes of one vocabulary over the episodes; the rows `control` keeps."""
+        per_episode = [episode.control() for episode in self.episodes]
+        self.control_sources: List[str] = source_vocabulary(n for c in per_episode for n in c.names)
+        self._control = [c.recoded(self.control_sources) for c in per_episode]
+        self.operator_weight = operator_weight
+        self.control_filter: Optional[List[str]] = None
+        self._rows: Optional[np.ndarray] = None  # sample -> row of all episodes; None: every row
+        if control is None:
+            return
+        self.control_filter = check_source_names(control, self.control_sources)
+        wanted = [self.control_sources.index(name) for name in self.control_filter]
+        self._rows = np.flatnonzero(np.isin(np.concatenate(self._control), wanted))
+        if self._rows.size == 0:
+            counts = self.control_counts()
+            raise DataError(f"no rows of the {len(self.refs)} selected episode(s) were commanded by "
+                            f"{' or '.join(self.control_filter)} (rows per source: "
+                            f"{', '.join(f'{k} {v}' for k, v in counts.items())})")
+
     # -- map-style dataset ----------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return int(self.starts[-1] if self._rows is None else self._rows.size)
 
     def locate(self, index: int):
         """(episode position, frame) of a sample index."""
         if not 0 <= index < len(self):
             raise IndexError(f"sample {index} out of range 0..{len(self) - 1}")
-        episode = int(np.searchsorted(self.starts, index, side="right") - 1)
-        return episode, int(index - self.starts[episode])
+        row = index if self._rows is None else int(self._rows[index])
+        episode = int(np.searchsorted(self.starts, row, side="right") - 1)
+        return episode, int(row - self.starts[episode])
+
+    def control_counts(self) -> Dict[str, int]:
+        """Rows of the selected episodes per source that commanded any (all rows, whatever `control` keeps)."""
+        counts = np.bincount(np.concatenate(self._control), minlength=len(self.control_sources))
+        return {name: int(n) for name, n in zip(self.control_sources, counts) if n}
+
+    def sample_weights(self, operator_weight: Optional[float] = None) -> np.ndarray:
+        """(len(self),) float64: operator_weight (default: the constructor's) for a sample whose row the
+        operator commanded, 1 otherwise; ready for torch's WeightedRandomSampler(weights, len(weights))."""
+        weight = self.operator_weight if operator_weight is None else _positive_weight(operator_weight)
+        weights = source_weights(np.concatenate(self._control), self.control_sources, {OPERATOR: weight})
+        return weights if self._rows is None else weights[self._rows]
 
     def __getitem__(self, index) -> Dict[str, object]:
         index = int(index)
@@ -143,13 +185,25 @@ class EpisodeDataset:
             sample[f"observation.images.{camera}"] = frames if self.image_history else frames[0]
         action = episode.read(self.action_key, future_rows).astype(np.float32, copy=False)
         sample["action"] = self._normalized("action", action.reshape(self.chunk, -1))
-        sample["action_is_pad"] = future >= length
+        sample["action_is_pad"] = (future >= length) | self._foreign_actions(e, future_rows)
         sample["episode_index"] = np.int64(e)
         sample["frame_index"] = np.int64(t)
         has_stamps = episode.has("timestamps")
         sample["timestamp"] = np.float64(episode.read("timestamps", [t])[0] if has_stamps else t)
         sample["task"] = self.refs[e].task
+        code = int(self._control[e][t])
+        sample["control_source"] = np.int64(code)
+        sample["control_source_name"] = self.control_sources[code]
         return sample
+
+    def _foreign_actions(self, e: int, rows: np.ndarray) -> np.ndarray:
+        """With a control filter: chunk steps from the first one another source commanded on (the
+        operator's chunk ends where the policy takes back over), so they are left out of the loss."""
+        if self.control_filter is None:
+            return np.zeros(rows.size, dtype=bool)
+        wanted = [self.control_sources.index(name) for name in self.control_filter]
+        foreign = ~np.isin(self._control[e][rows], wanted)
+        return np.logical_or.accumulate(foreign)
 
     def _lowdim(self, episode: AlignedEpisode, key: str, rows: np.ndarray) -> np.ndarray:
         values = episode.read(key, rows).astype(np.float32, copy=False).reshape(len(rows), -1)
@@ -170,8 +224,23 @@ class EpisodeDataset:
         return np.asarray(action) * std + mean
 
     def describe(self) -> str:
-        return (f"{len(self.refs)} episode(s), {len(self)} samples, state {self.state_dim}, action {self.action_dim}, "
+        text = (f"{len(self.refs)} episode(s), {len(self)} samples, state {self.state_dim}, action {self.action_dim}, "
                 f"cameras {self.cameras or 'none'}, history {self.history}, chunk {self.chunk}")
+        if self.control_filter is not None:
+            text += f", rows commanded by {'/'.join(self.control_filter)}"
+        if self.operator_weight != 1.0:
+            text += f", operator rows weighted {self.operator_weight:g}"
+        return text
+
+
+def _positive_weight(value) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not (np.isfinite(weight) and weight > 0):
+        raise ConfigError(f"operator_weight must be a positive number, got {value!r}")
+    return weight
 
 
 def view_camera_name(camera: str, available: Sequence[str]) -> str:

@@ -6,10 +6,12 @@ import hashlib
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional, Set
 
 import collector
 from collector.dataset.selection import EpisodeRef
+from collector.errors import DataError
+from collector.recorder import schema
 
 HASH_BLOCK = 1 << 20
 
@@ -34,7 +36,32 @@ def training_provenance(refs: Iterable[EpisodeRef], sources: List[str], filters:
         "dataset_roots": sorted({str(r.dataset_root) for r in refs if r.dataset_root is not None}),
         "filters": filters,
         "episodes": [{"episode_id": r.episode_id, "path": str(r.path), "sha256": file_sha256(r.path),
-                      "task": r.task, "lighting": r.lighting, "weight": r.weight, "outcome": r.outcome}
+                      "task": r.task, "lighting": r.lighting, "weight": r.weight, "outcome": r.outcome,
+                      "seed": episode_seed(r.path)}
                      for r in refs],
         "held_out": [r.episode_id for r in held_out],
+        # validation episodes are not trained on, but their seeds recorded this dataset all the same
+        "held_out_seeds": sorted({s for s in (episode_seed(r.path) for r in held_out) if s is not None}),
     }
+
+
+def episode_seed(path) -> Optional[int]:
+    """The simulator seed an episode was recorded with (its conditions), None when it has none."""
+    try:
+        with schema.open_episode(Path(path)) as h5:
+            conditions = schema.read_metadata(h5).get("conditions")
+    except (DataError, OSError):
+        return None
+    seed = conditions.get("seed") if isinstance(conditions, dict) else None
+    return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+
+
+def recording_seeds(provenance: dict) -> Set[int]:
+    """Every seed that recorded a checkpoint's dataset (trained on or held out for validation).
+    Checkpoints older than the `seed` entries: read from the episode files that are still there."""
+    seeds = set(provenance.get("held_out_seeds") or [])
+    for entry in provenance.get("episodes") or []:
+        seed = entry.get("seed") if "seed" in entry else (episode_seed(entry["path"]) if entry.get("path") else None)
+        if seed is not None:
+            seeds.add(int(seed))
+    return seeds

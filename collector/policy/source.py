@@ -62,7 +62,10 @@ class PolicySource(CommandSource):
         self._next_step_t = -np.inf
         self._runner_lock = threading.Lock()  # the realtime thread steps the runner; resets come from the loop
         self._worker: Optional[_Worker] = None  # started by the first realtime tick
-        self.reset_instruction()
+        self.task = self.target = None
+        if conditions is None:  # a fixed instruction: an unknown task or object fails here, once
+            self.reset_instruction()
+        # else each take's conditions are read at its start (the scene built now may not be the first take's)
 
     # -- what the policy is told --------------------------------------------------------------------
     def reset_instruction(self) -> None:

@@ -30,6 +30,7 @@ from collector.dataset.normalization import cached_feature_stats
 from collector.dataset.exports.common import episode_rate, joint_names
 from collector.dataset.selection import Filters
 from collector.errors import ConfigError, DataError
+from collector.policy.augmentation import Augmentation
 from collector.policy.base import PolicySpec, masked_l1
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
@@ -58,13 +59,16 @@ class TrainConfig:
     cameras: Optional[List[str]] = None  # None: every camera of the first episode
     image_size: Tuple[int, int] = (60, 80)  # (height, width): 320x240 frames downscaled 4x
     hyperparameters: Dict = field(default_factory=dict)
+    augment: Dict = field(default_factory=dict)  # collector.policy.augmentation: shift, brightness, contrast
     filters: Dict[str, List[str]] = field(default_factory=dict)
+    control: Optional[List[str]] = None  # train on the rows these sources commanded, e.g. ["operator"] (HG-DAgger)
     val_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
     cache_mb: float = 1024.0
     num_workers: int = 0
+    time_limit_s: Optional[float] = None  # stop (and save) after this much training wall time, even before `steps`
     resume: Optional[str] = None
     progress: Optional[bool] = None  # None: a bar when stderr is a terminal
     plot: bool = True
@@ -138,6 +142,7 @@ def train(config: TrainConfig) -> TrainResult:
     resumed = Checkpoint.load(config.resume) if config.resume else None
     if resumed is not None:
         config = _config_for_resume(config, resumed)
+    augmentation = Augmentation.from_state(config.augment)  # a bad setting fails before any data is read
     data = prepare_data(config, resumed)
 
     torch.manual_seed(config.seed)
@@ -168,6 +173,7 @@ def train(config: TrainConfig) -> TrainResult:
     done = start_step
     try:
         for step, batch in zip(range(start_step, config.steps), _batches(data.samples, config, start_step, device)):
+            batch["images"] = augmentation(batch["images"])
             value, parts = _optimizer_step(policy, optimizer, batch, config.grad_clip)
             done = step + 1
             if not math.isfinite(value):
@@ -180,11 +186,14 @@ def train(config: TrainConfig) -> TrainResult:
                 progress.set_postfix({"loss": f"{value:.4f}", **{k: f"{v:.4f}" for k, v in parts.items()},
                                       "samples/s": f"{rate_now:.0f}"}, refresh=False)
                 progress.update(1)
-            if done % config.checkpoint_every == 0 or done == config.steps:
+            out_of_time = config.time_limit_s is not None and time.perf_counter() - started >= config.time_limit_s
+            if done % config.checkpoint_every == 0 or done == config.steps or out_of_time:
                 if data.validation is not None:
                     val_history.append([done, validation_l1(policy, data.validation, device)])
                     policy.train()
                 checkpoint(done).save(out)
+            if out_of_time:  # a time-boxed run: what it learned so far is the result
+                break
     except KeyboardInterrupt:
         if done > start_step:  # keep the work: --resume continues exactly from here
             checkpoint(done).save(out)
@@ -199,7 +208,7 @@ def train(config: TrainConfig) -> TrainResult:
         plot = plot_loss_curve(history, out.with_suffix(".loss.png"),
                                f"{config.policy} on {len(data.episodes.refs)} episode(s), batch {config.batch_size}",
                                val_history)
-    return TrainResult(checkpoint=out, steps=config.steps, start_step=start_step, losses=losses,
+    return TrainResult(checkpoint=out, steps=done, start_step=start_step, losses=losses,
                        parts=loss_parts, samples_per_s=len(losses) * config.batch_size / max(wall, 1e-9), wall_s=wall,
                        parameters=policy.parameter_count(), device=device, plot=plot, validation=val_history)
 
@@ -221,7 +230,7 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
     split = "train" if config.val_fraction > 0 else "all"
     source = config.sources[0] if len(config.sources) == 1 else config.sources
     episodes = EpisodeDataset(source, cameras=[], chunk=config.chunk, split=split, val_fraction=config.val_fraction,
-                              seed=config.seed, filters=filters, normalize=False)
+                              seed=config.seed, filters=filters, normalize=False, control=config.control)
     normalizer = resumed.normalizer if resumed else Normalizer(
         cached_feature_stats([r.path for r in episodes.train_refs], [STATE_KEY, ACTION_KEY]))
     cameras = list(config.cameras) if config.cameras is not None else list(episodes.episodes[0].cameras)
@@ -300,7 +309,7 @@ def _validation_samples(config, source, filters, cameras, vocabulary, normalizer
     if config.val_fraction <= 0:
         return None, []
     val = EpisodeDataset(source, cameras=[], chunk=config.chunk, split="val", val_fraction=config.val_fraction,
-                         seed=config.seed, filters=filters, normalize=False)
+                         seed=config.seed, filters=filters, normalize=False, control=config.control)
     ids = []
     for episode in val.episodes:
         task, target = episode_conditioning(episode.metadata)
@@ -356,7 +365,8 @@ def _config_for_resume(config: TrainConfig, resumed: Checkpoint) -> TrainConfig:
     it writes."""
     saved = dict(resumed.training)
     keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "chunk", "cameras",
-                                  "hyperparameters", "filters", "val_fraction", "seed", "cache_mb") if k in saved}
+                                  "hyperparameters", "augment", "filters", "control", "val_fraction", "seed",
+                                  "cache_mb") if k in saved}
     keep["image_size"] = tuple(saved.get("image_size", config.image_size))
     return TrainConfig(**{**config.to_state(), **keep, "image_size": keep["image_size"]})
 

@@ -4,7 +4,9 @@ Each problem is one sentence naming what is wrong and where, so the CLI can list
 session layer can store them in its catalogue. Checks:
   schema/metadata  the file is an episode of a version we read, finalized, with the required
                    attributes (conditions with lighting and weights included);
-  streams          required streams present and non-empty, every declared stream has samples;
+  streams          required streams present and non-empty, every declared stream has samples
+                   (but `input` may be empty when `control` shows the operator never commanded:
+                   a policy rollout);
   gaps             no interval between samples longer than the stream's tolerance;
   frozen cameras   no camera repeating an identical frame for `frozen_s` seconds or more;
   NaNs             no non-finite value in raw float fields or the aligned view;
@@ -30,7 +32,7 @@ from collector.errors import DataError
 from collector.recorder import schema
 from collector.recorder.frames import decode_jpeg, frame_crc32
 from collector.recorder.reader import EpisodeReader, about_file
-from collector.recorder.vocabulary import COMMAND, JOINTS
+from collector.recorder.vocabulary import COMMAND, CONTROL, INPUT, JOINTS
 
 DEFAULT_REQUIRED_STREAMS = (JOINTS, COMMAND)
 _BLOCK_ROWS = 65536
@@ -110,6 +112,15 @@ class _Checks:
                         f"metadata: conditions has no {key!r} (conditions are recorded with every take)")
 
     # -- raw streams ----------------------------------------------------------------------------
+    def _operator_never_commanded(self) -> bool:
+        """The `control` stream has rows and none of them names the operator (e.g. a policy rollout)."""
+        spec = self.r.streams.get(CONTROL)
+        codes = (spec.attrs or {}).get("sources") if spec is not None else None
+        n = self.r.count(CONTROL) if spec is not None else 0
+        if not isinstance(codes, dict) or "operator" not in codes or n == 0:
+            return False
+        return not np.any(self.r.raw(CONTROL, "source")[:n] == codes["operator"])
+
     def check_streams(self) -> None:
         from collector.sync import stream_report
 
@@ -120,7 +131,8 @@ class _Checks:
         for name, spec in specs.items():
             n = self.r.count(name)
             if n == 0:
-                self.problems.append(f"stream {name!r} has no samples")
+                if not (name == INPUT and self._operator_never_commanded()):  # a policy rollout hears no operator
+                    self.problems.append(f"stream {name!r} has no samples")
                 continue
             t = self.r.stamps(name)
             if not self.check_stamps(t, f"stream {name!r}"):

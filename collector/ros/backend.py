@@ -71,6 +71,7 @@ class RosBackend(RobotBackend):
         self.robot = robot if isinstance(robot, RobotSpec) else load_robot(robot)
         self.config = config or RosConfig.for_robot(self.robot)
         self.hw_names = self.config.hardware_joint_names(self.robot.command_joints)
+        self.sim_node = sim_node
         self._own_runtime = runtime is None
         self.runtime = runtime or RosRuntime(node_name, domain_id=domain_id, handle_signals=False, stream_lane=True)
         node = self.runtime.node
@@ -197,6 +198,41 @@ class RosBackend(RobotBackend):
                 self._lost_reported = True
             raise DeviceError(message)
         self._lost_reported = False
+
+    def wait_for_frames(self, cameras, timeout_s: float) -> None:
+        """Block until each camera has delivered a frame of the robot YAML's size (without taking it
+        from `capture`); a DeviceError names the cameras that did not, and their topics."""
+        cameras = list(cameras)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                missing = [c for c in cameras if self._frame_seq.get(c, 0) == 0]
+            if not missing or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        if missing:
+            topics = ", ".join(self.config.image_topic(c) for c in missing)
+            raise DeviceError(f"no frames from camera(s) {', '.join(missing)} on {topics} within {timeout_s:g} s: "
+                              "the robot (or `collector ros sim-hw --cameras ...`) must publish them")
+        for name in cameras:
+            with self._lock:
+                msg, compressed = self._frames[name]
+            rgb = compressed_image_array(msg) if compressed else image_array(msg)
+            cam = self.robot.cameras[name]
+            if rgb.shape != (cam.height, cam.width, 3):
+                raise DeviceError(f"camera {name} on {self.config.image_topic(name)} sends {rgb.shape[1]}x"
+                                  f"{rgb.shape[0]} frames; the robot YAML says {cam.width}x{cam.height}")
+
+    def wait_for_conditions(self, timeout_s: float) -> dict:
+        """The sim-hardware node's scene conditions, once its latched topic delivered them; {} when no
+        node publishes them (a real robot) or none arrived within timeout_s."""
+        topic = f"{self.sim_node}/conditions"
+        deadline = time.monotonic() + timeout_s
+        while not self._conditions and time.monotonic() < deadline:
+            if self.runtime.node.count_publishers(topic) == 0 and time.monotonic() > deadline - timeout_s / 2:
+                break  # nobody publishes it (given half the time for discovery)
+            time.sleep(0.02)
+        return self.conditions
 
     @property
     def connected(self) -> bool:

@@ -23,6 +23,7 @@ ros:
   object_pose_topic: "/objects/{object}/pose"
   stamp_source: sim                    # header stamps of the sim-hardware node: sim | host
   joint_state_timeout_s: 0.5           # no /joint_states for longer: the ROS backend stops commanding
+  control_topic: /collector/control    # who commands each tick (operator, policy...): teleop -> recorder
 ```
 """
 from __future__ import annotations
@@ -59,6 +60,7 @@ class RosConfig:
     object_pose_topic: str = "/objects/{object}/pose"
     stamp_source: str = "sim"
     joint_state_timeout_s: float = 0.5
+    control_topic: str = "/collector/control"
     source: str = "<defaults>"  # where the values came from, for error messages
 
     # -- construction ------------------------------------------------------------------------
@@ -118,7 +120,7 @@ class RosConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (timeout > 0 and math.isfinite(timeout)):
             raise ConfigError(f"{self.source}: ros: joint_state_timeout_s must be a positive number of seconds")
         for name in ("joint_states_topic", "trajectory_topic", "forward_topic", "camera_topic",
-                     "camera_info_topic", "illuminance_topic", "object_pose_topic"):
+                     "camera_info_topic", "illuminance_topic", "object_pose_topic", "control_topic"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{self.source}: ros: {name} must be a non-empty topic name")

@@ -8,6 +8,9 @@ time the message arrived, so transport latency stays measurable):
   camera_<name>        Image or CompressedImage per camera (frames are JPEG-encoded by the recorder);
                        receive times in camera_<name>_receive (a camera stream holds only its image)
   illuminance          sensor_msgs/Illuminance
+  control              who commanded each tick (operator, policy...), from the teleop's control topic
+                       (control_topic.py); declared at the start once the teleop announced its sources,
+                       else from its first message
   pose_<topic>         every geometry_msgs/PoseStamped topic in the graph (and any named in the robot
                        YAML's ros.pose_topics), as x y z qw qx qy qz. The graph is polled every
                        DISCOVERY_PERIOD_S while recording: a topic discovered after the episode
@@ -40,11 +43,12 @@ import numpy as np
 
 from collector.errors import CollectorError, ConfigError, DataError
 from collector.recorder import EpisodeWriter, StreamSpec, schema
-from collector.recorder.vocabulary import (COMMAND, ILLUMINANCE, JOINT_FIELDS, JOINTS, RECEIVE_FIELD,
+from collector.recorder.vocabulary import (COMMAND, CONTROL, ILLUMINANCE, JOINT_FIELDS, JOINTS, RECEIVE_FIELD,
                                            camera_receive_spec, camera_receive_stream_name, camera_spec,
-                                           camera_stream_name, command_spec, illuminance_spec, joints_spec,
-                                           named_pose_stream_name, pose_spec, topic_pose_stream_name)
+                                           camera_stream_name, command_spec, control_spec, illuminance_spec,
+                                           joints_spec, named_pose_stream_name, pose_spec, topic_pose_stream_name)
 from collector.ros.config import RosConfig
+from collector.ros.control_topic import control_qos, parse_control_message
 from collector.ros.conversions import (JointStateReader, camera_info_dict, compressed_image_array, image_array,
                                        illuminance_value, multiarray_values, pose_vector, seconds_from_stamp,
                                        trajectory_target)
@@ -131,6 +135,7 @@ class RecorderNode:
         self._past_cutoff: set = set()
         self._last_sample: Dict[str, float] = {}  # stream -> time.monotonic() of its newest sample
         self._late_streams: List[str] = []  # streams added to the open episode after it started
+        self._control_sources: Optional[Dict[str, int]] = None  # the teleop's source codes, once announced
 
         # -- subscriptions (created once; samples are only kept while an episode records) --
         # Samples arrive on the runtime's stream lane (its own executor thread); services, status
@@ -161,6 +166,7 @@ class RecorderNode:
             streams.create_subscription(CameraInfo, config.info_topic(name),
                                         lambda msg, n=name: self._on_camera_info(n, msg), camera_qos)
         streams.create_subscription(Illuminance, config.illuminance_topic, self._on_illuminance, qos_for("sensor"))
+        subscribe_batched(streams, String, config.control_topic, self._on_control, control_qos())
         self._pose_topics: Dict[str, str] = {}  # topic -> stream name
         for name, topic in config.pose_topics.items():
             self._subscribe_pose(topic, named_pose_stream_name(name))
@@ -225,6 +231,11 @@ class RecorderNode:
     def _illuminance_spec(self) -> StreamSpec:
         return illuminance_spec(10.0, receive_t=True, attrs={"topic": self.config.illuminance_topic})
 
+    def _control_spec(self, sources: Dict[str, int]) -> StreamSpec:
+        spec = control_spec(sources, self.options.command_rate_hz)
+        spec.attrs["topic"] = self.config.control_topic
+        return spec
+
     def stream_specs(self) -> List[StreamSpec]:
         hardware = {"hardware_joint_names": self.hw_names}
         specs = [
@@ -239,6 +250,8 @@ class RecorderNode:
             illuminance = self.node.count_publishers(self.config.illuminance_topic) > 0
         if illuminance:
             specs.append(self._illuminance_spec())
+        if self._control_sources:
+            specs.append(self._control_spec(self._control_sources))
         for name in self.camera_names:
             cam = self.robot.cameras[name]
             width, height = self.options.camera_size or self._image_sizes.get(name, (cam.width, cam.height))
@@ -529,6 +542,28 @@ class RecorderNode:
             self._bad(stream, exc)
             return
         self._push(stream, seconds_from_stamp(msg.header.stamp), pose=vec, receive_t=received)
+
+    def _on_control(self, msg) -> None:
+        try:
+            t, source, sources = parse_control_message(msg.data)
+        except DataError as exc:
+            self._bad(CONTROL, exc)
+            return
+        if self._control_sources is None or source is None:
+            self._control_sources = sources  # the codes the next episode declares
+        if self.writer is not None and CONTROL not in self.counts:
+            self._add_to_open_episode(self._control_spec(sources))
+        if t is None:
+            return
+        with self._lock:
+            declared = self.writer.specs[CONTROL].attrs["sources"] if self.writer is not None \
+                and CONTROL in self.writer.specs else None
+        if declared is None:
+            return
+        if source not in declared:  # another teleop, other sources, mid-episode
+            self._bad(CONTROL, DataError(f"source {source!r} is not one of the episode's {sorted(declared)}"))
+            return
+        self._push(CONTROL, t, source=np.uint8(declared[source]))
 
     def _on_conditions(self, msg) -> None:
         try:

@@ -6,6 +6,11 @@ RosBackend, the chosen operator device, the teleop loop), then close the recorde
 failure where the simulator judges it, "unknown" on a real robot (the operator's call, made later
 in review). If the robot's joint states are lost mid-take the take ends, the recording is closed
 with outcome "unknown" (nothing recorded is lost) and the error is reported.
+
+Every tick the source in control (the operator, or a policy: `collector ros teleop --policy`) is
+published on the control topic (control_topic.py), so the recorder node's episode has the same
+`control` stream as one recorded in process. Each take's summary counts the ticks per source and,
+for a policy, its inference cost per tick (PolicySource.timing(), cumulative over the takes).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from collector.errors import DeviceError
+from collector.ros.control_topic import ControlPublisher
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ def run_teleop(rig, options: TeleopOptions, out=print) -> List[dict]:
     per episode (also printed as JSON lines)."""
     backend = rig.backend
     recorder = RecorderClient(backend.runtime.node, options.recorder_node) if options.record else None
+    control = ControlPublisher(backend.runtime.node, backend.config.control_topic, rig.loop.arbiter.codes)
     results = []
     for index in range(options.episodes):
         seed = None if options.seed is None else options.seed + index
@@ -75,7 +82,8 @@ def run_teleop(rig, options: TeleopOptions, out=print) -> List[dict]:
         episode_id = recorder.call("start_episode", options.service_timeout_s) if recorder else None
         outcome = "unknown"
         try:
-            result = rig.run_episode(options.max_duration_s, seed=seed)
+            control.reset_counts()
+            result = rig.run_episode(options.max_duration_s, sink=control, seed=seed)
             judged = backend.task is not None
             outcome = ("success" if result.success else "failure") if judged else "unknown"
         except BaseException:
@@ -97,10 +105,19 @@ def run_teleop(rig, options: TeleopOptions, out=print) -> List[dict]:
             "metrics": result.metrics,
             "recorded": path,
             "loop": {k: result.stats.get(k) for k in ("control_hz", "overruns", "inputs", "ik_failures")},
+            "control": dict(control.ticks),
         }
+        timed = {source.id: source.timing() for source in _extra_sources(rig) if hasattr(source, "timing")}
+        if timed:
+            summary["timing"] = timed
         out(json.dumps(summary, default=str))
         results.append(summary)
     return results
+
+
+def _extra_sources(rig) -> list:
+    """The loop's command sources besides the operator (a policy)."""
+    return [s for s in rig.loop.arbiter.sources.values() if s is not rig.loop.operator]
 
 
 def teleop_main(rig, options: TeleopOptions) -> int:
@@ -109,6 +126,11 @@ def teleop_main(rig, options: TeleopOptions) -> int:
         results = run_teleop(rig, options)
         judged = rig.backend.task is not None
     finally:
-        rig.close()
+        try:
+            for source in _extra_sources(rig):
+                if hasattr(source, "close"):
+                    source.close()  # a policy's inference thread (re-raises its error, if any)
+        finally:
+            rig.close()
     # Exit status 1 when a simulated task was not accomplished (scripts and CI read it).
     return 0 if not judged or all(r["success"] for r in results) else 1

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from collector.errors import DataError
 
-SCHEMA_VERSION = 2  # 2: episodes.interrupted_by
+SCHEMA_VERSION = 3  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
 OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
@@ -82,10 +82,47 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at  TEXT NOT NULL,
     resumed     INTEGER NOT NULL DEFAULT 0
 );
+-- Trained policies and their evaluations (collector/session/policy_records.py), so plans, the
+-- dashboard and the next training run find which policy learnt from which episodes and how it fared.
+CREATE TABLE IF NOT EXISTS policies (
+    policy_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    checkpoint        TEXT NOT NULL,
+    checkpoint_sha256 TEXT NOT NULL UNIQUE,
+    policy            TEXT NOT NULL,
+    episodes          TEXT NOT NULL DEFAULT '[]',
+    details           TEXT NOT NULL DEFAULT '{}',
+    created           TEXT NOT NULL,
+    recorded_at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    evaluation_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    policy_id         INTEGER REFERENCES policies (policy_id),
+    checkpoint        TEXT NOT NULL,
+    checkpoint_sha256 TEXT NOT NULL,
+    policy            TEXT NOT NULL,
+    success_rate      REAL NOT NULL,
+    rollouts          INTEGER NOT NULL,
+    results           TEXT NOT NULL,
+    created           TEXT NOT NULL,
+    recorded_at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluation_cells (
+    evaluation_id INTEGER NOT NULL REFERENCES evaluations (evaluation_id),
+    task          TEXT NOT NULL,
+    lighting      TEXT NOT NULL,
+    weight        TEXT NOT NULL,
+    theme         TEXT NOT NULL DEFAULT '',
+    rollouts      INTEGER NOT NULL,
+    successes     INTEGER NOT NULL,
+    success_rate  REAL NOT NULL,
+    episodes      TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS evaluation_cells_evaluation ON evaluation_cells (evaluation_id);
 """
 
 # Catalogues of schema 1 lack `interrupted_by`: opening one adds it, filled from what the rows say
 # (recovered/interrupted rows were settled after a crash; a Ctrl-C'd take's note says so).
+# Catalogues of schema 1 or 2 lack the policy tables: CREATE TABLE IF NOT EXISTS adds them on open.
 _MIGRATE_TO_2 = (
     "ALTER TABLE episodes ADD COLUMN interrupted_by TEXT NOT NULL DEFAULT ''",
     "UPDATE episodes SET interrupted_by='crash' WHERE status IN ('recovered', 'interrupted')",
@@ -200,6 +237,12 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._connect() as conn, self._write(conn):
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for queries only (WAL: it never blocks a writer)."""
+        with self._connect() as conn:
             yield conn
 
     # -- episodes ------------------------------------------------------------------------------

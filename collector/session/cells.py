@@ -12,6 +12,11 @@ Orders:
   balanced    the unfinished cell with the fewest good takes; ties go to the cell whose task, lighting and
               weight were used least so far, then to sequential order. Coverage grows evenly, so a session
               cut short (or a smoke run of a few takes) still has every task and condition represented.
+
+A plan with `focus: weak_cells` first narrows the open cells to those where the latest policy
+evaluation succeeded least (a cell the policy was never tried in counts as 0 %), then applies its
+order among them: a session cut short has spent its takes where the policy needs data most. With no
+evaluation in the catalogue the plan's order applies to every open cell (the session says so).
 """
 from __future__ import annotations
 
@@ -47,6 +52,8 @@ def next_cell(plan: "Plan", coverage: "Coverage") -> Optional[Cell]:
     open_cells = [cell for cell in plan_cells(plan) if coverage.is_open(cell)]
     if not open_cells:
         return None
+    if plan.focus.weak_cells and coverage.policy:
+        open_cells = weakest_cells(open_cells, coverage)
     if plan.order == "sequential":
         # Stay on a cell that already has takes so a condition is set up once.
         started = [cell for cell in open_cells if coverage.attempts(cell) > 0]
@@ -55,6 +62,23 @@ def next_cell(plan: "Plan", coverage: "Coverage") -> Optional[Cell]:
         rng = random.Random(f"{plan.seed}:{coverage.total_attempts()}")
         return rng.choice(open_cells)
     return min(open_cells, key=lambda cell: (coverage.good(cell), _value_use(plan, coverage, cell)))
+
+
+def weakest_cells(cells: List[Cell], coverage: "Coverage") -> List[Cell]:
+    """The cells (in the given order) where the policy's success is lowest."""
+    lowest = min(coverage.policy.rate(cell) for cell in cells)
+    return [cell for cell in cells if coverage.policy.rate(cell) == lowest]
+
+
+def focus_note(plan: "Plan", coverage: "Coverage") -> Optional[str]:
+    """One line for the session's output saying how the plan's focus orders cells, if it has one."""
+    if not plan.focus.weak_cells:
+        return None
+    if not coverage.policy:
+        return (f"focus weak_cells: no policy evaluation in this dataset's catalogue; cells go in the plan's"
+                f" {plan.order} order")
+    extra = f", up to {plan.focus.extra_takes} extra take(s) where it fails" if plan.focus.extra_takes else ""
+    return f"focus weak_cells: lowest policy success first{extra}, from {coverage.policy.describe()}"
 
 
 def _value_use(plan: "Plan", coverage: "Coverage", cell: Cell) -> int:

@@ -30,7 +30,8 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     from collector.session.drivers import make_driver
 
     operator_input = args.operator_input or plan.operator
-    driver = make_driver(plan, operator=operator_input, render=not args.no_render)
+    driver = make_driver(plan, operator=operator_input, render=not args.no_render,
+                         policy=getattr(args, "policy", None))
     runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
                            operator=args.operator_name or _user(), live=live)
     try:

@@ -9,6 +9,11 @@ HardwareDriver a ROS 2 robot (collector.ros.RosBackend). Conditions cannot be ap
 
 Operator input is any teleop device: `scripted` (sim only), `keyboard`, `gamepad`, or `vr`/`zmq`
 (the loop subscribes to the VR bridge's ZMQ endpoint).
+
+With a policy (`policy=CHECKPOINT`) the policy drives each take from its start and the operator takes
+over and hands back with the takeover button (collector/teleop/takeover.py); the scripted operator is
+then the scripted corrector, which takes over when the policy fails. The take's handovers are written
+into the episode (`handovers` metadata) beside the per-tick `control` stream.
 """
 from __future__ import annotations
 
@@ -52,7 +57,8 @@ class StoppableDevice:
 class SimDriver(TakeDriver):
     kind = "sim"
 
-    def __init__(self, plan: Plan, operator: Optional[str] = None, render: bool = True, teleop_config=None):
+    def __init__(self, plan: Plan, operator: Optional[str] = None, render: bool = True, teleop_config=None,
+                 policy=None):
         from collector.teleop.config import load_teleop_config
 
         self.plan = plan
@@ -60,6 +66,7 @@ class SimDriver(TakeDriver):
         if self.operator not in DEVICE_FOR_OPERATOR:
             raise ConfigError(f"unknown operator input {self.operator!r} (one of {sorted(DEVICE_FOR_OPERATOR)})")
         self.render = render
+        self.policy = _checked_policy(policy, render)
         self.config = teleop_config or load_teleop_config()
         # Loaded (and so checked against its MJCF) now, before the session creates the dataset folder,
         # the catalogue or a session: a wrong robot YAML must fail with nothing created.
@@ -75,9 +82,14 @@ class SimDriver(TakeDriver):
             from collector.teleop.rig import build_sim_rig
 
             env_kwargs = {"theme": self.plan.scene} if self.plan.scene else {}
+            device = DEVICE_FOR_OPERATOR[self.operator]
+            if self.policy is not None and device == "scripted":
+                device = "corrector"
             rig = self._rigs[task] = build_sim_rig(
-                robot=self.robot, task=task, device=DEVICE_FOR_OPERATOR[self.operator], config=self.config,
-                render=self.render, wrap_device=StoppableDevice, **env_kwargs)
+                robot=self.robot, task=task, device=device, config=self.config, render=self.render,
+                wrap_device=StoppableDevice, policy=self.policy,
+                # a policy in lockstep sees each frame in the tick that took it, whatever the CPU load
+                async_render=self.policy is None, **env_kwargs)
         return rig
 
     # The stream layout is the same for every task of one robot; take it from the current rig.
@@ -103,6 +115,8 @@ class SimDriver(TakeDriver):
         rig = self._current = self._rig(cell.task)
         conditions = dict(rig.backend.reset(lighting=cell.lighting, weight=cell.weight, seed=seed) or {})
         self._seed = seed
+        if rig.takeover is not None:
+            rig.takeover.tell()  # an object the policy never learned: say so before recording
         return conditions
 
     def preview(self, live: LiveState) -> None:
@@ -137,7 +151,7 @@ class SimDriver(TakeDriver):
         else:
             stopped_by = "time_limit"
         return TakeResult(bool(result.success), float(result.duration_s), stopped_by,
-                          {"task": result.metrics, "loop": result.stats})
+                          {"task": result.metrics, "loop": result.stats}, _policy_metadata(rig))
 
     def close(self) -> None:
         for rig in self._rigs.values():
@@ -151,13 +165,14 @@ class HardwareDriver(TakeDriver):
     kind = "ros2"
     joint_stream = JOINTS
 
-    def __init__(self, plan: Plan, operator: Optional[str] = None, teleop_config=None, backend=None):
+    def __init__(self, plan: Plan, operator: Optional[str] = None, teleop_config=None, backend=None, policy=None):
         from collector.teleop.config import load_teleop_config
 
         self.plan = plan
         self.operator = operator or plan.operator
         if self.operator == "scripted":
             raise ConfigError("the scripted operator needs the simulator (backend: sim)")
+        policy = _checked_policy(policy, render=True)
         self.config = teleop_config or load_teleop_config()
         if backend is None:
             try:
@@ -168,7 +183,8 @@ class HardwareDriver(TakeDriver):
             backend = RosBackend(plan.robot)
         from collector.teleop.rig import build_rig
 
-        self.rig = build_rig(backend, DEVICE_FOR_OPERATOR[self.operator], self.config, wrap_device=StoppableDevice)
+        self.rig = build_rig(backend, DEVICE_FOR_OPERATOR[self.operator], self.config, wrap_device=StoppableDevice,
+                             policy=policy)
         self.backend, self.device, self.loop = self.rig.backend, self.rig.device, self.rig.loop
         self.camera_streams = tuple(camera_stream_name(name) for name in backend.cameras())
         self.joint_names = list(self.loop.kin.command_joints)
@@ -184,10 +200,15 @@ class HardwareDriver(TakeDriver):
         # Recorded as requested; what was measured (illuminance) is in the episode's sensor stream.
         self._conditions = {"lighting": {"preset": cell.lighting, "applied_by": "operator"},
                             "weights": {"preset": cell.weight, "applied_by": "operator"}, "seed": seed}
+        if self.rig.takeover is not None:  # the robot cannot say what the task is: the plan does
+            told = {"task": cell.task, "instruction": self.plan.task(cell.task).instruction_for(self._conditions)}
+            self.rig.takeover.tell(lambda: told)
         return dict(self._conditions)
 
     def run(self, sink, time_limit_s: float, stop: threading.Event) -> TakeResult:
-        return _run_until_stopped(self.loop, sink, time_limit_s, stop, success_fn=None, device=self.device)
+        result = _run_until_stopped(self.loop, sink, time_limit_s, stop, success_fn=None, device=self.device)
+        result.episode_metadata = _policy_metadata(self.rig)
+        return result
 
     def close(self) -> None:
         self.rig.close()
@@ -213,7 +234,33 @@ def _run_until_stopped(loop, sink, time_limit_s: float, stop: threading.Event, s
     return TakeResult(success, float(duration), stopped_by, {"loop": loop.stats.summary()})
 
 
-def make_driver(plan: Plan, operator: Optional[str] = None, render: bool = True) -> TakeDriver:
+def _checked_policy(policy, render: bool):
+    """The checkpoint, loaded before anything is opened or created (a bad file: one ConfigError)."""
+    if policy is None:
+        return None
+    if not render:
+        raise ConfigError("--policy needs the cameras the policy sees: drop --no-render")
+    from collector.policy.checkpoint import Checkpoint
+
+    return policy if isinstance(policy, Checkpoint) else Checkpoint.load(policy)
+
+
+def _policy_metadata(rig) -> Dict:
+    """What the episode records about a policy-driven take: the handovers and why the corrector stepped in."""
+    if rig.takeover is None:
+        return {}
+    device = getattr(rig.device, "device", rig.device)
+    checkpoint = rig.takeover.policy.runner.checkpoint
+    metadata = {"handovers": rig.handovers(),
+                "policy": {"checkpoint": str(checkpoint.path.resolve()) if checkpoint.path else "",
+                           "policy": checkpoint.policy, "step": int(checkpoint.step)}}
+    reason = getattr(device, "reason", None)
+    if reason:
+        metadata["corrector"] = {"reason": reason, "took_over_at": round(float(device.took_over_at), 6)}
+    return metadata
+
+
+def make_driver(plan: Plan, operator: Optional[str] = None, render: bool = True, policy=None) -> TakeDriver:
     if plan.backend == "sim":
-        return SimDriver(plan, operator=operator, render=render)
-    return HardwareDriver(plan, operator=operator)
+        return SimDriver(plan, operator=operator, render=render, policy=policy)
+    return HardwareDriver(plan, operator=operator, policy=policy)

@@ -81,14 +81,14 @@ class EpisodeLifecycle:
         return Take(row, writer, time.monotonic())
 
     def finish(self, take: Take, outcome: str, duration_s: Optional[float] = None, note: str = "",
-               interrupted_by: str = "") -> EpisodeRow:
+               interrupted_by: str = "", metadata: Optional[Dict] = None) -> EpisodeRow:
         """Stop the recorder, run QA on the finished file and record the result.
 
         `interrupted_by` names the signal that cut the take short ('' when it ran to its end)."""
         with deferred():
             try:
                 # The file records why the take ended early too, so `catalog rebuild` can say so again.
-                updates = {"interrupted_by": interrupted_by} if interrupted_by else None
+                updates = {**(metadata or {}), **({"interrupted_by": interrupted_by} if interrupted_by else {})}
                 path = Path(take.writer.stop(outcome=outcome, metadata_updates=updates))
             except Exception as exc:
                 return self._settle_failed_stop(take, outcome, exc, note)

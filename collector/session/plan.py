@@ -28,14 +28,16 @@ OPERATORS = ("scripted", "keyboard", "gamepad", "vr", "zmq")
 ORDERS = ("sequential", "shuffled", "balanced")
 RESET_MODES = ("auto", "manual")
 OUTCOME_SOURCES = ("auto", "operator")
+FOCUS_MODES = ("none", "weak_cells")
 
 TOP_LEVEL_KEYS = (
     "name", "description", "robot", "backend", "operator", "tasks", "lighting", "weights",
     "takes_per_cell", "episode_time_limit_s", "order", "seed", "reset", "outcome",
-    "max_attempts_per_cell", "scene",
+    "max_attempts_per_cell", "scene", "focus",
 )
 TASK_KEYS = ("name", "instruction", "episode_time_limit_s")
 RESET_KEYS = ("mode", "settle_s")
+FOCUS_KEYS = ("by", "extra_takes")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,20 @@ class ResetSpec:
 
 
 @dataclass(frozen=True)
+class FocusSpec:
+    """Where to aim collection. weak_cells: the cells where the latest policy evaluation in the
+    dataset's catalogue succeeded least go first, and get up to `extra_takes` more takes the more the
+    policy failed there (collector.session.cells, collector.session.coverage)."""
+
+    by: str = "none"
+    extra_takes: int = 0
+
+    @property
+    def weak_cells(self) -> bool:
+        return self.by == "weak_cells"
+
+
+@dataclass(frozen=True)
 class Plan:
     name: str
     robot: str
@@ -77,6 +93,7 @@ class Plan:
     outcome: str = "auto"  # auto: the sim's success check decides; operator: asked after each take
     max_attempts_per_cell: int = 0  # 0 means 3 x takes_per_cell (see attempts_cap)
     scene: Optional[str] = None
+    focus: FocusSpec = FocusSpec()
     description: str = ""
     source: Optional[Path] = None
     text: str = ""  # the YAML as loaded, snapshotted into the dataset so a session can be audited
@@ -320,6 +337,8 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
     if outcome == "auto" and backend != "sim":
         raise reader.fail(["outcome"], "'auto' outcome needs the sim's success check; on hardware use 'operator'")
 
+    focus = _focus(reader, data.get("focus", "none"))
+
     scene = data.get("scene")
     if scene is not None:
         scene = reader.string(scene, ["scene"])
@@ -338,9 +357,21 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
         name=name, robot=robot, backend=backend, tasks=tuple(tasks), lighting=lighting, weights=weights,
         takes_per_cell=takes, episode_time_limit_s=time_limit, operator=operator, order=order, seed=seed,
         reset=ResetSpec(reset_mode, settle), outcome=outcome, max_attempts_per_cell=max_attempts,
-        scene=scene, description=description.strip(),
+        scene=scene, focus=focus, description=description.strip(),
         source=Path(source) if not source.startswith("<") else None, text=text,
     )
+
+
+def _focus(reader: _Reader, value) -> FocusSpec:
+    """`focus: weak_cells` or `focus: {by: weak_cells, extra_takes: 2}` (not `on:`, which YAML reads as true)."""
+    if isinstance(value, str):
+        return FocusSpec(reader.choice(value, ["focus"], FOCUS_MODES))
+    mapping = reader.mapping(value, ["focus"], FOCUS_KEYS)
+    by = reader.choice(mapping.get("by", "weak_cells"), ["focus", "by"], FOCUS_MODES)
+    extra = reader.integer(mapping.get("extra_takes", 0), ["focus", "extra_takes"], 0)
+    if extra and by != "weak_cells":
+        raise reader.fail(["focus", "extra_takes"], "needs `by: weak_cells` (extra takes go to the weak cells)")
+    return FocusSpec(by, extra)
 
 
 def load_plan(path: Union[str, Path], known: Optional[KnownNames] = None) -> Plan:

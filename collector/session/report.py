@@ -5,6 +5,7 @@ from collections import defaultdict
 from typing import Dict, List
 
 from collector.session.catalog import EpisodeRow
+from collector.session.cells import focus_note
 from collector.session.coverage import Coverage
 
 KEPT = ("kept", "recovered")
@@ -45,6 +46,9 @@ def qa_summary(rows: List[EpisodeRow], limit: int = 10) -> str:
 
 def full_report(coverage: Coverage, rows: List[EpisodeRow]) -> str:
     parts = [coverage.table()]
+    note = focus_note(coverage.plan, coverage)
+    if note:
+        parts.append(note)
     abandoned = coverage.abandoned_cells()
     if abandoned:
         parts.append("gave up after the attempt limit: " + ", ".join(c.label() for c in abandoned))

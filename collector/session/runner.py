@@ -28,12 +28,13 @@ from typing import Callable, Dict, List, Optional
 from collector.errors import DataError
 from collector.interrupts import deferred, signal_name_of
 from collector.session.catalog import Catalog, EpisodeRow
-from collector.session.cells import Cell, next_cell, plan_cells
+from collector.session.cells import Cell, focus_note, next_cell, plan_cells
 from collector.session.coverage import Coverage
 from collector.session.layout import DatasetLayout, StationLock, station_slug
 from collector.session.lifecycle import EpisodeLifecycle, restore_hint
 from collector.session.live import LiveState, LiveTap
 from collector.session.plan import Plan
+from collector.session.policy_records import PolicySuccess, policy_success
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class TakeResult:
     duration_s: float
     stopped_by: str = "time_limit"  # success | time_limit | operator | input_lost
     metrics: Dict = field(default_factory=dict)
+    episode_metadata: Dict = field(default_factory=dict)  # written into the episode file at stop (handovers)
 
 
 class TakeDriver(ABC):
@@ -103,6 +105,7 @@ class SessionRunner:
         self._lock: Optional[StationLock] = None
         self._prepared: Optional[tuple] = None  # (cell, conditions) the scene is currently set up for
         self.forced_cell: Optional[Cell] = None  # re-record: the next take repeats this cell
+        self.policy = PolicySuccess()  # the latest policy evaluation per cell, read once at open
 
     # -- opening and closing ---------------------------------------------------------------------
     def open(self) -> "SessionRunner":
@@ -114,6 +117,7 @@ class SessionRunner:
             self.lifecycle = EpisodeLifecycle(self.layout, self.catalog, self.plan, session_id=self.session_id,
                                               station=self.station, operator=self.operator)
             self.recovered = self.lifecycle.recover_interrupted()
+            self.policy = policy_success(self.layout.root, [task.name for task in self.plan.tasks])
             self.catalog.open_session(session_id=self.session_id, plan=self.plan.name,
                                       plan_fingerprint=self.plan.fingerprint, station=self.station,
                                       operator=self.operator, host=socket.gethostname(), pid=os.getpid())
@@ -123,6 +127,9 @@ class SessionRunner:
         except BaseException:
             self._lock.release()
             raise
+        note = focus_note(self.plan, self.coverage())
+        if note:  # a focus with nothing to focus on is worth a line even above the progress bar
+            (log.info if self.policy else log.warning)(note)
         self.live.update(plan=self.plan.name, session_id=self.session_id, station=self.station,
                          operator=self.operator, backend=self.plan.backend, coverage=self.coverage().as_dict(),
                          totals=self.totals(), last_episode=self._last_row_dict())
@@ -163,7 +170,7 @@ class SessionRunner:
         return self.catalog.episodes(plan=self.plan.name)
 
     def coverage(self) -> Coverage:
-        return Coverage.from_rows(self.plan, self.plan_rows())
+        return Coverage.from_rows(self.plan, self.plan_rows(), self.policy)
 
     def open_cells(self) -> List[Cell]:
         coverage = self.coverage()
@@ -254,7 +261,7 @@ class SessionRunner:
             else:
                 outcome = "unknown"
             row = self.lifecycle.finish(take, outcome, duration_s=result.duration_s,
-                                        note=f"stopped by {result.stopped_by}")
+                                        note=f"stopped by {result.stopped_by}", metadata=result.episode_metadata)
             if row.interrupted_by == "disk_full":
                 # Nothing more fits: stop the session with what to do about this take.
                 self._after_take(row)

@@ -90,7 +90,7 @@ def run_unattended(runner: SessionRunner, *, max_takes: Optional[int] = None, pr
     plan: Plan = runner.plan
     started = time.monotonic()
     coverage = runner.coverage()
-    total = plan.total_needed
+    total = coverage.needed  # the plan's total, plus any extra takes its focus asks of weak cells
     bar = tqdm(total=total, initial=coverage.done, unit="take", desc=f"plan {plan.name}", file=stream,
                disable=not progress, dynamic_ncols=True, leave=True)
     # A person judges takes / resets the scene when the plan says so (always on hardware).

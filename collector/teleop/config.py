@@ -90,10 +90,21 @@ class ScriptedConfig:
 
 
 @dataclass
+class CorrectorConfig(ScriptedConfig):
+    """The scripted corrector (devices/corrector.py): when it takes over from a policy."""
+
+    grasp_deadline_s: float = 8.0  # the object is not grasped by then
+    drift_m: float = 0.15  # the gripper moved this far back from its closest approach to the object
+    stall_s: float = 3.0  # no progress of at least progress_m for this long
+    progress_m: float = 0.01
+
+
+@dataclass
 class DevicesConfig:
     gamepad: GamepadConfig = field(default_factory=GamepadConfig)
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
     scripted: ScriptedConfig = field(default_factory=ScriptedConfig)
+    corrector: CorrectorConfig = field(default_factory=CorrectorConfig)
 
 
 @dataclass
@@ -185,6 +196,8 @@ def _validate(cfg: TeleopConfig) -> TeleopConfig:
         ("safety.default_velocity_limit", cfg.safety.default_velocity_limit),
         ("safety.gripper_travel_s", cfg.safety.gripper_travel_s),
         ("devices.scripted.speed", cfg.devices.scripted.speed), ("ik.iterations", cfg.ik.iterations),
+        *((f"devices.corrector.{name}", getattr(cfg.devices.corrector, name))
+          for name in ("speed", "grasp_deadline_s", "drift_m", "stall_s", "progress_m")),
     ]
     for key, value in positive + [(f"retarget.scale[{i}]", s) for i, s in enumerate(cfg.retarget.scale)]:
         if not value > 0:

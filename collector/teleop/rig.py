@@ -8,6 +8,9 @@
     rig.close()
 
 `commands/teleop.py`, `commands/ros.py`, `session/drivers.py` and the benchmarks build theirs here.
+
+With `policy=CHECKPOINT` the rig's policy drives from the start of each take under the operator's
+deadman, and the operator's takeover button toggles who commands (collector/teleop/takeover.py).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ class Rig:
     backend: object  # collector.backends.RobotBackend
     device: Optional[object]  # the local input device, None when input arrives over ZMQ
     loop: TeleopLoop
+    takeover: Optional[object] = None  # collector.teleop.takeover.PolicyTakeover when a policy drives
 
     @property
     def robot(self):
@@ -48,8 +52,16 @@ class Rig:
         finally:
             self.loop.sink = None
 
+    def handovers(self) -> list:
+        """This take's handovers between the policy and the operator, as episode metadata."""
+        from collector.teleop.takeover import handover_events
+
+        return handover_events(self.loop.arbiter)
+
     def close(self) -> None:
         try:
+            if self.takeover is not None:
+                self.takeover.close()
             self.loop.close()
         finally:
             self.backend.close()
@@ -66,38 +78,52 @@ def open_input_device(device: DeviceSpec, config: TeleopConfig, wrap: Optional[C
 
 def build_rig(backend, device: DeviceSpec = None, config: Optional[TeleopConfig] = None,
               endpoint: Optional[str] = None, bind: Optional[bool] = None, wrap_device: Optional[Callable] = None,
-              sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None) -> Rig:
-    """A rig around a backend you have (a RosBackend, a wrapped SimBackend); closes it if the loop fails."""
+              sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None,
+              policy=None) -> Rig:
+    """A rig around a backend you have (a RosBackend, a wrapped SimBackend); closes it if the loop fails.
+    policy: a checkpoint path (or Checkpoint) that drives under the operator's takeover button."""
     config = config or load_teleop_config()
+    takeover = None
     try:
+        if policy is not None:
+            from collector.teleop.takeover import policy_takeover
+
+            takeover = policy_takeover(policy, backend)
+            sources, choose = [*sources, *takeover.sources], takeover.choose
         device = open_input_device(device, config, wrap_device)
         loop = TeleopLoop(backend, config=config, device=device, endpoint=endpoint, bind=bind,
                           sources=sources, choose=choose)
     except BaseException:
+        if takeover is not None:
+            takeover.close()
         backend.close()
         raise
-    return Rig(backend, device, loop)
+    return Rig(backend, device, loop, takeover)
 
 
 def build_sim_rig(robot="humanoid", task: str = "pick_place", device: DeviceSpec = "scripted",
                   config: Optional[TeleopConfig] = None, render: bool = True, endpoint: Optional[str] = None,
                   bind: Optional[bool] = None, wrap_device: Optional[Callable] = None,
-                  sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None, **env_kwargs) -> Rig:
-    """The simulated robot (SimEnv at the config's control rate; env_kwargs: theme, lighting, weight, seed...)."""
+                  sources: Sequence[CommandSource] = (), choose: Optional[Chooser] = None, policy=None,
+                  async_render: bool = True, **env_kwargs) -> Rig:
+    """The simulated robot (SimEnv at the config's control rate; env_kwargs: theme, lighting, weight, seed...).
+    async_render=False renders each frame inside the tick that takes it: a policy in lockstep then sees
+    the same frames whatever the CPU load (collector/policy/evaluate.py)."""
     from collector.backends.sim import SimBackend
+    from collector.sim import SimEnv
 
     config = config or load_teleop_config()
     env_kwargs.setdefault("control_hz", config.control.rate_hz)
-    backend = SimBackend.create(robot=robot, task=task, render=render, **env_kwargs)
-    return build_rig(backend, device, config, endpoint, bind, wrap_device, sources, choose)
+    backend = SimBackend(SimEnv(robot=robot, task=task, **env_kwargs), render=render, async_render=async_render)
+    return build_rig(backend, device, config, endpoint, bind, wrap_device, sources, choose, policy)
 
 
 def build_ros_rig(robot="humanoid", device: DeviceSpec = "zmq", config: Optional[TeleopConfig] = None,
                   ros_config=None, domain_id: Optional[int] = None, sim_node: str = "/sim_hardware",
-                  connect_timeout_s: float = 10.0, wrap_device: Optional[Callable] = None) -> Rig:
+                  connect_timeout_s: float = 10.0, wrap_device: Optional[Callable] = None, policy=None) -> Rig:
     """A robot driven over ROS 2 (collector.ros.RosBackend; needs rclpy)."""
     from collector.ros.backend import RosBackend
 
     backend = RosBackend(robot, config=ros_config, domain_id=domain_id, sim_node=sim_node,
                          connect_timeout_s=connect_timeout_s)
-    return build_rig(backend, device, config, wrap_device=wrap_device)
+    return build_rig(backend, device, config, wrap_device=wrap_device, policy=policy)

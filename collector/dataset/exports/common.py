@@ -39,7 +39,17 @@ def provenance(ref: EpisodeRef, episode: AlignedEpisode) -> Dict[str, object]:
     for key in ("qa", "status"):
         if ref.catalog.get(key):
             record[f"catalog_{key}"] = ref.catalog[key]
+    rows = control_rows(episode)
+    if rows is not None:
+        record["control_rows"] = rows
     return record
+
+
+def control_rows(episode: AlignedEpisode) -> Optional[Dict[str, int]]:
+    """Aligned rows per command source ({"operator": 412, "policy": 1033}); None without an aligned view."""
+    if not episode.reader().has_aligned_view:
+        return None
+    return episode.control().counts()
 
 
 def screen_episodes(refs: Sequence[EpisodeRef], kind: str, *, keep_qa_failed: bool = False,

@@ -11,7 +11,11 @@
                                            conditions JSON, lighting, weight, outcome, operator, session, ...)
       data/chunk-000/file-000.parquet      frames of many episodes: observation.state, action,
                                            observation.velocity/effort, timestamp, frame_index, episode_index,
-                                           index, task_index
+                                           index, task_index, and who commanded each frame:
+                                           complementary_info.control_source (int64 code; the names in order
+                                           are info.json collector.control_sources: operator, policy, ...) and
+                                           complementary_info.is_intervention (float32 1 where the operator
+                                           commanded: LeRobot's human-in-the-loop convention)
       videos/observation.images.<cam>/chunk-000/file-000.mp4
                                            frames of many episodes back to back
 
@@ -30,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from collector.dataset.control import OPERATOR, RowControl, source_vocabulary
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.exports.common import atomic_output, episode_rate, export_header, joint_names, provenance
 from collector.dataset.normalization import DEFAULT_IMAGE_SAMPLES, IMAGE_PREFIX, STANDARD_FEATURES, image_sample_rows
@@ -52,6 +57,11 @@ LOWDIM_FEATURES = {key: (STANDARD_FEATURES[key], COMMAND if key == "action" else
                    for key in ("observations/qpos", "action", "observations/qvel", "observations/effort")}
 INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64",
                   "task_index": "int64"}
+# Per-frame control source, under LeRobot's prefix for data beside observation and action (its
+# human-in-the-loop recordings mark the operator's frames with complementary_info.is_intervention).
+CONTROL_SOURCE = "complementary_info.control_source"
+IS_INTERVENTION = "complementary_info.is_intervention"
+CONTROL_FEATURES = {CONTROL_SOURCE: ("int64", ["control_source"]), IS_INTERVENTION: ("float32", ["is_intervention"])}
 
 
 def _pyarrow():
@@ -97,7 +107,7 @@ def convert_episode(item, workdir: str, cameras: Optional[Sequence[str]], codec:
             stats[IMAGE_PREFIX + cam] = FeatureStats.of_pixels(sample)
         return {"position": position, "length": length, "fps": fps, "columns": columns, "names": names,
                 "stats": stats, "videos": videos, "shapes": shapes, "codecs": codecs,
-                "provenance": provenance(ref, episode)}
+                "control": episode.control(), "provenance": provenance(ref, episode)}
 
 
 def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Optional[Sequence[str]] = None,
@@ -120,6 +130,7 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
         parts = [o.value for o in outcomes]
         _check_consistent(parts)
         fps = parts[0]["fps"]
+        control_sources = source_vocabulary(name for part in parts for name in part["control"].names)
 
         tasks: Dict[str, int] = {}
         episode_rows: List[Dict[str, object]] = []
@@ -136,8 +147,12 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
             table["episode_index"] = pa.array(np.full(n, episode_index, np.int64))
             table["index"] = pa.array(start + frame_index)
             table["task_index"] = pa.array(np.full(n, task_index, np.int64))
+            control = _control_columns(part["control"], control_sources)
+            table.update({name: pa.array(values) for name, values in control.items()})
             tables.append(pa.table(table))
             part["stats"].update(_index_stats(fps, n, episode_index, start, task_index))
+            part["stats"].update({name: FeatureStats.of(values.astype(np.float64)[:, None])
+                                  for name, values in control.items()})
             episode_rows.append({"episode_index": episode_index, "tasks": [task], "length": n,
                                  "dataset_from_index": start, "dataset_to_index": start + n})
             start += n
@@ -170,10 +185,18 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
         info = _info(parts, fps, len(tasks), start, data_files, video_keys, data_file_mb, video_file_mb,
                      robot_type or str(parts[0]["provenance"].get("robot") or ""))
         info["collector"] = {**export_header(source, filters, "lerobot"),
-                             "episode_ids": [p["provenance"].get("episode_id") for p in parts]}
+                             "episode_ids": [p["provenance"].get("episode_id") for p in parts],
+                             "control_sources": control_sources}
         (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
     return {"episodes": len(parts), "frames": start, "fps": fps, "tasks": len(tasks), "cameras": video_keys,
             "path": str(out_dir)}
+
+
+def _control_columns(control: RowControl, vocabulary: List[str]) -> Dict[str, np.ndarray]:
+    """The per-frame control columns of one episode, coded in the export's vocabulary."""
+    recoded = control.recoded(vocabulary)
+    return {CONTROL_SOURCE: recoded,
+            IS_INTERVENTION: (recoded == vocabulary.index(OPERATOR)).astype(np.float32)}
 
 
 def _write_tasks(path: Path, tasks: Dict[str, int]) -> None:
@@ -308,6 +331,8 @@ def _info(parts, fps, total_tasks, total_frames, data_files, video_keys, data_mb
                      "video.channels": channels, "has_audio": False}}
     for name, dtype in INDEX_FEATURES.items():
         features[name] = {"dtype": dtype, "shape": [1], "names": None}
+    for name, (dtype, labels) in CONTROL_FEATURES.items():
+        features[name] = {"dtype": dtype, "shape": [1], "names": labels}
     fps_value = int(round(fps)) if math.isclose(fps, round(fps), rel_tol=1e-9) else fps
     return {
         "codebase_version": CODEBASE_VERSION, "robot_type": robot_type or None,

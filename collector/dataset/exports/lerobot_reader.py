@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from collector.dataset.exports.lerobot import DATA_PATH, VIDEO_PATH
+from collector.dataset.exports.lerobot import CONTROL_SOURCE, DATA_PATH, VIDEO_PATH
 from collector.dataset.normalization import IMAGE_PREFIX
 from collector.episodes.video import VideoFrameReader
 from collector.errors import DataError
@@ -43,6 +43,8 @@ class LeRobotV3Reader:
         self.cameras = [k[len(IMAGE_PREFIX):] for k in video_keys] if cameras is None else list(cameras)
 
         columns: Dict[str, List[np.ndarray]] = {"observation.state": [], "action": [], "timestamp": []}
+        if CONTROL_SOURCE in self.info["features"]:  # exports before the control source have none
+            columns[CONTROL_SOURCE] = []
         seen = set()
         for row in self.episodes:
             key = (row["data/chunk_index"], row["data/file_index"])
@@ -53,13 +55,15 @@ class LeRobotV3Reader:
                                   columns=list(columns))
             for name in columns:
                 column = table.column(name).combine_chunks()
-                if name == "timestamp":
+                if not hasattr(column.type, "list_size"):  # a scalar per frame
                     columns[name].append(column.to_numpy())
                 else:
                     width = column.type.list_size
                     columns[name].append(column.values.to_numpy().reshape(-1, width))
         self.state = np.concatenate(columns["observation.state"])
         self.action = np.concatenate(columns["action"])
+        self.control_source = np.concatenate(columns[CONTROL_SOURCE]) if CONTROL_SOURCE in columns else None
+        self.control_sources = list(self.info.get("collector", {}).get("control_sources") or [])
         self.starts = np.array([r["dataset_from_index"] for r in self.episodes]
                                + [self.episodes[-1]["dataset_to_index"]])
         self._videos: Dict[tuple, VideoFrameReader] = {}
@@ -97,6 +101,8 @@ class LeRobotV3Reader:
             "action_is_pad": future >= end - begin,
             "episode_index": np.int64(e), "frame_index": np.int64(t),
         }
+        if self.control_source is not None:
+            sample[CONTROL_SOURCE] = np.int64(self.control_source[begin + t])
         for camera in self.cameras:
             frame = self.frames(e, camera, [t])[0]
             sample[IMAGE_PREFIX + camera] = frame.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255.0)

@@ -5,7 +5,11 @@ replay would use (collector.episodes.topics), plus
 - an MCAP metadata record "collector.episode": every root attribute of the episode (conditions
   JSON, task, operator, outcome, robot, ...) and the export's provenance;
 - the same as JSON on /collector/episode (std_msgs/String) at the first timestamp, for viewers that
-  show topics only.
+  show topics only;
+- who commands the robot as a source id ("policy", "operator", ...) on /collector/control_source
+  (std_msgs/String) at the first control tick and at every handover: a state topic, as Foxglove's
+  State Transitions panel shows it; the per-tick code stays on /collector/control/source, and the
+  metadata record's `control_sources` is the take's {source id: code} map.
 Times: the session clock is mapped onto wall-clock time with the episode's `started_at` (UTC) at its
 first stamp, so Foxglove shows when the take happened; the offset is stored in the metadata
 (`session_clock_offset_ns`) to get session-clock stamps back.
@@ -17,6 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+import numpy as np
+
+from collector.dataset.control import source_ids, source_name
 from collector.dataset.exports.common import atomic_output, dumps, export_header, provenance
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.selection import EpisodeRef
@@ -25,8 +32,10 @@ from collector.episodes.schedule import SampleSource, Schedule
 from collector.episodes.topics import METADATA_TOPIC, NANOS, message_dict, routes_for
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
+from collector.recorder.vocabulary import CONTROL
 
 METADATA_NAME = "collector.episode"
+CONTROL_SOURCE_TOPIC = "/collector/control_source"
 
 
 def _writer_class():
@@ -80,6 +89,10 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
             info = {key: _text(value) for key, value in metadata.items()}
             info.update({"session_clock_offset_ns": str(offset), "source_path": str(ref.path.resolve()),
                          "export": dumps(export_header(source, filters, "mcap")), "provenance": dumps(record)})
+            control_names = source_ids(reader.streams[CONTROL].attrs or {}) if CONTROL in names else None
+            if control_names is not None:
+                info["control_sources"] = dumps({name: code for code, name in sorted(control_names.items())})
+            in_control = None
             writer.add_metadata(METADATA_NAME, info)
             first_ns = int(round(schedule.t_first * NANOS)) + offset
             writer.write_message(METADATA_TOPIC, string_schema, {"data": dumps({"metadata": metadata,
@@ -93,6 +106,13 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
                                          message_dict(route, stamp_ns, sample, jpeg_quality),
                                          log_time=stamp_ns, publish_time=stamp_ns)
                     counts[route.topic] = counts.get(route.topic, 0) + 1
+                if name == CONTROL and control_names is not None:
+                    now = source_name(control_names, int(np.asarray(sample["source"]).reshape(-1)[0]))
+                    if now != in_control:  # the first tick, then each handover
+                        writer.write_message(CONTROL_SOURCE_TOPIC, string_schema, {"data": now},
+                                             log_time=stamp_ns, publish_time=stamp_ns)
+                        counts[CONTROL_SOURCE_TOPIC] = counts.get(CONTROL_SOURCE_TOPIC, 0) + 1
+                        in_control = now
             writer.finish()
     return {"path": str(out_path), "messages": sum(counts.values()) + 1, "topics": counts}
 

@@ -10,11 +10,14 @@
         states (T, N) float64   simulated episodes: the full simulator state at each step (mj_getState with
                                 env_args.env_kwargs.state.state_spec; mj_setState + mj_forward restores it)
         rewards (T,), dones (T,)  sparse: 1 at the last step (reward only when the outcome was success)
+        control_source (T,) int64  who commanded each step: a position in /data attr control_sources
+                                (JSON list: operator, policy, ...); load it with dataset_keys like rewards
         obs/qpos, obs/qvel, obs/effort (T, n) float32; obs/<camera>_image (T, H, W, 3) uint8
         next_obs/<key>          obs shifted by one step (last step repeated); HDF5 virtual datasets
                                 pointing into obs/, so they cost no space and read like real data
     /mask/<filter key>          demo names (bytes): train / valid (split by episode), and one key per
-                                task_<name>, lighting_<name>, weight_<name>, outcome_<name>
+                                task_<name>, lighting_<name>, weight_<name>, outcome_<name>, and
+                                control_<source> (demos in which that source commanded a step)
 
 robomimic has no environment type for collector; env_args names the robot and uses type 2 (the gym
 wrapper), which only matters for robomimic's rollouts, never for training from the file.
@@ -40,6 +43,7 @@ from typing import Dict, List, Optional, Sequence
 import h5py
 import numpy as np
 
+from collector.dataset.control import source_vocabulary
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.exports.common import atomic_output, dumps, episode_rate, export_header, provenance
 from collector.dataset.selection import EpisodeRef
@@ -78,6 +82,7 @@ def write_part(item, workdir: str, cameras: Optional[Sequence[str]]) -> Dict[str
         rewards[-1] = 1.0 if success else 0.0
         demo.create_dataset("rewards", data=rewards)
         demo.create_dataset("dones", data=dones)
+        control = episode.control()
         cams = list(episode.cameras if cameras is None else cameras)
         for cam in cams:
             if cam not in episode.cameras:
@@ -95,7 +100,7 @@ def write_part(item, workdir: str, cameras: Optional[Sequence[str]]) -> Dict[str
     return {"part": str(part), "length": length, "provenance": record, "shapes": shapes, "fps": fps,
             "action_min": actions.min(axis=0).tolist() if length else None,
             "action_max": actions.max(axis=0).tolist() if length else None,
-            "joint_limits": limits if isinstance(limits, dict) else None, "state": state_info}
+            "joint_limits": limits if isinstance(limits, dict) else None, "state": state_info, "control": control}
 
 
 def _write_states(demo: h5py.Group, episode: AlignedEpisode) -> Optional[Dict]:
@@ -163,6 +168,7 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
                                 f"first episode's {first_shapes}")
         names = [f"demo_{i}" for i in range(len(parts))]
         scale, offset, method = action_normalization(parts, raw_actions)
+        control_sources = source_vocabulary(name for part in parts for name in part["control"].names)
         with h5py.File(tmp_file, "w") as out:
             data = out.create_group("data")
             total = 0
@@ -174,6 +180,7 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
                     scaled = (demo["actions"][...].astype(np.float64) - offset) / scale
                     demo["actions"][...] = np.clip(scaled, -1.0, 1.0).astype(np.float32)  # clip: float32 rounding
                 demo.attrs["collector"] = dumps(part["provenance"])
+                demo.create_dataset("control_source", data=part["control"].recoded(control_sources))
                 _link_next_obs(demo, part["length"])
                 total += part["length"]
                 Path(part["part"]).unlink()
@@ -183,6 +190,7 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
             data.attrs["action_offset"] = offset
             data.attrs["action_normalization"] = method
             data.attrs["action_formula"] = "raw = actions * action_scale + action_offset"
+            data.attrs["control_sources"] = json.dumps(control_sources)
             state = next((p["state"] for p in parts if p["state"]), None)
             data.attrs["env_args"] = json.dumps({
                 "env_name": f"collector/{first.get('robot') or 'robot'}",
@@ -236,6 +244,8 @@ def _write_masks(out: h5py.File, names: List[str], parts: List[Dict], val_fracti
         for key in ("task", "lighting", "weight", "outcome"):
             if record.get(key) not in (None, ""):
                 masks.setdefault(f"{key}_{_slug(record[key])}", []).append(name)
+        for source in part["control"].counts():
+            masks.setdefault(f"control_{_slug(source)}", []).append(name)
     group = out.create_group("mask")
     for key, members in masks.items():
         group.create_dataset(key, data=np.array([m.encode() for m in members], dtype="S"))

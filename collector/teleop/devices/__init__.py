@@ -6,7 +6,7 @@ its device with `register_device` (see registry.py), and importing this package 
 from collector.teleop.devices.base import DeviceContext, InputDevice
 from collector.teleop.devices.registry import (DEVICES, device_names, open_device, register_device,
                                                register_remote_device)
-from collector.teleop.devices import scripted, keyboard, gamepad  # noqa: F401  (each registers its device)
+from collector.teleop.devices import scripted, keyboard, gamepad, corrector  # noqa: F401  (each registers its device)
 
 # No local device: the loop subscribes to control.input_endpoint, where a VR bridge or another machine publishes.
 register_remote_device("zmq")

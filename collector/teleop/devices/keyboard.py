@@ -5,7 +5,7 @@ toggle (space) here, not a hold-to-run button; everything else is a fixed step p
 
     w/s forward/back   a/d left/right   r/f up/down   q/e yaw   t/g pitch   z/c roll
     tab switch arm     o toggle gripper  space toggle enable (deadman)   k hold clutch toggle
-    h re-centre hands  x disable
+    h re-centre hands  x disable         p take over from / hand back to a policy (collect --policy)
 """
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ class KeyboardDevice(InputDevice):
         self.side = "right"
         self._echo_help = echo_help
         self.keys_read = 0
+        self.takeover_press = False  # `p` was pressed: the next message holds the takeover button
 
     def start(self, context: DeviceContext) -> None:
         if self._echo_help:
@@ -97,12 +98,17 @@ class KeyboardDevice(InputDevice):
             hands.clutch = not hands.clutch
         elif key == "h":
             hands.recentre()
+        elif key == "p":
+            self.takeover_press = True
 
     def poll(self, now: float) -> Optional[OperatorInput]:
         for key in self._read_keys():
             self.handle(key)
         # A message every tick keeps the input fresh while the operator is simply not typing.
-        return self.hands.message(now, self.name)
+        # A terminal reports presses, not holds: `p` holds the takeover button for one message.
+        buttons = {"right": {"menu": True}} if self.takeover_press else None
+        self.takeover_press = False
+        return self.hands.message(now, self.name, buttons=buttons)
 
     def close(self) -> None:
         try:

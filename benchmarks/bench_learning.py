@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""The learning study: does what collector records teach a robot? (issue 15)
+
+    python benchmarks/bench_learning.py [--quick] [--work DIR] [--train-minutes 25] [--seeds-per-cell 2]
+
+Stages, each cached in the work folder (run again with the same --work and finished stages are
+reused: recording resumes its plan, a trained policy or an evaluation already written is read back):
+  record   the scripted operator records three demonstration sets with `collector collect`:
+           pick_full   pick-and-place over every lighting x weight preset (7 x 3 cells, 4 takes: 84)
+           pick_bright pick-and-place under bright light only (3 weight cells x 28 takes: 84)
+           pour_full   pour over every lighting x weight preset (21 cells x 2 takes: 42)
+           The plans' seeds put every recorded take at seed >= 100 M; evaluation uses 1 M + ...
+  train    one ACT per set (good takes only: outcome success, QA pass), each time-boxed to
+           --train-minutes of wall time, two at a time (one torch thread each);
+           plus a baseline on pick_full for comparison
+  eval     every policy rolled out in MuJoCo (collector.policy.evaluate: lockstep, the policy as the
+           loop's command source through the safety gate, success from the sim's own task check)
+           over every lighting x weight preset with held-out seeds (checked against each
+           checkpoint's provenance)
+  correct  one correction round with the scripted corrector (collector.teleop.devices.corrector),
+           when it exists: the full-grid policy acts, the corrector takes over where it stalls,
+           retrain on demos + corrections, evaluate again. Reported as not run otherwise.
+--quick: 2-4 demos, tiny models trained for seconds, 1 rollout per cell on 2 cells: it checks the
+plumbing in a few minutes; its success figures mean nothing (the table says so).
+The last line printed is one JSON object with the headline figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import collector  # noqa: E402,F401  (sets MUJOCO_GL before mujoco loads)
+from collector.policy.augmentation import STUDY_AUGMENTATION  # noqa: E402
+
+LIGHTING = ["bright", "dim", "warm", "cool", "side_lit", "back_lit", "low_light"]
+WEIGHTS = ["light", "medium", "heavy"]
+POUR_INSTRUCTION = "Pour the water from the white pitcher into the orange cup."
+EVAL_SEED_BASE = 1_000_000  # far below every plan seed used here (plan seed x 1,000,003 + take)
+
+# What the study trains. Smaller than the ACT defaults: on one CPU core it trains ~3x more samples in
+# the same wall time and infers a chunk in ~3 ms (see docs/learning.md, "The study").
+STUDY_ACT = {"d_model": 96, "encoder_layers": 2, "feedforward": 256, "dropout": 0.1}
+STUDY_IMAGE = (48, 64)
+STUDY_AUGMENT = STUDY_AUGMENTATION
+QUICK_ACT = {"d_model": 32, "feedforward": 64, "encoder_layers": 1, "vae_encoder_layers": 1,
+             "cnn_channels": [8, 16], "dropout": 0.0}
+
+
+# -- the demonstration sets -----------------------------------------------------------------------
+def demo_sets(quick: bool) -> dict:
+    if quick:
+        return {
+            "pick_full": plan("pick_full", "pick_place", ["bright", "dim"], ["light"], 1, 101),
+            "pick_bright": plan("pick_bright", "pick_place", ["bright"], ["light"], 2, 202),
+            "pour_full": plan("pour_full", "pour", ["bright"], ["light"], 1, 303),
+        }
+    return {
+        "pick_full": plan("pick_full", "pick_place", LIGHTING, WEIGHTS, 4, 101),
+        "pick_bright": plan("pick_bright", "pick_place", ["bright"], WEIGHTS, 28, 202),
+        "pour_full": plan("pour_full", "pour", LIGHTING, WEIGHTS, 2, 303),
+    }
+
+
+def plan(name, task, lighting, weights, takes, seed) -> dict:
+    task_entry = {"name": "pour", "instruction": POUR_INSTRUCTION} if task == "pour" else task
+    return {"name": f"study_{name}", "robot": "humanoid", "backend": "sim", "operator": "scripted",
+            "scene": "kitchen", "tasks": [task_entry], "lighting": list(lighting), "weights": list(weights),
+            "takes_per_cell": takes, "max_attempts_per_cell": takes + max(2, takes // 4),
+            "episode_time_limit_s": 20, "order": "balanced", "seed": seed, "reset": "auto", "outcome": "auto"}
+
+
+def record(work: Path, name: str, spec: dict) -> dict:
+    """Record (or resume) one set with `collector collect`; the good takes it holds."""
+    import yaml
+
+    plans = work / "plans"
+    plans.mkdir(parents=True, exist_ok=True)
+    plan_file = plans / f"{name}.yaml"
+    plan_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = work / "data" / name
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "collector", "collect", "--plan", str(plan_file), "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_learning: recording {name} failed: {done.stderr.strip()[-400:]}")
+    return {"set": name, "good": good_takes(out), "record_s": round(time.perf_counter() - started, 1)}
+
+
+def good_takes(folder: Path) -> int:
+    from collector.session.catalog import Catalog
+
+    rows = Catalog(folder / "catalog.sqlite").episodes()
+    return sum(1 for r in rows if r.outcome == "success" and r.qa == "pass" and r.status in ("kept", "recovered"))
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train_jobs(work: Path, quick: bool, minutes: float) -> list:
+    limit = 20.0 if quick else minutes * 60.0
+    act = QUICK_ACT if quick else STUDY_ACT
+    image = (24, 32) if quick else STUDY_IMAGE
+    common = {"time_limit_s": limit, "image_size": image, "augment": STUDY_AUGMENT, "chunk": 10 if quick else 30,
+              "steps": 40 if quick else 100_000, "filters": {"outcome": ["success"], "qa": ["pass"]}}
+    jobs = [
+        {"name": "act_pick_full", "set": "pick_full", "policy": "act", "hyperparameters": act, **common},
+        {"name": "act_pick_bright", "set": "pick_bright", "policy": "act", "hyperparameters": act, **common},
+        {"name": "act_pour_full", "set": "pour_full", "policy": "act", "hyperparameters": act, **common},
+    ]
+    if not quick:
+        jobs.append({"name": "baseline_pick_full", "set": "pick_full", "policy": "baseline", "hyperparameters": {},
+                     **common})
+    for job in jobs:
+        job["sources"] = [str(work / "data" / job.pop("set"))]
+        job["out"] = str(work / "policies" / f"{job['name']}.pt")
+    return jobs
+
+
+def train_one(job: dict) -> dict:
+    """One training run in its own process (one torch thread); cached as <out>.json."""
+    import torch
+
+    from collector.policy.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    summary_file = Path(job["out"]).with_suffix(".json")
+    if summary_file.exists():
+        return json.loads(summary_file.read_text())
+    Path(job["out"]).parent.mkdir(parents=True, exist_ok=True)
+    name = job["name"]
+    config = TrainConfig(**{k: v for k, v in job.items() if k != "name"}, progress=False, checkpoint_every=500)
+    result = train(config)
+    summary = {"name": name, **result.summary(), "episodes": len(result_episodes(result.checkpoint)),
+               "time_limit_s": job["time_limit_s"], "hyperparameters": job["hyperparameters"],
+               "image_size": list(job["image_size"]), "augment": job["augment"]}
+    summary_file.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def result_episodes(checkpoint) -> list:
+    from collector.policy.checkpoint import Checkpoint
+
+    return list((Checkpoint.load(checkpoint).provenance or {}).get("episodes") or [])
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+def eval_jobs(work: Path, quick: bool, seeds_per_cell: int, names) -> list:
+    jobs = []
+    for name in names:
+        task = "pour" if "pour" in name else "pick_place"
+        lighting, weights = (["bright", "dim"], ["light"]) if quick else (LIGHTING, WEIGHTS)
+        jobs.append({"name": name, "checkpoint": str(work / "policies" / f"{name}.pt"), "task": task,
+                     "lighting": lighting, "weights": weights, "seeds_per_cell": 1 if quick else seeds_per_cell,
+                     "max_seconds": (6.0 if quick else 14.0) if task == "pick_place" else (8.0 if quick else 16.0),
+                     "out": str(work / "eval" / f"{name}.json")})
+    return jobs
+
+
+def evaluate_one(job: dict) -> dict:
+    """Every lighting x weight cell with its own held-out seeds; cached as the job's JSON."""
+    import torch
+
+    from collector.policy.evaluate import Cell, PolicyRollouts, check_held_out, load_checkpoint
+
+    torch.set_num_threads(1)
+    out = Path(job["out"])
+    if out.exists():
+        return json.loads(out.read_text())
+    checkpoint = load_checkpoint(job["checkpoint"])
+    cells = [Cell(job["task"], lighting, weight) for lighting in job["lighting"] for weight in job["weights"]]
+    # a cell's seeds differ from every other cell's, so each rollout is a new layout
+    seeded = [(cell, EVAL_SEED_BASE + 1000 * i + j) for i, cell in enumerate(cells)
+              for j in range(job["seeds_per_cell"])]
+    check_held_out(checkpoint, [seed for _, seed in seeded])
+    rows, tick_ms, inference_ms = [], [], []
+    started = time.perf_counter()
+    with PolicyRollouts(checkpoint, job["task"]) as rollouts:
+        for cell, seed in seeded:
+            result = rollouts.run(cell, seed, max_seconds=job["max_seconds"])
+            rows.append({"lighting": cell.lighting, "weight": cell.weight, "seed": seed,
+                         "success": bool(result.success),
+                         "duration_s": round(result.duration_s, 2), "untold": result.untold,
+                         "target": (result.conditions.get("object_layout") or {}).get("target")})
+            tick_ms += result.tick_ms
+            inference_ms += result.inference_ms
+    summary = {"name": job["name"], "checkpoint": job["checkpoint"], "step": int(checkpoint.step), "task": job["task"],
+               "rollouts": rows, "success": rate([r["success"] for r in rows]),
+               "by_lighting": by_key(rows, "lighting"), "by_weight": by_key(rows, "weight"),
+               "by_target": by_key(rows, "target"),
+               "inference_ms": percentiles(inference_ms), "tick_ms": percentiles(tick_ms),
+               "eval_s": round(time.perf_counter() - started, 1)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def rate(values) -> float:
+    return round(float(np.mean(values)), 4) if len(values) else math.nan
+
+
+def by_key(rows, key) -> dict:
+    groups = {}
+    for row in rows:
+        groups.setdefault(str(row[key]), []).append(row["success"])
+    return {k: rate(v) for k, v in groups.items()}
+
+
+def percentiles(values) -> dict:
+    if not values:
+        return {"p50": math.nan, "p99": math.nan, "n": 0}
+    p50, p99 = np.percentile(values, [50, 99])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3), "n": len(values)}
+
+
+# -- corrections ------------------------------------------------------------------------------------
+CORRECTION_SEED_BASE = 3_000_000  # apart from the evaluation seeds (1 M + ...) and the recordings (>= 100 M)
+
+
+def corrections_available() -> bool:
+    try:
+        import collector.teleop.corrected_take  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def collect_corrections(work: Path, quick: bool, checkpoint: str) -> dict:
+    """The full-grid policy acts in every lighting x weight cell (one take each, new seeds) and the
+    scripted corrector takes over where it stalls or drifts; cached as corrections/summary.json."""
+    import torch
+
+    from collector.teleop.corrected_take import Corrections
+
+    torch.set_num_threads(1)
+    folder = work / "corrections"
+    summary_file = folder / "summary.json"
+    if summary_file.exists():
+        return json.loads(summary_file.read_text())
+    lighting, weights = (["bright"], ["light"]) if quick else (LIGHTING, WEIGHTS)
+    takes = []
+    started = time.perf_counter()
+    with Corrections(checkpoint, "pick_place") as corrections:
+        for i, (light, weight) in enumerate((l, w) for l in lighting for w in weights):
+            take = corrections.run(light, weight, seed=CORRECTION_SEED_BASE + i, out_dir=folder / "episodes",
+                                   max_seconds=20.0 if quick else 40.0)
+            takes.append({"lighting": light, "weight": weight, "success": take.success,
+                          "operator_share": round(take.operator_share, 4), "reason": take.reason,
+                          "duration_s": round(take.duration_s, 2)})
+    summary = {"takes": takes, "succeeded": sum(t["success"] for t in takes),
+               "operator_row_share": rate([t["operator_share"] for t in takes]),
+               "taken_over": sum(t["reason"] is not None for t in takes),
+               "wall_s": round(time.perf_counter() - started, 1)}
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_file.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def corrected_job(work: Path, quick: bool, minutes: float) -> dict:
+    """Retrain from scratch on the demonstrations plus the corrected takes' operator rows (HG-DAgger:
+    the rows the policy commanded before a takeover are its own mistakes, not teaching)."""
+    job = dict(next(j for j in train_jobs(work, quick, minutes) if j["name"] == "act_pick_full"))
+    job.update(name="act_pick_corrected", out=str(work / "policies" / "act_pick_corrected.pt"),
+               sources=job["sources"] + [str(work / "corrections" / "episodes")],
+               filters={"outcome": ["success"]}, control=["operator"])  # the corrections folder has no QA catalogue
+    return job
+
+
+# -- the report -------------------------------------------------------------------------------------
+def print_table(recorded, trained, evaluated, quick):
+    print("\n== demonstrations (good takes: success + QA pass)")
+    for r in recorded:
+        print(f"  {r['set']:<12} {r['good']:>4}   recorded in {r['record_s']} s")
+    print("\n== training (ACT unless named; one torch thread each)")
+    print(f"  {'policy':<20} {'episodes':>8} {'steps':>7} {'wall s':>8} {'samples/s':>9} {'final L1':>9}")
+    for t in trained:
+        print(f"  {t['name']:<20} {t['episodes']:>8} {t['steps']:>7} {t['wall_s']:>8.0f} {t['samples_per_s']:>9.1f} "
+              f"{t.get('final_l1', math.nan):>9.4f}")
+    print("\n== held-out success (seeds never recorded), per lighting preset")
+    names = list(evaluated)
+    print(f"  {'lighting':<10}" + "".join(f"{n:>20}" for n in names))
+    for lighting in LIGHTING:
+        cells = [evaluated[n]["by_lighting"].get(lighting) for n in names]
+        if all(c is None for c in cells):
+            continue
+        print(f"  {lighting:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>20}" for c in cells))
+    print(f"  {'per weight':<10}")
+    for weight in WEIGHTS:
+        cells = [evaluated[n]["by_weight"].get(weight) for n in names]
+        if all(c is None for c in cells):
+            continue
+        print(f"  {weight:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>20}" for c in cells))
+    print(f"  {'overall':<10}" + "".join(f"{evaluated[n]['success']:>20.0%}" for n in names))
+    print(f"  {'rollouts':<10}" + "".join(f"{len(evaluated[n]['rollouts']):>20}" for n in names))
+    print(f"  {'infer p99':<10}" + "".join(f"{evaluated[n]['inference_ms']['p99']:>17.2f} ms" for n in names))
+    if quick:
+        print("\n--quick: tiny demo sets and seconds of training: the success figures above mean nothing; "
+              "this run only checks the plumbing.")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="plumbing check in a few minutes")
+    parser.add_argument("--work", help="work folder (reused: finished stages are read back); default a temp folder")
+    parser.add_argument("--train-minutes", type=float, default=25.0, help="wall-time box per training run")
+    parser.add_argument("--seeds-per-cell", type=int, default=2, help="held-out rollouts per lighting x weight cell")
+    parser.add_argument("--parallel", type=int, default=2, help="training/evaluation processes at once")
+    parser.add_argument("--stages", default="record,train,eval,correct")
+    args = parser.parse_args()
+    stages = set(args.stages.split(","))
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_learning_")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("COLLECTOR_CACHE", str(work / "cache"))
+    started = time.perf_counter()
+
+    recorded = [record(work, name, spec) for name, spec in demo_sets(args.quick).items()] if "record" in stages \
+        else [{"set": n, "good": good_takes(work / "data" / n), "record_s": 0.0} for n in demo_sets(args.quick)]
+    jobs = train_jobs(work, args.quick, args.train_minutes)
+    trained = []
+    if "train" in stages:
+        with ProcessPoolExecutor(max_workers=args.parallel) as pool:
+            trained = list(pool.map(train_one, jobs))
+    evaluated = {}
+    if "eval" in stages:
+        ejobs = eval_jobs(work, args.quick, args.seeds_per_cell, [j["name"] for j in jobs])
+        with ProcessPoolExecutor(max_workers=args.parallel) as pool:
+            evaluated = {e["name"]: e for e in pool.map(evaluate_one, ejobs)}
+    correction = {"run": False, "why": "stage not selected" if "correct" not in stages
+                  else "collector.teleop.corrected_take is not there" if not corrections_available()
+                  else "no evaluation of act_pick_full to correct"}
+    if "correct" in stages and corrections_available() and "act_pick_full" in evaluated:
+        correction = {"run": True, **collect_corrections(work, args.quick, str(work / "policies" / "act_pick_full.pt"))}
+        job = corrected_job(work, args.quick, args.train_minutes)
+        trained.append(train_one(job))
+        evaluated[job["name"]] = evaluate_one(eval_jobs(work, args.quick, args.seeds_per_cell, [job["name"]])[0])
+
+    print_table(recorded, trained, evaluated, args.quick)
+    pick, bright, pour = (evaluated.get(n, {}) for n in ("act_pick_full", "act_pick_bright", "act_pour_full"))
+    main_train = next((t for t in trained if t["name"] == "act_pick_full"), {})
+    summary = {
+        "quick": args.quick, "work": str(work),
+        "demos": {r["set"]: r["good"] for r in recorded},
+        "pick_success_heldout": pick.get("success"), "pour_success_heldout": pour.get("success"),
+        "pick_bright_only_success_heldout": bright.get("success"),
+        "baseline_pick_success_heldout": evaluated.get("baseline_pick_full", {}).get("success"),
+        "train_s": {t["name"]: t["wall_s"] for t in trained},
+        "train_steps": {t["name"]: t["steps"] for t in trained},
+        "samples_per_s": {t["name"]: t["samples_per_s"] for t in trained},
+        "inference_p50_ms": pick.get("inference_ms", {}).get("p50"),
+        "inference_p99_ms": pick.get("inference_ms", {}).get("p99"),
+        "tick_p99_ms_lockstep": pick.get("tick_ms", {}).get("p99"),
+        "success_by_lighting_full": pick.get("by_lighting"),
+        "success_by_lighting_bright_only": bright.get("by_lighting"),
+        "success_by_weight_full": pick.get("by_weight"), "success_by_weight_bright_only": bright.get("by_weight"),
+        "pour_success_by_lighting": pour.get("by_lighting"),
+        "success_after_corrections": evaluated.get("act_pick_corrected", {}).get("success"),
+        "success_by_lighting_after_corrections": evaluated.get("act_pick_corrected", {}).get("by_lighting"),
+        "operator_row_share_in_corrections": correction.get("operator_row_share"),
+        "corrections": {k: v for k, v in correction.items() if k != "takes"},
+        "rollouts": {n: len(e["rollouts"]) for n, e in evaluated.items()},
+        "main_policy_steps": main_train.get("steps"),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],  # timings move with the machine's load
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
