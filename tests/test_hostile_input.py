@@ -179,7 +179,8 @@ def test_a_page_on_another_site_in_a_real_browser_cannot_hijack_the_vr_websocket
             def log_message(self, *args):
                 pass
 
-        evil = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+        # Threading: Chromium opens a spare (preconnect) socket that would hold a one-at-a-time server.
+        evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
         threading.Thread(target=evil.serve_forever, daemon=True).start()
         try:
             # "localhost" vs the server's 127.0.0.1: another site as far as the browser is concerned.

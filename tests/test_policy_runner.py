@@ -148,3 +148,11 @@ def test_runner_refuses_wrong_observations_and_files(tmp_path):
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not a collector policy checkpoint"):
         Checkpoint.load(tmp_path / "other.pt")
+
+
+def test_warm_up_runs_the_network_once_without_counting_it_or_touching_the_schedule(tmp_path):
+    runner = PolicyRunner(_checkpoint(tmp_path, "act"))
+    runner.warm_up()
+    assert runner.inference_ms == [] and runner.schedule.needs_chunk
+    runner.reset("Put the red cube in the blue tray.")
+    assert runner.step(_observation()).shape == (3,) and len(runner.inference_ms) == 1

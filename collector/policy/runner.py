@@ -49,6 +49,18 @@ class PolicyRunner:
         self._conditioning: Optional[torch.Tensor] = None
         self.task = self.target = None
 
+    def warm_up(self) -> None:
+        """One inference on a blank observation, not counted in the timing: torch's first call costs
+        ~0.1-0.5 s (lazy initialization, holding the GIL part of it), which a realtime loop must not
+        meet on its first step (a ROS 2 node's executor thread would miss its joint states)."""
+        spec = self.checkpoint.spec
+        h, w = spec.image_size
+        batch = {"images": torch.zeros((1, len(spec.cameras), 3, h, w), device=self.device),
+                 "state": torch.zeros((1, spec.state_dim), device=self.device),
+                 "conditioning": torch.zeros((1, 2), dtype=torch.int64, device=self.device)}
+        with torch.inference_mode():
+            self.policy.predict_chunk(batch)
+
     @property
     def rate_hz(self) -> float:
         return self.checkpoint.rate_hz

@@ -63,6 +63,7 @@ class PolicySource(CommandSource):
         self._runner_lock = threading.Lock()  # the realtime thread steps the runner; resets come from the loop
         self._worker: Optional[_Worker] = None  # started by the first realtime tick
         self.task = self.target = None
+        runner.warm_up()  # before any tick: the first inference is slow
         if conditions is None:  # a fixed instruction: an unknown task or object fails here, once
             self.reset_instruction()
         # else each take's conditions are read at its start (the scene built now may not be the first take's)
