@@ -10,7 +10,6 @@ Each run uses its own ROS_DOMAIN_ID (from the pid), as tests/test_ros_nodes.py d
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from collector.policy.checkpoint import Checkpoint
 from collector.recorder import EpisodeReader
 from collector.ros.control_topic import control_message, parse_control_message
 from collector.ros.environment import domain_id_for_pid, ros_environment
+from helpers.ros_nodes import NodeProcess
 
 torch.set_num_threads(1)
 # rosidl's parser (lark) imports deprecated stdlib modules; not this project's concern.
@@ -64,35 +64,11 @@ def ros_env():
     return env
 
 
-class Node:
-    """One `collector ...` command in its own process, its output in a log file."""
-
-    def __init__(self, args, env, log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector", *map(str, args)], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
 @pytest.fixture(scope="module")
 def sim_hardware(checkpoint, ros_env, tmp_path_factory):
     """The simulated robot publishing the head camera only, on a scene the policy knows."""
     log = tmp_path_factory.mktemp("ros_policy_sim") / "sim.log"
-    node = Node(["ros", "sim-hw", "--cameras", "head", "--seed", known_seed(checkpoint), "--duration", 900],
+    node = NodeProcess(["ros", "sim-hw", "--cameras", "head", "--seed", known_seed(checkpoint), "--duration", 900],
                 ros_env, log)
     yield node
     node.close()
@@ -124,7 +100,7 @@ MODES = {"alone": [], "supervised": ["--takeover", "--device", "scripted"]}
 def test_a_policy_drives_the_sim_hardware_over_dds_and_the_ros_episode_says_policy(
         mode, checkpoint, sim_hardware, ros_env, tmp_path):
     out = tmp_path / "episodes"
-    recorder = Node(["ros", "recorder", "--cameras", "head", "-o", out], ros_env, tmp_path / "recorder.log")
+    recorder = NodeProcess(["ros", "recorder", "--cameras", "head", "-o", out], ros_env, tmp_path / "recorder.log")
     try:
         done = teleop(["--policy", checkpoint, *MODES[mode], "--reset", "--record", "--max-duration", TAKE_S], ros_env)
         assert done.returncode in (0, 1), (done.stderr[-3000:], sim_hardware.log()[-2000:])  # 1: task not done

@@ -69,6 +69,10 @@ class PolicySource(CommandSource):
         # else each take's conditions are read at its start (the scene built now may not be the first take's)
 
     # -- what the policy is told --------------------------------------------------------------------
+    def set_conditions(self, conditions) -> None:
+        """Where each take's task and target object come from from now on: conditions() -> dict."""
+        self._conditions = conditions
+
     def reset_instruction(self) -> None:
         instruction, task, target = self._fixed
         if self._conditions is not None:

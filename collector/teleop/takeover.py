@@ -120,7 +120,7 @@ class PolicyTakeover:
         """What the policy is told at each take's start: conditions() (task, instruction, object layout;
         by default the backend's). Checked now: a task or object it never learned is a ConfigError."""
         if conditions is not None:
-            self.policy.inner._conditions = conditions
+            self.policy.inner.set_conditions(conditions)
         self.policy.reset_instruction()
 
     def choose(self, tick: TickContext) -> str:
