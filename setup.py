@@ -36,6 +36,9 @@ DATASET = [
     "pandas>=2.2",
 ]
 
+# `collector view` and --display: StateChange, TransformAxes3D and the rerun.chunk reader (tests) are 0.41's.
+VIEW = ["rerun-sdk>=0.41"]
+
 TEST = [
     "pytest>=8.0",
     "pytest-timeout>=2.3",
@@ -72,6 +75,7 @@ setup(
         "cryptography>=42",
     ],
     # train: torch for DataLoader use; scripts/install_test_deps.sh installs the CPU build the tests use.
-    extras_require={"ros": ROS, "dataset": DATASET, "train": ["torch>=2.1"], "test": TEST + DATASET},
+    extras_require={"ros": ROS, "dataset": DATASET, "train": ["torch>=2.1"], "view": VIEW,
+                    "test": TEST + DATASET + VIEW},
     entry_points={"console_scripts": ["collector=collector.cli:main"]},
 )

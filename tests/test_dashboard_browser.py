@@ -127,3 +127,62 @@ def test_dashboard_records_an_episode_from_the_browser(browser, session):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), err
     assert catalog.sessions()[0]["state"] == "interrupted"
+
+
+HUMANOID_GROUPS = ["waist (rad)", "left_arm (rad)", "right_arm (rad)", "left_hand (m)", "right_hand (m)",
+                   "head (rad)"]
+
+
+@pytest.mark.slow
+def test_after_a_take_ends_by_itself_the_buttons_name_the_episode_they_judge(browser, session):
+    """Issue 17: the Success/Failure buttons under the next take's heading name the take they judge;
+    three cameras fill one row; the joint state is one labelled plot per joint group, with units."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url, out = session
+    wait = WebDriverWait(browser, 90, poll_frequency=0.2)
+    text = lambda element_id: browser.execute_script(  # noqa: E731
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : null;", element_id)
+    browser.get(url)
+    wait.until(lambda d: text("phase") == "ready")
+
+    # one tile per camera, laid out with no empty cell: three cameras side by side
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cameras figure.camera")) == 3)
+    tiles = browser.execute_script("""
+        const grid = document.getElementById('cameras');
+        const figures = Array.from(grid.querySelectorAll('figure.camera'));
+        return [figures.map((f) => f.getBoundingClientRect().top),
+                getComputedStyle(grid).gridTemplateColumns.split(' ').length]""")
+    assert len(set(tiles[0])) == 1 and tiles[1] == 3
+
+    # joint state: one plot per group of the robot YAML, titled with its unit, one line per joint
+    wait.until(lambda d: d.execute_script(
+        "return document.querySelectorAll('#joints .joint-group svg polyline').length") == 20)
+    groups = browser.execute_script("""return Array.from(document.querySelectorAll('#joints .joint-group')).map(
+        (g) => [g.querySelector('.group-title').textContent, g.querySelectorAll('polyline').length,
+                g.querySelector('.legend').innerText])""")
+    assert [g[0] for g in groups] == HUMANOID_GROUPS
+    assert [g[1] for g in groups] == [2, 7, 7, 1, 1, 2]
+    assert "left_finger_a 0.0450 m" in groups[3][2] and " rad" in groups[1][2]
+    assert text("btn-success").startswith("Success") and text("btn-start").startswith("Start")
+
+    browser.find_element(By.ID, "btn-start").click()
+    wait.until(lambda d: text("phase") == "recording")
+    assert text("btn-stop").startswith("episode_000001: Stop")
+    # the scripted operator finishes the task: the take ends by itself, the next one is set up
+    wait.until(lambda d: "episode_000001" in text("last-episode") and text("phase") == "ready")
+    screenshot(browser, out, "ended-by-itself")
+    assert text("episode-id") == ""  # the heading is the next take's, which has no episode yet
+    for button, verdict in (("btn-success", "Success"), ("btn-failure", "Failure")):
+        assert text(button).startswith(f"episode_000001: {verdict}")
+        assert browser.find_element(By.ID, button).get_attribute("data-episode") == "episode_000001"
+        assert browser.find_element(By.ID, button).is_enabled()
+    assert text("btn-discard").startswith("episode_000001: Discard")
+
+    # the verdict goes to the take the button named
+    browser.find_element(By.TAG_NAME, "body").send_keys("n")
+    wait.until(lambda d: "episode_000001 marked failure" in text("message"))
+    row = Catalog(out / "catalog.sqlite").episode(1)
+    # not by the Stop button: by success, the scripted operator finishing, or the time limit
+    assert row.outcome == "failure" and row.note.startswith("stopped by") and row.note != "stopped by operator"

@@ -178,6 +178,27 @@ def test_training_on_one_control_source_keeps_its_rows_and_refuses_a_source_with
     assert not (tmp_path / "policy.pt").exists()
 
 
+def test_weighted_sample_order_follows_the_weights_and_resumes_where_it_stopped():
+    from collector.policy.train import sample_order
+
+    weights = np.r_[np.ones(50), np.full(50, 9.0)]  # rows 50..99: corrections weighted 9
+    batches = sample_order(100, seed=3, start_step=0, batch_size=10, weights=weights)
+    drawn = np.concatenate([next(batches) for _ in range(200)])
+    assert 0.87 < np.mean(drawn >= 50) < 0.93
+    resumed = sample_order(100, seed=3, start_step=120, batch_size=10, weights=weights)
+    assert np.array_equal(next(resumed), drawn[1200:1210])
+    plain = np.concatenate([b for b, _ in zip(sample_order(100, 3, 0, 10), range(10))])
+    assert sorted(plain) == list(range(100))  # without weights: every row once per epoch
+
+
+def test_train_command_records_the_operator_weight(data, tmp_path, capsys):
+    out = tmp_path / "weighted.pt"
+    assert main(["train", str(data["sim"]), "--policy", "baseline", "--steps", "3", "--out", str(out),
+                 "--cameras", "head", "--image-size", "40x30", "--chunk", "5", "--batch-size", "4", "--no-progress",
+                 "--no-plot", "--operator-weight", "4"]) == 0
+    assert Checkpoint.load(out).training["operator_weight"] == 4.0
+
+
 def test_train_command_writes_checkpoint_curve_and_json(data, tmp_path, capsys):
     out = tmp_path / "base.pt"
     code = main(["train", str(data["sim"]), "--policy", "baseline", "--steps", "4", "--out", str(out),
@@ -214,6 +235,7 @@ def test_train_command_passes_augmentation_control_and_time_limit(data, tmp_path
     (["--augment", "shift"], "expected KEY=NUMBER"),
     (["--augment", "hue=0.1"], "unknown key(s) hue"),
     (["--control", "polcy"], "polcy"),
+    (["--operator-weight", "0"], "operator"),
 ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "torch sees no CUDA device")]))
 def test_train_command_errors_are_one_line(data, tmp_path, capsys, args, words):
     assert main(["train", str(data["sim"]), "--steps", "1", "--out", str(tmp_path / "x.pt"), *args]) == 2

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import collector
+from helpers.small_disk import tmpfs_available
 
 REPO = Path(collector.__file__).resolve().parents[1]
 N_JOINTS = 12
@@ -213,15 +214,7 @@ def test_file_size_limit_stops_cleanly_and_keeps_what_was_written(tmp_path):
         assert r.metadata["recovered"] is True and r.count("camera_head") == frames
 
 
-def _tmpfs_available():
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _tmpfs_available(), reason="needs user namespaces to mount a small tmpfs")
+@pytest.mark.skipif(not tmpfs_available(), reason="needs user namespaces to mount a small tmpfs")
 def test_disk_full_on_small_tmpfs_stops_cleanly(tmp_path):
     from collector.recorder import EpisodeReader, recover_episode
 

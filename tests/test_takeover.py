@@ -288,3 +288,19 @@ def test_collect_with_a_checkpoint_that_is_not_one_is_one_line_and_creates_nothi
         err = capsys.readouterr().err.strip()
         assert err.startswith("collector collect: error: ") and "\n" not in err and bad.name in err
     assert not out.exists()
+
+
+def test_the_corrector_refuses_a_backend_that_is_not_the_in_process_sim():
+    """Over ROS 2 (or any backend without the simulator's state) the corrector cannot watch the task:
+    starting it is a one-line DeviceError, not an AttributeError deep in a take."""
+    from collector.errors import DeviceError
+    from collector.teleop.devices.base import DeviceContext
+    from collector.teleop.devices.corrector import ScriptedCorrector
+
+    class NotTheSim:  # a backend as the ROS 2 one looks to a device: no simulated task
+        task = None
+
+    corrector = ScriptedCorrector(CorrectorConfig())
+    with pytest.raises(DeviceError) as error:
+        corrector.start(DeviceContext(backend=NotTheSim(), retargeter=None, kinematics=None, control_dt=0.01))
+    assert "sim" in str(error.value) and "\n" not in str(error.value)

@@ -99,6 +99,8 @@ def test_page_buttons_send_episode_events(browser, live):
         thread.call(server.wait_for_subscribers, 10.0, False, True)
         browser.get(server.url())
         assert wait_until(lambda: (_state(browser) or {}).get("role") == "operator", timeout_s=30)
+        # the take buttons come alive once the session's status has reached the page
+        assert wait_until(lambda: browser.find_element("id", "btn-stop-fail").is_enabled(), timeout_s=10)
         browser.find_element("id", "btn-stop-fail").click()
         got = []
         assert wait_until(lambda: got.extend(events.receive(0.05)) or got, timeout_s=10)
@@ -133,3 +135,31 @@ def test_page_without_the_token_gets_nothing(browser, live):
     assert "403" in browser.page_source and "collector VR bridge" not in browser.page_source
     browser.get(server.url(with_token=False) + "?token=wrong-token-123")
     assert _state(browser) is None and "collector VR bridge" not in browser.page_source
+
+
+def _take_buttons_enabled(driver):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('button.op')).map((b) => [b.id, !b.disabled])")
+
+
+def test_take_buttons_stay_disabled_while_no_teleop_session_is_connected(browser, tmp_path):
+    """Issue 17: the operator's take buttons reach nobody without a session publishing status."""
+    with running_server(tmp_path / "cert") as (server, _, _):
+        browser.get(server.url())
+        assert wait_until(lambda: (_state(browser) or {}).get("role") == "operator", timeout_s=30)
+        assert wait_until(lambda: (_state(browser) or {}).get("status") is not None, timeout_s=10)
+        buttons = _take_buttons_enabled(browser)
+        assert [b[0] for b in buttons] == ["btn-start", "btn-stop-ok", "btn-stop-fail", "btn-discard"]
+        assert not any(enabled for _, enabled in buttons)
+        assert "no teleop session connected" in _text(browser, "take-hint")
+
+        status = StatusPublisher(server.config.status_endpoint)  # a session starts publishing
+        try:
+            status.publish({"recording": False, "episode": 3, "task": "pour"})
+            assert wait_until(lambda: all(enabled for _, enabled in _take_buttons_enabled(browser)), timeout_s=15)
+            assert _text(browser, "take-hint") == ""
+        finally:
+            status.close()
+        # the session went away: once its status is stale the buttons are disabled again
+        assert wait_until(lambda: not any(enabled for _, enabled in _take_buttons_enabled(browser)), timeout_s=15)
+        assert "no teleop session connected" in _text(browser, "take-hint")

@@ -2,6 +2,8 @@
 
     collector catalog list data/ --task pour --lighting dim --outcome success   # successful pours in dim light
     collector catalog list data/ --qa fail --json
+    collector catalog list data/ --verdict accepted       # takes the reviewers accepted (--unreviewed: not yet)
+    collector catalog reviews data/             # every reviewed take, and how far two reviewers agree
     collector catalog summary data/
     collector catalog mark data/ episode_000012 failure
     collector catalog discard data/ 12          # file moves to discarded/, row stays
@@ -17,12 +19,13 @@ import json
 from collections import Counter
 
 from collector.errors import ConfigError, DataError
-from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES, Catalog
+from collector.review.annotations import review_sidecars
+from collector.session.catalog import OUTCOMES, QA_STATES, REVIEW_VERDICTS, STATUSES, Catalog
 from collector.session.layout import DatasetLayout
 from collector.text_table import format_table, format_value
 
-LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "status", "duration_s", "operator",
-                "station", "path")
+LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "verdict", "status", "duration_s",
+                "operator", "station", "path")
 
 
 def _open(dataset: str):
@@ -34,9 +37,15 @@ def _open(dataset: str):
 
 
 def _filters(args) -> dict:
-    return {name: getattr(args, name) for name in ("task", "lighting", "weight", "outcome", "qa", "status",
-                                                    "operator", "station", "plan", "session_id")
-            if getattr(args, name, None)}
+    filters = {name: getattr(args, name) for name in ("task", "lighting", "weight", "outcome", "qa", "status",
+                                                       "operator", "station", "plan", "session_id", "verdict")
+               if getattr(args, name, None)}
+    reviewed = getattr(args, "reviewed", None)
+    if reviewed is not None:
+        if "verdict" in filters:
+            raise ConfigError("give either --verdict or --reviewed/--unreviewed, not both")
+        filters["verdict"] = [v for v in REVIEW_VERDICTS if (v != "unreviewed") == reviewed]
+    return filters
 
 
 def _format_table(rows, columns) -> str:
@@ -72,6 +81,7 @@ def run_summary(args) -> int:
         print(f"kept: {len(kept)} ({total / 60:.1f} min), outcomes: "
               + ", ".join(f"{n} {o}" for o, n in sorted(Counter(r.outcome for r in kept).items()))
               + ", QA: " + ", ".join(f"{n} {q}" for q, n in sorted(Counter(r.qa for r in kept).items())))
+        print("reviews: " + ", ".join(f"{n} {v}" for v, n in sorted(Counter(r.verdict for r in kept).items())))
         by_cell = Counter((r.task, r.lighting, r.weight, r.outcome) for r in kept)
         print(_format_table([_Row(task=t, lighting=l, weight=w, outcome=o, episodes=n)
                              for (t, l, w, o), n in sorted(by_cell.items())],
@@ -137,11 +147,69 @@ def run_clean(args) -> int:
         path = layout.absolute(row.path)
         if path.parent != layout.discard_dir:
             raise DataError(f"{row.episode_id}: refusing to delete {path}, which is not in {layout.discard_dir}")
+        for sidecar in review_sidecars(path):  # labels not yet folded into the file go with it
+            sidecar.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         catalog.update_episode(row.episode_index, status="purged", path=None,
                                note=(row.note + "; " if row.note else "") + "file deleted by catalog clean")
     print(f"deleted {len(rows)} discarded file(s), {size / 1e6:.1f} MB")
     return 0
+
+
+def run_reviews(args) -> int:
+    """Every reviewed take: verdict, reviewers, and where two reviewers labelled it, how far they agree."""
+    _, catalog = _open(args.dataset)
+    rows = [r for r in catalog.episodes(**_filters(args)) if r.reviewers]
+    agreements = {r.episode_index: catalog.review(r.episode_index).agreement() for r in rows}
+    summary = review_agreement(agreements.values())
+    if args.json:
+        print(json.dumps({"episodes": [{**_review_row(r), **agreements[r.episode_index]} for r in rows],
+                          "agreement": summary}, indent=1))
+        return 0
+    if not rows:
+        print("no reviewed episodes (`collector review DATASET` labels them)")
+        return 0
+    table = [[r.episode_id, r.task, r.verdict, r.reviewers, _agreed(agreements[r.episode_index]),
+              _seconds(agreements[r.episode_index]["boundary_mean_diff_s"]),
+              format_value(agreements[r.episode_index]["segment_iou"]), r.outcome,
+              r.recorded_outcome or "-"] for r in rows]
+    print(format_table(("episode_id", "task", "verdict", "reviewers", "agree", "boundary diff", "segment IoU",
+                        "outcome", "recorded"), table))
+    verdicts = Counter(r.verdict for r in rows)
+    print(f"{len(rows)} reviewed episode(s): " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+    if summary["compared"]:
+        print(f"two reviewers on {summary['compared']} episode(s): verdicts agree on "
+              f"{100 * summary['verdict_agreement_rate']:.0f}%"
+              + (f", subtask boundaries differ by {summary['boundary_mean_diff_s']:.2f} s on average"
+                 if summary["boundary_mean_diff_s"] is not None else ""))
+    return 0
+
+
+def review_agreement(agreements) -> dict:
+    """Dataset-wide agreement from per-episode Review.agreement() dicts: the share of doubly reviewed
+    episodes whose verdicts agree, and the mean boundary difference over those with two segmentations."""
+    agreements = list(agreements)
+    verdicts = [a["verdict_agreement"] for a in agreements if a["verdict_agreement"] is not None]
+    diffs = [a["boundary_mean_diff_s"] for a in agreements if a["boundary_mean_diff_s"] is not None]
+    ious = [a["segment_iou"] for a in agreements if a["segment_iou"] is not None]
+    return {"compared": len(verdicts),
+            "verdict_agreement_rate": (sum(verdicts) / len(verdicts)) if verdicts else None,
+            "boundary_mean_diff_s": (sum(diffs) / len(diffs)) if diffs else None,
+            "segment_iou": (sum(ious) / len(ious)) if ious else None}
+
+
+def _review_row(row) -> dict:
+    return {"episode_id": row.episode_id, "task": row.task, "verdict": row.verdict, "reviewers": row.reviewers,
+            "outcome": row.outcome, "recorded_outcome": row.recorded_outcome}
+
+
+def _agreed(agreement: dict) -> str:
+    value = agreement["verdict_agreement"]
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.2f} s"
 
 
 def run_policies(args) -> int:
@@ -228,6 +296,12 @@ def register(subparsers):
         sub.add_argument("--station")
         sub.add_argument("--plan")
         sub.add_argument("--session", dest="session_id")
+        sub.add_argument("--verdict", choices=REVIEW_VERDICTS, help="the reviewers' verdict")
+        reviewed = sub.add_mutually_exclusive_group()
+        reviewed.add_argument("--reviewed", dest="reviewed", action="store_const", const=True,
+                              help="only episodes a reviewer gave a verdict")
+        reviewed.add_argument("--unreviewed", dest="reviewed", action="store_const", const=False,
+                              help="only episodes no reviewer gave a verdict yet")
         sub.set_defaults(func=func)
         return sub
 
@@ -236,6 +310,8 @@ def register(subparsers):
     shape.add_argument("--json", action="store_true", help="print the rows as JSON")
     shape.add_argument("--paths", action="store_true", help="print only the episode file paths")
     filtered("summary", "counts by status, outcome, QA and cell", run_summary)
+    filtered("reviews", "reviewed episodes: verdicts, reviewers and their agreement", run_reviews).add_argument(
+        "--json", action="store_true", help="print the episodes and the agreement as JSON")
 
     def one(name, help_text, func):
         sub = actions.add_parser(name, help=help_text, description=help_text)

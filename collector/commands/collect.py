@@ -34,5 +34,9 @@ def register(subparsers):
     parser.add_argument("--policy", default=None, metavar="CHECKPOINT",
                         help="a trained policy (collector train) drives; the operator takes over with one button")
     parser.add_argument("--max-takes", type=int, default=None, metavar="N", help="stop after N takes")
+    parser.add_argument("--display", nargs="?", const="viewer", metavar="TARGET",
+                        help="stream each live take to Rerun: a spawned viewer (no value), a rerun+http:// viewer "
+                             "URL, or a .rrd file (one per take: FILE.rrd, FILE-2.rrd...); the control loop's "
+                             "timing is unchanged")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -1,7 +1,9 @@
 """`collector plot EPISODE`: a PNG (or self-contained HTML page) to check one take by eye.
 
-Shows joint trajectories commanded vs measured, stream timelines with gaps and drops, the sync
-error of every aligned row, and a contact sheet of camera frames.
+Shows joint trajectories commanded vs measured (one panel per joint group of the robot, in rad or m),
+stream timelines with gaps and drops, the sync error of every aligned row, and a contact sheet of
+camera frames. In the HTML page the joint plot is interactive: hover for each joint's values, drag to
+zoom into a time span, double-click to see the whole take again. The page needs no network.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def register(subparsers):
     parser.add_argument("episode", metavar="EPISODE", help="an episode file (.hdf5 or .h5)")
     parser.add_argument("--out", "-o", metavar="FILE",
                         help="output .png or .html (default: <episode>.png in the current folder)")
-    parser.add_argument("--html", action="store_true", help="write a self-contained HTML page (default name)")
+    parser.add_argument("--html", action="store_true", help="write a self-contained HTML page with an interactive joint plot (default name)")
     parser.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES), help="which figures")
     parser.add_argument("--dpi", type=int, default=90, help="resolution of the figures (default 90)")
     parser.set_defaults(func=run)

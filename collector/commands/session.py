@@ -85,4 +85,8 @@ def register(subparsers):
     parser.add_argument("--auto", action="store_true",
                         help="start each take without pressing Start (watch a scripted run on the dashboard)")
     parser.add_argument("--exit-when-done", action="store_true", help="end the session when the plan is covered")
+    parser.add_argument("--display", nargs="?", const="viewer", metavar="TARGET",
+                        help="stream each live take to Rerun: a spawned viewer (no value), a rerun+http:// viewer "
+                             "URL, or a .rrd file (one per take: FILE.rrd, FILE-2.rrd...); the control loop's "
+                             "timing is unchanged")
     parser.set_defaults(func=run)

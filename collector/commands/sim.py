@@ -41,6 +41,23 @@ def _motion_command(env, t: float, motion: str) -> np.ndarray:
             q[arm.start] += 0.15 * phase * sign      # first arm joint: shoulder pitch on the humanoid
     if robot.head.get("pan") in robot.command_joints:
         q[robot.command_joints.index(robot.head["pan"])] += 0.25 * phase
+    return _hand_motion(robot, q, t)
+
+
+# Multi-finger hands show their grasps: one synergy per hand, closed at 2 s (the default snapshot), open at 4 s.
+HAND_SHOWCASE = {"left": "power", "right": "pinch"}
+
+
+def _hand_motion(robot, q: np.ndarray, t: float) -> np.ndarray:
+    if not robot.hands:
+        return q
+    from collector.teleop.hand_synergies import HandSynergies
+
+    synergies = HandSynergies(robot)
+    amount = 0.5 - 0.5 * math.cos(0.5 * math.pi * t)
+    for side in synergies.sides:
+        name = HAND_SHOWCASE.get(side, "power")
+        q = synergies.apply(q, side, name if name in synergies.names(side) else "power", amount)
     return q
 
 

@@ -6,6 +6,7 @@ import json
 def _run_episodes(args) -> int:
     from collector.errors import ConfigError
     from collector.teleop.config import load_teleop_config
+    from collector.teleop.devices.scripted import operator_phases_metadata
     from collector.teleop.rig import build_sim_rig
 
     overrides = {"control": {"input_endpoint": args.endpoint}} if args.endpoint else {}
@@ -16,13 +17,19 @@ def _run_episodes(args) -> int:
     if args.policy and args.no_cameras:
         raise ConfigError("--policy needs the cameras the policy sees: drop --no-cameras")
     rig = build_sim_rig(robot=args.robot, task=args.task, device=device, config=config,
-                        render=(args.record is not None or args.policy is not None) and not args.no_cameras,
+                        render=(args.record is not None or args.policy is not None or args.display is not None)
+                        and not args.no_cameras,
                         theme=args.theme, lighting=args.lighting, weight=args.weight, seed=args.seed,
                         policy=args.policy, async_render=not (args.policy and device == "corrector"))
     env = rig.backend.env
     realtime = args.realtime or args.device != "scripted"
     successes = 0
+    display = None
     try:
+        if args.display is not None:  # the live take in Rerun, from its own thread (collector/review/live_display.py)
+            from collector.review.live_display import open_display
+
+            display = open_display(args.display, robot=args.robot)
         if args.device == "zmq":
             print(f"listening for operator input on {rig.loop.subscriber.endpoint} (topic collector/teleop/input)")
         for index in range(args.episodes):
@@ -38,12 +45,15 @@ def _run_episodes(args) -> int:
                                        "operator": args.device, "sim": True, "conditions": conditions})
             result = None
             try:
-                result = rig.run_episode(args.duration, sink=writer, seed=seed,
+                sink = writer if display is None else display.take(
+                    f"teleop_{args.task}_{seed:06d}", rig.loop.stream_specs(), writer)
+                result = rig.run_episode(args.duration, sink=sink, seed=seed,
                                          stop_on_success=not args.no_stop_on_success, realtime=realtime)
             finally:
                 # An interrupted take is still kept (never lose recorded data), marked "unknown".
                 outcome = "unknown" if result is None else ("success" if result.success else "failure")
-                updates = {"handovers": rig.handovers()} if rig.takeover is not None else None
+                updates = {"handovers": rig.handovers()} if rig.takeover is not None else {}
+                updates.update(operator_phases_metadata(rig.device))
                 path = writer.stop(outcome=outcome, metadata_updates=updates) if writer is not None else None
             successes += int(result.success)
             stats = result.stats
@@ -55,6 +65,8 @@ def _run_episodes(args) -> int:
                 **({"handovers": rig.handovers()} if rig.takeover is not None else {}),
             }, default=str))
     finally:
+        if display is not None:
+            display.close()
         rig.close()
     print(f"{successes}/{args.episodes} episodes succeeded")
     return 0
@@ -95,6 +107,9 @@ def register(subparsers):
     parser.add_argument("--no-stop-on-success", action="store_true", help="keep going after the task succeeds")
     parser.add_argument("--record", metavar="DIR", help="record each episode as HDF5 into DIR")
     parser.add_argument("--no-cameras", action="store_true", help="with --record: do not render cameras")
+    parser.add_argument("--display", nargs="?", const="viewer", metavar="TARGET",
+                        help="stream the live take to Rerun: a spawned viewer (no value), a rerun+http:// viewer "
+                             "URL, or a .rrd file; the control loop's timing is unchanged")
     parser.add_argument("--policy", metavar="CHECKPOINT",
                         help="a trained policy drives; the operator takes over with one button (keyboard p, "
                              "gamepad Y, VR left thumbstick); with --device scripted the scripted corrector")

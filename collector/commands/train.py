@@ -43,6 +43,7 @@ def run(args) -> int:
                          image_size=(height, width), filters=filters, val_fraction=args.val_fraction,
                          seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every,
                          num_workers=args.workers, resume=args.resume, control=args.control,
+                         operator_weight=args.operator_weight,
                          augment=_augment(args.augment),
                          time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
                          progress=False if args.no_progress else None, plot=not args.no_plot)
@@ -169,6 +170,9 @@ def register(subparsers):
     parser.add_argument("--control", action="append", metavar="SOURCE",
                         help="train only on rows this source commanded (repeatable): --control operator keeps the "
                              "demonstrations and the operator's corrections of policy takes (HG-DAgger)")
+    parser.add_argument("--operator-weight", type=float, default=1.0, metavar="W",
+                        help="draw the rows the operator commanded W times as often as the policy's (default 1): "
+                             "weights corrections above the takes the policy drove")
     parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE",
                         help="image augmentation: alone, shift=3 brightness=0.2 contrast=0.2; or set each")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES",

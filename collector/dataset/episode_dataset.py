@@ -13,6 +13,10 @@ Sample i (episode e, frame t), with LeRobot-style keys:
   action                        (chunk, A): actions t..t+chunk-1, edge-padded past the end (ACT)
   action_is_pad                 (chunk,) bool
   episode_index, frame_index, timestamp, task
+  instruction                   the language instruction: the episode's recorded one, else the reviewers' first
+  instructions                  every phrasing (recorded first, then the reviewers'), one per line: a single
+                                string so a DataLoader batches it (split("\n"); episode_instructions(e) lists them)
+  subtask                       the reviewers' subtask at this row's timestamp ("" outside every segment)
   control_source                who commanded row t: its code in `control_sources` (operator 0, policy 1, ...)
   control_source_name           the same as the source's id ("operator", "policy", ...)
 Corrections (HG-DAgger style): control="operator" keeps only the rows the operator commanded, and a
@@ -35,6 +39,7 @@ from collector.dataset.episode import ACTION_KEY, STATE_KEY, AlignedEpisode
 from collector.dataset.normalization import cached_feature_stats, feature_name
 from collector.dataset.selection import EpisodeRef, Filters, select_episodes
 from collector.dataset.split import SPLITS, split_episodes
+from collector.review.annotations import Review, read_review
 from collector.dataset.statistics import FeatureStats
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
@@ -46,6 +51,26 @@ STD_EPS = 1e-6
 
 
 class EpisodeDataset:
+    """Training samples read straight from episode files: a map-style dataset of numpy arrays.
+
+        ds = EpisodeDataset("data/demo", cameras=["head"], history=2, chunk=20, task="pour", verdict="accepted")
+        ds                        # EpisodeDataset('data/demo': <n> episodes, <n> samples, cameras [head], ...)
+        ds.cameras, ds.features   # camera names; every sample key with its shape, dtype and names
+        sample = ds[0]            # observation.state, observation.images.head, action (20, A), instruction, ...
+        DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)   # torch batches it as is
+
+    source: a dataset folder (its catalogue), a folder of episode files, one file or a list of files.
+    Keyword filters (task, lighting, weight, outcome, qa, operator, station, session_id, robot, verdict)
+    accept a value or a list; verdict="accepted" keeps the takes the reviewers accepted.
+    cameras: which cameras (default all); history / chunk: observation frames and action steps per sample;
+    image_history: images for every history frame; extra_keys: more low-dim observations
+    ("observations/qvel"); split "train"/"val"/"all" with val_fraction and seed (by episode);
+    normalize: state and action standardised with the training episodes' statistics;
+    image_format "chw_float" (3, H, W) in [0, 1] or "hwc_uint8"; control / operator_weight: see the
+    module docstring (corrections). Each sample carries the task, the language instruction(s) and the
+    subtask the reviewers marked at its timestamp (collector/review).
+    """
+
     def __init__(self, source: Union[str, Path, Sequence], *, cameras: Optional[Sequence[str]] = None,
                  history: int = 1, chunk: int = 1, image_history: bool = False,
                  extra_keys: Sequence[str] = (), state_key: str = STATE_KEY, action_key: str = ACTION_KEY,
@@ -87,6 +112,7 @@ class EpisodeDataset:
         self.starts = np.concatenate(([0], np.cumsum(lengths)))
         self.lengths = lengths
         self._read_control([control] if isinstance(control, str) else control, operator_weight)
+        self._read_language()
         for episode in self.episodes:  # the constructor's handles stay in this process; workers reopen
             episode.close()
 
@@ -135,6 +161,85 @@ class EpisodeDataset:
             raise DataError(f"no rows of the {len(self.refs)} selected episode(s) were commanded by "
                             f"{' or '.join(self.control_filter)} (rows per source: "
                             f"{', '.join(f'{k} {v}' for k, v in counts.items())})")
+
+    def _read_language(self) -> None:
+        """Each episode's recorded instruction and its reviewers' labels (phrasings, subtasks)."""
+        self._recorded_instructions: List[str] = []
+        self._reviews: List[Review] = []
+        for ref, episode in zip(self.refs, self.episodes):
+            self._recorded_instructions.append(str(episode.metadata.get("instruction") or "").strip())
+            self._reviews.append(read_review(ref.path))
+        self._phrasings = [self.episode_instructions(e) for e in range(len(self.refs))]
+        # Segments by start time, as Review.subtask_at orders them (a later one wins an overlap), kept as
+        # tuples: a sample's lookup is then a few comparisons instead of numpy on a 1-element array.
+        self._segments = [[(seg.start_t, seg.end_t, seg.name)
+                           for seg in sorted(review.subtasks, key=lambda seg: seg.start_t)] for review in self._reviews]
+
+    def episode_instructions(self, e: int) -> List[str]:
+        """Every phrasing of episode e's instruction: the recorded one first, then the reviewers'."""
+        recorded = self._recorded_instructions[e]
+        return list(dict.fromkeys(([recorded] if recorded else []) + self._reviews[e].instructions))
+
+    def episode_review(self, e: int) -> Review:
+        """Episode e's review labels (collector.review.annotations.Review; empty when nobody reviewed it)."""
+        return self._reviews[e]
+
+    # -- introspection --------------------------------------------------------------------------
+    @property
+    def cameras(self) -> List[str]:
+        """Camera names, in sample key order: sample["observation.images.<name>"] (LeRobot's camera_keys)."""
+        return list(self._cameras)
+
+    @cameras.setter
+    def cameras(self, names: Sequence[str]) -> None:
+        self._cameras = list(names)
+
+    @property
+    def features(self) -> Dict[str, Dict[str, object]]:
+        """Every key of a sample with its dtype, shape and names (as LeRobot's `features`, per sample)."""
+        if getattr(self, "_features", None) is None:
+            self._features = self._describe_features()
+        return {name: dict(spec) for name, spec in self._features.items()}
+
+    def _describe_features(self) -> Dict[str, Dict[str, object]]:
+        lead = (self.history,) if self.history > 1 else ()
+        first = self.episodes[0]
+        features: Dict[str, Dict[str, object]] = {}
+        try:
+            features["observation.state"] = {"dtype": "float32", "shape": lead + (self.state_dim,),
+                                             "names": _joint_names(first, self.state_key, self.state_dim)}
+            features["observation.state_is_pad"] = {"dtype": "bool", "shape": (self.history,), "names": None}
+            for key in self.extra_keys:
+                width = int(np.prod(first.shape(key)[1:], dtype=np.int64))
+                features[feature_name(key)] = {"dtype": "float32", "shape": lead + (width,), "names": None}
+            image_lead = (self.history,) if self.image_history else ()
+            for camera in self.cameras:
+                height, width, channels = first.image_shape(camera)
+                chw = self.image_format == "chw_float"
+                features[f"observation.images.{camera}"] = {
+                    "dtype": "float32" if chw else "uint8",
+                    "shape": image_lead + ((channels, height, width) if chw else (height, width, channels)),
+                    "names": ["channels", "height", "width"] if chw else ["height", "width", "channels"]}
+            features["action"] = {"dtype": "float32", "shape": (self.chunk, self.action_dim),
+                                  "names": _joint_names(first, self.action_key, self.action_dim)}
+        finally:
+            first.close()
+        features["action_is_pad"] = {"dtype": "bool", "shape": (self.chunk,), "names": None}
+        for name, dtype in (("episode_index", "int64"), ("frame_index", "int64"), ("timestamp", "float64"),
+                            ("control_source", "int64")):
+            features[name] = {"dtype": dtype, "shape": (), "names": None}
+        for name in ("task", "instruction", "instructions", "subtask", "control_source_name"):
+            features[name] = {"dtype": "string", "shape": (), "names": None}
+        return features
+
+    def __repr__(self) -> str:
+        roots = {str(r.dataset_root or r.path.parent) for r in self.refs}
+        where = roots.pop() if len(roots) == 1 else f"{len(roots)} folders"
+        features = ", ".join(f"{name} {tuple(spec['shape'])}" for name, spec in self.features.items()
+                             if name.startswith("observation.") and not name.endswith("_is_pad") or name == "action")
+        episodes = f"{len(self.refs)} episode" + ("" if len(self.refs) == 1 else "s")
+        return (f"EpisodeDataset({where!r}: {episodes}, {len(self)} samples, "
+                f"cameras [{', '.join(self.cameras)}], features: {features})")
 
     # -- map-style dataset ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -191,6 +296,10 @@ class EpisodeDataset:
         has_stamps = episode.has("timestamps")
         sample["timestamp"] = np.float64(episode.read("timestamps", [t])[0] if has_stamps else t)
         sample["task"] = self.refs[e].task
+        phrasings = self._phrasings[e]
+        sample["instruction"] = phrasings[0] if phrasings else ""
+        sample["instructions"] = "\n".join(phrasings)
+        sample["subtask"] = _subtask_at(self._segments[e], float(sample["timestamp"]))
         code = int(self._control[e][t])
         sample["control_source"] = np.int64(code)
         sample["control_source_name"] = self.control_sources[code]
@@ -231,6 +340,22 @@ class EpisodeDataset:
         if self.operator_weight != 1.0:
             text += f", operator rows weighted {self.operator_weight:g}"
         return text
+
+
+def _subtask_at(segments, t: float) -> str:
+    for start, end, name in reversed(segments):
+        if start <= t <= end:
+            return name
+    return ""
+
+
+def _joint_names(episode: AlignedEpisode, key: str, width: int) -> Optional[List[str]]:
+    """The joint names a dataset's source stream declared, when they fit its width."""
+    from collector.dataset.exports.common import joint_names
+    from collector.recorder.vocabulary import COMMAND, JOINTS
+
+    stream = {STATE_KEY: JOINTS, ACTION_KEY: COMMAND}.get(key)
+    return joint_names(episode, stream, width) if stream else None
 
 
 def _positive_weight(value) -> float:

@@ -1,13 +1,17 @@
 """Pictures of one episode for a person to check a take: `collector plot`.
 
 Figures (matplotlib, Agg backend, no display needed):
-- joints:    each command joint, measured position (raw joints stream) against the command sent;
+- joints:    per joint group, measured positions (raw joints stream) against the commands sent;
 - timeline:  one lane per stream with its samples, gaps longer than the stream's tolerance in red,
              drops and rejections from the recorder's counters in the lane label;
 - sync:      per aligned stream, the stamp error of every aligned row (ms), with its tolerance band;
 - frames:    a contact sheet of camera frames at evenly spaced aligned rows.
-Written as one PNG (the figures stacked) or one self-contained HTML page (figures embedded as
-base64 PNG next to the episode's metadata and conditions).
+Joints are grouped by limb (the robot YAML's groups, one panel each) with the unit of each group read
+from the robot's MJCF joint types (hinge: rad, slide: m), a plain tick format (no offset notation) and
+a minimum vertical span, so sensor noise on a still joint stays a flat line.
+Written as one PNG (the figures stacked) or one self-contained HTML page: the joint plot there is
+interactive (inline SVG and script, collector/dataset/plot_html.py), the other figures are base64 PNG,
+next to the episode's metadata and conditions.
 """
 from __future__ import annotations
 
@@ -15,14 +19,16 @@ import base64
 import html
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from collector.errors import ConfigError, DataError
 from collector.recorder.reader import EpisodeReader
 from collector.recorder.vocabulary import COMMAND, JOINTS
+from collector.robot.joint_groups import JointGroup, robot_joint_groups
 
 FIGURES = ("joints", "timeline", "sync", "frames")
 
@@ -41,42 +47,91 @@ def _joint_names(reader: EpisodeReader, stream: str, width: int) -> List[str]:
     return names if len(names) == width else [f"joint {i}" for i in range(width)]
 
 
-def joints_figure(reader: EpisodeReader, measured: str = JOINTS, commanded: str = COMMAND, max_joints: int = 40):
-    plt = _pyplot()
+@dataclass
+class JointSeries:
+    """Measured (and, when recorded, commanded) joint positions, time in s from the episode's first sample."""
+
+    names: List[str]
+    t: np.ndarray
+    q: np.ndarray
+    t_cmd: Optional[np.ndarray] = None
+    q_cmd: Optional[np.ndarray] = None
+
+
+def joint_series(reader: EpisodeReader, measured: str = JOINTS, commanded: str = COMMAND) -> JointSeries:
     streams = reader.streams
     if measured not in streams or reader.count(measured) == 0:
         raise DataError(f"{reader.path}: no {measured!r} samples to plot")
     t0 = _t0(reader)
     t = reader.stamps(measured) - t0
     q = reader.raw(measured, "position")[: t.size]
-    has_cmd = commanded in streams and reader.count(commanded) > 0 and "position" in streams[commanded].fields
-    if has_cmd:
-        tc = reader.stamps(commanded) - t0
-        qc = reader.raw(commanded, "position")[: tc.size]
-    n = min(q.shape[1], max_joints)
-    names = _joint_names(reader, measured, q.shape[1])
-    cols = 4 if n > 6 else 2
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 1.9 * rows + 0.6), sharex=True, squeeze=False)
-    for j in range(rows * cols):
-        ax = axes[j // cols][j % cols]
-        if j >= n:
-            ax.axis("off")
-            continue
-        ax.plot(t, q[:, j], lw=1.0, color="tab:blue", label="measured")
-        if has_cmd:
-            ax.plot(tc, qc[:, j], lw=1.0, color="tab:orange", ls="--", label="commanded")
-        ax.set_title(names[j], fontsize=8)
+    series = JointSeries(_joint_names(reader, measured, q.shape[1]), t, q)
+    if commanded in streams and reader.count(commanded) > 0 and "position" in streams[commanded].fields:
+        t_cmd = reader.stamps(commanded) - t0
+        q_cmd = reader.raw(commanded, "position")[: t_cmd.size]
+        if q_cmd.shape[1:] == q.shape[1:]:
+            series.t_cmd, series.q_cmd = t_cmd, q_cmd
+    return series
+
+
+def episode_joint_groups(reader: EpisodeReader, names: List[str]) -> Tuple[List[JointGroup], str]:
+    """The robot's groups and units for the recorded joints, and a note when the robot is unknown here."""
+    robot = reader.metadata.get("robot")
+    if robot:
+        try:
+            return robot_joint_groups(str(robot), names), ""
+        except ConfigError as exc:
+            note = f"units unknown: {exc}"
+    else:
+        note = "units unknown: the episode does not name its robot"
+    return [JointGroup("joints", "", tuple(names), tuple(range(len(names))))], note
+
+
+def span_limits(values: np.ndarray, min_span: float) -> Optional[Tuple[float, float]]:
+    """y limits that show at least `min_span` around the data (None: the data's own span is larger)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if high - low >= min_span:
+        return None
+    middle = 0.5 * (low + high)
+    return middle - 0.5 * min_span, middle + 0.5 * min_span
+
+
+def joints_figure(reader: EpisodeReader, measured: str = JOINTS, commanded: str = COMMAND):
+    """One panel per joint group (the robot YAML's groups), in its unit; solid measured, dashed commanded."""
+    plt = _pyplot()
+    series = joint_series(reader, measured, commanded)
+    groups, note = episode_joint_groups(reader, series.names)
+    rows = len(groups)
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 1.9 * rows + 0.9), sharex=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, group in zip(axes[:, 0], groups):
+        columns = list(group.indices)
+        for k, (joint, j) in enumerate(zip(group.joints, columns)):
+            color = colors[k % len(colors)]
+            ax.plot(series.t, series.q[:, j], lw=1.1, color=color, label=joint)
+            if series.q_cmd is not None:
+                ax.plot(series.t_cmd, series.q_cmd[:, j], lw=0.9, color=color, ls="--", alpha=0.8)
+        shown = [series.q[:, columns]] + ([series.q_cmd[:, columns]] if series.q_cmd is not None else [])
+        limits = span_limits(np.concatenate([v.ravel() for v in shown]), group.min_span)
+        if limits is not None:
+            ax.set_ylim(*limits)
+        # Offset notation ("1e-6+4.5e-2") hides the actual value of a nearly flat trace.
+        ax.ticklabel_format(axis="both", style="plain", useOffset=False)
+        ax.set_ylabel(group.label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"{reader.metadata.get('episode_id', reader.path.stem)}: joint positions, measured vs commanded "
-                 "(time in s from the first sample)", fontsize=10)
-    # Fixed margins (in inches, as fractions): tight_layout measures every tick label of every panel,
-    # over half of this figure's cost with 20+ joints.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False)
+    axes[-1, 0].set_xlabel("time (s)")
+    title = f"{reader.metadata.get('episode_id', reader.path.stem)}: joint positions by group"
+    title += " (solid: measured, dashed: commanded)" if series.q_cmd is not None else " (measured)"
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10)
+    # Fixed margins (in inches, as fractions): tight_layout measures every tick label of every panel.
     width, height = fig.get_size_inches()
-    fig.subplots_adjust(left=0.75 / width, right=1 - 0.15 / width, bottom=0.35 / height, top=1 - 0.6 / height,
-                        wspace=0.32, hspace=0.5)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 1.9 / width, bottom=0.5 / height, top=1 - 0.7 / height,
+                        hspace=0.25)
     return fig
 
 
@@ -177,15 +232,21 @@ def contact_sheet(reader: EpisodeReader, columns: int = 6, cameras: Optional[Lis
     return fig
 
 
-def make_figures(path, which=FIGURES) -> Dict[str, object]:
+BUILDERS = {"joints": joints_figure, "timeline": timeline_figure, "sync": sync_figure, "frames": contact_sheet}
+
+
+def _check_figures(which) -> None:
     unknown = set(which) - set(FIGURES)
     if unknown:
         raise ConfigError(f"unknown figure(s) {sorted(unknown)} (choose from {', '.join(FIGURES)})")
-    builders = {"joints": joints_figure, "timeline": timeline_figure, "sync": sync_figure, "frames": contact_sheet}
+
+
+def make_figures(path, which=FIGURES) -> Dict[str, object]:
+    _check_figures(which)
     figures = {}
     with EpisodeReader(path) as reader:
         for name in which:
-            figures[name] = builders[name](reader)
+            figures[name] = BUILDERS[name](reader)
         metadata = reader.metadata
     return {"figures": figures, "metadata": metadata}
 
@@ -197,39 +258,60 @@ def _png_bytes(fig, dpi: int) -> bytes:
 
 
 def plot_episode(path, out, which=FIGURES, dpi: int = 90) -> Path:
-    """Write the figures to `out` (.png: stacked into one image; .html: one self-contained page)."""
-    import cv2
-
-    plt = _pyplot()
+    """Write the figures to `out` (.png: stacked into one image; .html: one self-contained page in which
+    the joint plot is interactive and the other figures are images)."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".html"):
         raise ConfigError(f"{out}: the output must end in .png or .html")
-    made = make_figures(path, which)
-    pngs = {}
-    for name, fig in made["figures"].items():
-        pngs[name] = _png_bytes(fig, dpi)
-        plt.close(fig)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
-        images = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) for data in pngs.values()]
-        width = max(image.shape[1] for image in images)
-        images = [np.pad(image, ((0, 0), (0, width - image.shape[1]), (0, 0)), constant_values=255)
-                  for image in images]
-        if not cv2.imwrite(str(out), np.vstack(images)):
-            raise DataError(f"{out}: could not write the PNG")
-        return out
-    metadata = made["metadata"]
+        return _write_png(path, out, which, dpi)
+    return _write_html(path, out, which, dpi)
+
+
+def _write_png(path, out: Path, which, dpi: int) -> Path:
+    import cv2
+
+    plt = _pyplot()
+    made = make_figures(path, which)
+    images = []
+    for fig in made["figures"].values():
+        images.append(cv2.imdecode(np.frombuffer(_png_bytes(fig, dpi), np.uint8), cv2.IMREAD_COLOR))
+        plt.close(fig)
+    width = max(image.shape[1] for image in images)
+    images = [np.pad(image, ((0, 0), (0, width - image.shape[1]), (0, 0)), constant_values=255) for image in images]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), np.vstack(images)):
+        raise DataError(f"{out}: could not write the PNG")
+    return out
+
+
+def _write_html(path, out: Path, which, dpi: int) -> Path:
+    from collector.dataset.plot_html import joints_section
+
+    plt = _pyplot()
+    _check_figures(which)
+    sections = []
+    with EpisodeReader(path) as reader:
+        metadata = reader.metadata
+        for name in which:
+            if name == "joints":
+                series = joint_series(reader)
+                sections.append(joints_section(series, *episode_joint_groups(reader, series.names)))
+                continue
+            fig = BUILDERS[name](reader)
+            data = base64.b64encode(_png_bytes(fig, dpi)).decode()
+            plt.close(fig)
+            sections.append(f"<h2>{name}</h2><img alt='{name}' src='data:image/png;base64,{data}'>")
     conditions = metadata.get("conditions", {})
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_short(v))}</td></tr>"
                    for k, v in sorted(metadata.items()) if k not in ("conditions", "recorder_stats"))
-    body = "".join(f"<h2>{name}</h2><img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
-                   for name, data in pngs.items())
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(str(metadata.get('episode_id')))}"
             "</title><style>body{font-family:sans-serif;margin:1em}img{max-width:100%}"
             "th{text-align:left;padding-right:1em}td,th{font-size:13px;vertical-align:top}</style></head><body>"
             f"<h1>{html.escape(str(metadata.get('episode_id', Path(path).stem)))}</h1><table>{rows}</table>"
-            f"<h2>conditions</h2><pre>{html.escape(json.dumps(conditions, indent=2, default=str))}</pre>"
-            f"{body}</body></html>")
+            f"{''.join(sections)}"
+            f"<h2>conditions</h2><pre>{html.escape(json.dumps(conditions, indent=2, default=str))}</pre></body></html>")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out
 

@@ -5,6 +5,8 @@ With a catalogue the filters are SQL queries on it (the catalogue is the dataset
 collector.session.catalog) and only finished episodes (status kept or recovered) are used. Without
 one, the same filters are applied to each file's root attributes, so the tools also work on a copy of
 some episode files with no catalogue beside them.
+`verdict` (the reviewers' verdict: accepted, rejected, disputed, unreviewed) is the catalogue's mirror of
+the review labels, or without a catalogue read from each file's annotations (collector/review).
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 from collector.episodes.conditions import condition_label
 from collector.errors import ConfigError, DataError
 from collector.recorder import schema
-from collector.session.catalog import OUTCOMES, QA_STATES, STATUSES
+from collector.session.catalog import OUTCOMES, QA_STATES, REVIEW_VERDICTS, STATUSES
 
 USABLE_STATUSES = ("kept", "recovered")
-FILTER_NAMES = ("task", "lighting", "weight", "outcome", "qa", "operator", "station", "session_id", "robot")
+FILTER_NAMES = ("task", "lighting", "weight", "outcome", "qa", "operator", "station", "session_id", "robot",
+                "verdict")
 # Filters whose values come from a known set. A value outside it can match nothing, so it is named as a
 # typo (as plan validation names an unknown preset) rather than reported as an empty selection.
-CLOSED_FILTERS = {"outcome": ("outcome", OUTCOMES), "qa": ("QA state", QA_STATES), "status": ("status", STATUSES)}
+CLOSED_FILTERS = {"outcome": ("outcome", OUTCOMES), "qa": ("QA state", QA_STATES), "status": ("status", STATUSES),
+                  "verdict": ("review verdict", REVIEW_VERDICTS)}
 # Names the project defines (tasks, presets); a dataset may also hold names from elsewhere, so a
 # value is accepted when either knows it.
 NAMED_FILTERS = {"task": "task", "lighting": "lighting preset", "weight": "weight preset"}
@@ -55,6 +59,7 @@ class Filters:
     station: List[str] = field(default_factory=list)
     session_id: List[str] = field(default_factory=list)
     robot: List[str] = field(default_factory=list)
+    verdict: List[str] = field(default_factory=list)
 
     @classmethod
     def from_kwargs(cls, **values) -> "Filters":
@@ -196,7 +201,19 @@ def _from_file(path: Path, in_folder: bool = False) -> EpisodeRef:
 
 
 def _ref_value(ref: EpisodeRef, name: str) -> str:
+    if name == "verdict":
+        return file_verdict(ref.path)
     return str(getattr(ref, name, None) if name in ("task", "lighting", "weight", "outcome") else ref.catalog.get(name))
+
+
+def file_verdict(path: Path) -> str:
+    """The reviewers' verdict an episode file's annotations give ('unreviewed' when it cannot be read)."""
+    from collector.review.annotations import read_review
+
+    try:
+        return read_review(path).verdict
+    except DataError:
+        return "unreviewed"
 
 
 def _matches(ref: EpisodeRef, filters: Filters) -> bool:

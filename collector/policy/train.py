@@ -62,6 +62,7 @@ class TrainConfig:
     augment: Dict = field(default_factory=dict)  # collector.policy.augmentation: shift, brightness, contrast
     filters: Dict[str, List[str]] = field(default_factory=dict)
     control: Optional[List[str]] = None  # train on the rows these sources commanded, e.g. ["operator"] (HG-DAgger)
+    operator_weight: float = 1.0  # draw rows the operator commanded this much more often than the policy's
     val_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
@@ -230,7 +231,8 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
     split = "train" if config.val_fraction > 0 else "all"
     source = config.sources[0] if len(config.sources) == 1 else config.sources
     episodes = EpisodeDataset(source, cameras=[], chunk=config.chunk, split=split, val_fraction=config.val_fraction,
-                              seed=config.seed, filters=filters, normalize=False, control=config.control)
+                              seed=config.seed, filters=filters, normalize=False, control=config.control,
+                              operator_weight=config.operator_weight)
     normalizer = resumed.normalizer if resumed else Normalizer(
         cached_feature_stats([r.path for r in episodes.train_refs], [STATE_KEY, ACTION_KEY]))
     cameras = list(config.cameras) if config.cameras is not None else list(episodes.episodes[0].cameras)
@@ -268,22 +270,31 @@ def _restore(resumed: Optional[Checkpoint], policy, optimizer, device: str):
 
 # -- data ------------------------------------------------------------------------------------------
 
-def sample_order(n: int, seed: int, start_step: int, batch_size: int) -> Iterator[np.ndarray]:
+def sample_order(n: int, seed: int, start_step: int, batch_size: int,
+                 weights: Optional[np.ndarray] = None) -> Iterator[np.ndarray]:
     """Index batches from step `start_step` on: epoch after epoch, each a permutation drawn from
-    seed [seed, epoch], so the order depends only on (seed, step) and resuming picks it up."""
+    seed [seed, epoch], so the order depends only on (seed, step) and resuming picks it up. With
+    `weights`, each epoch is n draws with replacement in proportion to them (same determinism)."""
     position = start_step * batch_size
     epoch, offset = divmod(position, n)
-    order = np.random.default_rng([seed, epoch]).permutation(n)
+    order = _epoch_order(n, seed, epoch, weights)
     while True:
         batch = []
         while len(batch) < batch_size:
             if offset == n:
                 epoch, offset = epoch + 1, 0
-                order = np.random.default_rng([seed, epoch]).permutation(n)
+                order = _epoch_order(n, seed, epoch, weights)
             take = min(batch_size - len(batch), n - offset)
             batch.extend(order[offset:offset + take].tolist())
             offset += take
         yield np.asarray(batch)
+
+
+def _epoch_order(n: int, seed: int, epoch: int, weights: Optional[np.ndarray]) -> np.ndarray:
+    rng = np.random.default_rng([seed, epoch])
+    if weights is None:
+        return rng.permutation(n)
+    return rng.choice(n, size=n, replace=True, p=weights / weights.sum())
 
 
 def collate(items: Sequence[Dict[str, np.ndarray]], device: str = "cpu") -> Dict[str, torch.Tensor]:
@@ -291,7 +302,8 @@ def collate(items: Sequence[Dict[str, np.ndarray]], device: str = "cpu") -> Dict
 
 
 def _batches(samples: PolicySamples, config: TrainConfig, start_step: int, device: str):
-    order = sample_order(len(samples), config.seed, start_step, config.batch_size)
+    weights = samples.episodes.sample_weights() if config.operator_weight != 1.0 else None
+    order = sample_order(len(samples), config.seed, start_step, config.batch_size, weights)
     if config.num_workers <= 0:
         for indices in order:
             yield collate([samples[int(i)] for i in indices], device)
@@ -365,7 +377,7 @@ def _config_for_resume(config: TrainConfig, resumed: Checkpoint) -> TrainConfig:
     it writes."""
     saved = dict(resumed.training)
     keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "chunk", "cameras",
-                                  "hyperparameters", "augment", "filters", "control", "val_fraction", "seed",
+                                  "hyperparameters", "augment", "filters", "control", "operator_weight", "val_fraction", "seed",
                                   "cache_mb") if k in saved}
     keep["image_size"] = tuple(saved.get("image_size", config.image_size))
     return TrainConfig(**{**config.to_state(), **keep, "image_size": keep["image_size"]})

@@ -1,13 +1,15 @@
 """Bounded hand-off between producer threads and the recorder's worker threads.
 
-A full queue never makes a producer wait: the new sample is dropped and counted, because a
-control loop stalled by the disk is worse than a missing sample (and the count is recorded).
+A full queue never makes a realtime producer wait: the new sample is dropped and counted, because
+a control loop stalled by the disk is worse than a missing sample (and the count is recorded). A
+lockstep producer (simulated time) has no deadline, so the recorder makes it wait for room instead.
 """
 from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, List, NamedTuple
+import time
+from typing import Any, List, NamedTuple, Optional
 
 import numpy as np
 
@@ -55,11 +57,12 @@ class SampleQueue:
                 self.high_water = len(self._items)
             return True
 
-    def put_wait(self, item: Any, stop: threading.Event) -> bool:
-        """For worker-to-worker hand-off: wait for room (back-pressure) unless `stop` is set."""
+    def put_wait(self, item: Any, stop: threading.Event, timeout: Optional[float] = None) -> bool:
+        """Wait for room (back-pressure) unless `stop` is set or `timeout` seconds pass (then drop)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._not_full:
             while len(self._items) >= self.capacity:
-                if stop.is_set():
+                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     self.dropped += 1
                     return False
                 self._not_full.wait(0.05)

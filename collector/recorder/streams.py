@@ -181,3 +181,8 @@ class Sink(ABC):
     @abstractmethod
     def push(self, stream: str, t: float, **fields: np.ndarray) -> bool:
         """Queue one sample; never blocks on disk. Returns False if it was rejected or dropped."""
+
+    def set_lockstep(self, lockstep: bool) -> None:
+        """Told by the producer whether it runs in lockstep (simulated time, no wall-clock deadline).
+        A recorder then waits for room in a full queue instead of dropping the sample: a lockstep sim
+        outruns the disk on a loaded machine, and waiting costs it nothing. Taps pass it on."""

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 _NEW, _RECORDING, _STOPPING, _STOPPED, _FAILED, _DISCARDED = (
     "new", "recording", "stopping", "stopped", "failed", "discarded")
 
+# How long a lockstep producer may wait for room in a full queue before the sample is dropped after
+# all: long enough for a disk writer starved by a loaded CPU, short enough that a recorder that stopped
+# draining (a failed disk) cannot hang the loop.
+LOCKSTEP_WAIT_S = 5.0
+
 # HDF5 chunk cache per dataset: holds the open chunk of each appendable dataset between flushes.
 _CHUNK_CACHE_BYTES = 2 * MiB
 
@@ -89,7 +94,8 @@ class EpisodeWriter(Sink):
         `aligned_reference`) and which extra streams it includes besides joints, command and cameras.
     aligned_images: "jpeg" (ALOHA compress=True), "pixels", or "auto" (jpeg if every camera records JPEG).
     flush_interval_s: at most this much recorded time is lost if the process is killed (<= 1 s).
-    queue_seconds: each stream's queue holds this many seconds at its nominal rate before dropping.
+    queue_seconds: each stream's queue holds this many seconds at its nominal rate before dropping
+        (in lockstep, set_lockstep(True), push waits up to LOCKSTEP_WAIT_S for room instead).
     min_free_bytes: recording stops cleanly when the disk has less free space than this.
     fsync: every flush, and the finished file before its rename, reach the disk (not only the OS), so a
         power cut or an OS crash loses no more than a killed process would (about 5 ms per flush here).
@@ -126,6 +132,7 @@ class EpisodeWriter(Sink):
         self.queue_seconds = float(queue_seconds)
         self.copy_samples = bool(copy_samples)
         self.fsync = bool(fsync)
+        self.wait_for_room_s = 0.0  # set_lockstep(True): how long push may wait for a full queue
         self.partial_path = schema.partial_path(self.directory, self.episode_id)
         self.final_path = schema.final_path(self.directory, self.episode_id)
         self._guard = StorageGuard(self.partial_path, min_free_bytes=min_free_bytes, reserve_file_bytes=reserve_bytes)
@@ -340,12 +347,17 @@ class EpisodeWriter(Sink):
                 self._rejected[stream][rejected.reason] += 1
                 self._log.warn((stream, rejected.reason), f"sample rejected: {rejected}")
                 return False
-            if not self._push_queues[stream].put_nowait(PushedSample(stamp, arrays, time.monotonic())):
+            sample, queue = PushedSample(stamp, arrays, time.monotonic()), self._push_queues[stream]
+            waits = self.wait_for_room_s > 0 and self.error is None
+            if not (queue.put_wait(sample, self._abort, self.wait_for_room_s) if waits else queue.put_nowait(sample)):
                 self._log.warn((stream, "dropped"), f"stream {stream!r}: queue full "
                                                     f"({self._push_queues[stream].capacity} samples), sample dropped")
                 return False
             checker.last_t = stamp
         return True
+
+    def set_lockstep(self, lockstep: bool) -> None:
+        self.wait_for_room_s = LOCKSTEP_WAIT_S if lockstep else 0.0
 
     # -- state ----------------------------------------------------------------------------------
     @property

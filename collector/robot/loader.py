@@ -2,7 +2,8 @@
 
 Every check runs at load time so a wrong file fails before anything moves: a missing MJCF, a joint,
 site, camera, actuator or geom the YAML names but the model lacks, a home value outside its joint
-range. Each error names the YAML file, the key and the offending name.
+range, a hand's site, touch sensor or coupling the model does not have (collector/robot/hands.py).
+Each error names the YAML file, the key and the offending name.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from collector.errors import ConfigError
 from collector.yaml_files import load_yaml_mapping
 from collector.paths import robots_dir
 from collector.robot.additions import apply_additions
+from collector.robot.hands import parse_hands
 from collector.robot.spec import CameraSpec, RobotSpec
 
 ROBOT_YAML = "robot.yaml"
 KNOWN_KEYS = {
     "name", "mjcf", "fixed_base", "base_body", "groups", "actuators", "end_effectors", "ee_approach_axis",
     "grippers", "head", "cameras", "home", "ik_collision_pairs", "scene", "physics", "description",
-    "extra_sites", "extra_cameras", "velocity_limits", "ros",
+    "extra_sites", "extra_cameras", "velocity_limits", "ros", "hands",
 }
 GRIPPER_KEYS = {"actuator", "open", "closed", "joints"}
 CAMERA_KEYS = {"mjcf_camera", "width", "height", "fps"}
@@ -100,6 +102,7 @@ def load_robot(robot="humanoid") -> RobotSpec:
         names.require("joint", joint, f"head.{role}")
     cameras = _cameras(raw.get("cameras") or {}, names, where)
     home = _home(raw.get("home") or {}, joint_ranges, names, where)
+    hands = parse_hands(raw.get("hands") or {}, names, groups, joint_ranges, home, where)
     velocity_limits = _velocity_limits(raw.get("velocity_limits") or {}, joint_ranges, names, where)
     pairs = _collision_pairs(raw.get("ik_collision_pairs") or [], names, where)
     base_body = str(raw.get("base_body", ""))
@@ -116,6 +119,7 @@ def load_robot(robot="humanoid") -> RobotSpec:
         actuators=actuators,
         end_effectors=end_effectors,
         grippers=grippers,
+        hands=hands,
         head=head,
         cameras=cameras,
         home=home,
@@ -160,6 +164,7 @@ class _ModelNames:
             "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR,
             "geom": mujoco.mjtObj.mjOBJ_GEOM,
             "body": mujoco.mjtObj.mjOBJ_BODY,
+            "sensor": mujoco.mjtObj.mjOBJ_SENSOR,
         }
 
     def require(self, kind: str, name, key: str) -> int:
@@ -169,6 +174,24 @@ class _ModelNames:
         if index < 0:
             raise ConfigError(f"{self.where}: {key}: unknown {kind} {name!r} (not in the MJCF model)")
         return index
+
+    def require_touch_sensor(self, name, key: str) -> int:
+        index = self.require("sensor", name, key)
+        if int(self.model.sensor_type[index]) != int(self.mujoco.mjtSensor.mjSENS_TOUCH):
+            raise ConfigError(f"{self.where}: {key}: sensor {name!r} is not a touch sensor")
+        return index
+
+    def joint_coupling_ratio(self, joint: str, follows: str):
+        """The ratio of a linear MJCF joint equality q_joint = ratio * q_follows, or None if there is none."""
+        joint_id = self.require("joint", joint, "coupling")
+        follows_id = self.require("joint", follows, "coupling")
+        for eq in range(self.model.neq):
+            if (int(self.model.eq_type[eq]) == int(self.mujoco.mjtEq.mjEQ_JOINT)
+                    and int(self.model.eq_obj1id[eq]) == joint_id and int(self.model.eq_obj2id[eq]) == follows_id):
+                offset, ratio, *higher = (float(c) for c in self.model.eq_data[eq][:5])
+                if offset == 0.0 and not any(higher):
+                    return ratio
+        return None
 
     def joint_range(self, joint: str) -> Tuple[float, float]:
         index = self.require("joint", joint, "groups")
@@ -322,7 +345,11 @@ def _collision_pairs(raw, names: _ModelNames, where: str) -> List[Tuple[List[str
 
 
 def _mjcf_files(mjcf_path: Path) -> List[Path]:
-    """The MJCF and, recursively, every file it pulls in with <include file=...>."""
+    """The MJCF and, recursively, every file it pulls in with <include file=...>.
+
+    MuJoCo resolves every include, nested ones too, against the directory of the top-level file (which is
+    how robots/humanoid_dex fills the hand slots of robots/humanoid/humanoid.xml), so the hash does as well.
+    """
     files, pending = [], [mjcf_path]
     while pending:
         path = pending.pop(0)
@@ -335,7 +362,7 @@ def _mjcf_files(mjcf_path: Path) -> List[Path]:
             continue  # MuJoCo already accepted the file; an unparsable include simply is not followed
         for include in root.iter("include"):
             if include.get("file"):
-                pending.append((path.parent / include.get("file")).resolve())
+                pending.append((mjcf_path.parent / include.get("file")).resolve())
     return files
 
 

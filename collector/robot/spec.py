@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from collector.errors import ConfigError
+from collector.robot.hands import HandSpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RobotSpec:
     physics: dict = field(default_factory=dict)
     extra_sites: dict = field(default_factory=dict)
     extra_cameras: dict = field(default_factory=dict)
+    hands: Dict[str, HandSpec] = field(default_factory=dict)  # multi-finger hands (collector/robot/hands.py)
 
     # --- models -----------------------------------------------------------------------------------
     def load_model(self):
@@ -105,6 +107,13 @@ class RobotSpec:
         gripper = self.grippers[side]
         span = gripper["closed"] - gripper["open"]
         return float(np.clip((value - gripper["open"]) / span, 0.0, 1.0)) if span else 0.0
+
+    def grasping_joints(self) -> List[str]:
+        """Every joint of a gripper or hand, passive ones included (their links are what holds an object)."""
+        joints = [joint for gripper in self.grippers.values() for joint in gripper["joints"]]
+        for hand in self.hands.values():
+            joints += list(hand.joints) + hand.passive_joints()
+        return joints
 
     # --- indices into any model that contains this robot (the robot alone or a whole scene) -------
     def qpos_indices(self, model) -> np.ndarray:

@@ -20,6 +20,12 @@ Episode status (the lifecycle):
 (finalized early because the process was asked to stop), 'crash' (the process died; settled on
 resume) or 'disk_full' (the recorder stopped itself for lack of space). Such takes are not an
 operator's attempt at the cell, so they do not count towards `max_attempts_per_cell`.
+
+Reviews (collector/review/annotations.py): every saved record of a reviewer's labels is one row of
+`reviews` (unique by record_id, so mirroring a save twice changes nothing); the episode row carries what
+they add up to: `review_verdict` (unreviewed/accepted/rejected/disputed), `reviewers` (how many gave
+labels) and, when a reviewer overrode the outcome, `outcome` is the reviewer's word while
+`recorded_outcome` keeps what was recorded ('' while no reviewer has overridden it).
 """
 from __future__ import annotations
 
@@ -33,11 +39,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from collector.errors import DataError
 
-SCHEMA_VERSION = 3  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells
+SCHEMA_VERSION = 4  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
 OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
 INTERRUPTIONS = ("", "SIGINT", "SIGTERM", "SIGHUP", "crash", "disk_full")
+REVIEW_VERDICTS = ("unreviewed", "accepted", "rejected", "disputed")
 BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = """
@@ -63,6 +70,9 @@ CREATE TABLE IF NOT EXISTS episodes (
     conditions    TEXT NOT NULL DEFAULT '{}',
     note          TEXT NOT NULL DEFAULT '',
     interrupted_by TEXT NOT NULL DEFAULT '',
+    review_verdict TEXT NOT NULL DEFAULT 'unreviewed',
+    reviewers     INTEGER NOT NULL DEFAULT 0,
+    recorded_outcome TEXT NOT NULL DEFAULT '',
     started_at    TEXT NOT NULL,
     finished_at   TEXT,
     updated_at    TEXT NOT NULL
@@ -118,6 +128,22 @@ CREATE TABLE IF NOT EXISTS evaluation_cells (
     episodes      TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS evaluation_cells_evaluation ON evaluation_cells (evaluation_id);
+-- Reviewers' labels mirrored from the episode files, one row per saved record (the files stay the truth).
+CREATE TABLE IF NOT EXISTS reviews (
+    review_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    episode_index INTEGER NOT NULL REFERENCES episodes (episode_index),
+    reviewer      TEXT NOT NULL,
+    record_id     TEXT NOT NULL UNIQUE,
+    revision      INTEGER NOT NULL DEFAULT 0,
+    verdict       TEXT,
+    reasons       TEXT NOT NULL DEFAULT '[]',
+    outcome       TEXT,
+    subtasks      TEXT NOT NULL DEFAULT '[]',
+    instructions  TEXT NOT NULL DEFAULT '[]',
+    notes         TEXT NOT NULL DEFAULT '',
+    saved_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_episode ON reviews (episode_index);
 """
 
 # Catalogues of schema 1 lack `interrupted_by`: opening one adds it, filled from what the rows say
@@ -129,11 +155,20 @@ _MIGRATE_TO_2 = (
     "UPDATE episodes SET interrupted_by='SIGINT' WHERE status='kept' AND note LIKE '%interrupted by Ctrl-C%'",
 )
 
+# Catalogues of schema 1-3 lack the review columns (the reviews table comes with CREATE TABLE IF NOT EXISTS).
+_MIGRATE_TO_4 = (
+    "ALTER TABLE episodes ADD COLUMN review_verdict TEXT NOT NULL DEFAULT 'unreviewed'",
+    "ALTER TABLE episodes ADD COLUMN reviewers INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE episodes ADD COLUMN recorded_outcome TEXT NOT NULL DEFAULT ''",
+)
+
 # Columns a caller may change after the row exists (numbers, ids and cells never change).
 _UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions",
               "interrupted_by")
 _FILTERABLE = ("plan", "task", "lighting", "weight", "operator", "station", "robot", "backend", "status",
-               "outcome", "qa", "session_id", "interrupted_by")
+               "outcome", "qa", "session_id", "interrupted_by", "review_verdict")
+# Filter names that differ from their column (`verdict` reads better on the command line).
+_FILTER_COLUMNS = {"verdict": "review_verdict"}
 
 
 def utc_now() -> str:
@@ -170,6 +205,13 @@ class EpisodeRow:
     started_at: str
     finished_at: Optional[str]
     updated_at: str
+    review_verdict: str = "unreviewed"
+    reviewers: int = 0
+    recorded_outcome: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return self.review_verdict
 
     def __getitem__(self, key):  # lets Coverage read rows and plain dicts alike
         return getattr(self, key)
@@ -208,6 +250,9 @@ class Catalog:
                 columns = {r[1] for r in conn.execute("PRAGMA table_info(episodes)").fetchall()}
                 if columns and "interrupted_by" not in columns:
                     for statement in _MIGRATE_TO_2:
+                        conn.execute(statement)
+                if columns and "review_verdict" not in columns:
+                    for statement in _MIGRATE_TO_4:
                         conn.execute(statement)
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
@@ -315,6 +360,7 @@ class Catalog:
         for name, value in filters.items():
             if value is None:
                 continue
+            name = _FILTER_COLUMNS.get(name, name)
             if name not in _FILTERABLE:
                 raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)})")
             values = [value] if isinstance(value, (str, int)) else list(value)
@@ -332,6 +378,60 @@ class Catalog:
             row = conn.execute("SELECT * FROM episodes WHERE session_id=? ORDER BY episode_index DESC LIMIT 1",
                                (session_id,)).fetchone()
         return EpisodeRow.from_sql(row) if row else None
+
+    # -- reviews -------------------------------------------------------------------------------
+    def record_review(self, episode, review) -> EpisodeRow:
+        """Mirror a reviewer's saved labels (a saved `Labels`, a list of them, or a whole `Review`) into
+        the catalogue and update the episode's verdict, reviewer count and outcome.
+
+        `episode` is the episode number or id. Records already here (same record_id) are left as they
+        are, so calling this again after every save, or on a rebuild, is harmless."""
+        records = _records_of(review)
+        row = self.episode(episode)
+        with self.transaction() as conn:
+            for labels in records:
+                if not getattr(labels, "record_id", ""):
+                    raise DataError(f"{self.path}: {row.episode_id}: a review record without record_id "
+                                    "(record what save_labels returned)")
+                conn.execute(
+                    "INSERT OR IGNORE INTO reviews (episode_index, reviewer, record_id, revision, verdict, reasons,"
+                    " outcome, subtasks, instructions, notes, saved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (row.episode_index, labels.reviewer, labels.record_id, int(labels.revision), labels.verdict,
+                     json.dumps(list(labels.reasons)), labels.outcome,
+                     json.dumps([_subtask_json(s) for s in labels.subtasks]), json.dumps(list(labels.instructions)),
+                     labels.notes or "", labels.saved_at or utc_now()))
+            summary = _review_of(_review_rows(conn, row.episode_index))
+            fields = {"review_verdict": summary.verdict, "reviewers": len(summary.latest())}
+            current = conn.execute("SELECT outcome, recorded_outcome FROM episodes WHERE episode_index=?",
+                                   (row.episode_index,)).fetchone()
+            override = summary.outcome
+            if override:  # the reviewer's word; what was recorded stays beside it
+                fields.update(outcome=override, recorded_outcome=current["recorded_outcome"] or current["outcome"])
+            elif current["recorded_outcome"]:  # the override was withdrawn: back to the recorded outcome
+                fields.update(outcome=current["recorded_outcome"], recorded_outcome="")
+            fields["updated_at"] = utc_now()
+            conn.execute(f"UPDATE episodes SET {', '.join(f'{k}=?' for k in fields)} WHERE episode_index=?",
+                         (*fields.values(), row.episode_index))
+            updated = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (row.episode_index,)).fetchone()
+        return EpisodeRow.from_sql(updated)
+
+    def review(self, episode):
+        """The episode's labels as the catalogue mirrors them: a collector.review.annotations.Review."""
+        row = self.episode(episode)
+        with self.reading() as conn:
+            return _review_of(_review_rows(conn, row.episode_index))
+
+    def review_records(self, **filters: Any) -> List[Dict[str, Any]]:
+        """Every mirrored review record (JSON columns decoded), oldest first, of the episodes matching filters."""
+        indices = [r.episode_index for r in self.episodes(**filters)] if filters else None
+        with self.reading() as conn:
+            rows = conn.execute("SELECT reviews.*, episodes.episode_id FROM reviews JOIN episodes USING"
+                                " (episode_index) ORDER BY episode_index, revision, saved_at").fetchall()
+        records = [_decoded_review(r) for r in rows]
+        if indices is None:
+            return records
+        wanted = set(indices)
+        return [r for r in records if r["episode_index"] in wanted]
 
     # -- sessions ------------------------------------------------------------------------------
     def open_session(self, *, session_id: str, plan: str, plan_fingerprint: str, station: str, operator: str,
@@ -363,6 +463,40 @@ class Catalog:
     def integrity_ok(self) -> bool:
         with self._connect() as conn:
             return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _records_of(review) -> List[Any]:
+    """The saved Labels in what record_review was given: a Review, a list of Labels, one Labels or None."""
+    if review is None:
+        return []
+    if hasattr(review, "records"):
+        return list(review.records)
+    if isinstance(review, (list, tuple)):
+        return list(review)
+    return [review]
+
+
+def _subtask_json(subtask) -> Dict[str, Any]:
+    return {"name": subtask.name, "start_t": float(subtask.start_t), "end_t": float(subtask.end_t)}
+
+
+def _review_rows(conn, episode_index: int) -> List[sqlite3.Row]:
+    return conn.execute("SELECT * FROM reviews WHERE episode_index=? ORDER BY revision, saved_at",
+                        (episode_index,)).fetchall()
+
+
+def _decoded_review(row: sqlite3.Row) -> Dict[str, Any]:
+    values = dict(row)
+    for key in ("reasons", "subtasks", "instructions"):
+        values[key] = json.loads(values[key] or "[]")
+    return values
+
+
+def _review_of(rows: Sequence[sqlite3.Row]):
+    """The rows as a Review, so the catalogue adds labels up exactly as the episode file's reader does."""
+    from collector.review.annotations import Labels, Review
+
+    return Review([Labels.from_json(_decoded_review(r)) for r in rows])
 
 
 def _check_value(name: str, value, allowed: Sequence[str]) -> None:

@@ -35,8 +35,14 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
                            operator=args.operator_name or _user(), live=live)
     try:
+        if getattr(args, "display", None) is not None:  # collect/session --display
+            from collector.review.live_display import open_display
+
+            runner.display = open_display(args.display, robot=plan.robot)
         return runner.open()
     except BaseException:
+        if runner.display is not None:
+            runner.display.close()
         driver.close()
         raise
 

@@ -4,6 +4,8 @@ A take is *good* when it was kept, the outcome is success and it passed QA. Fail
 takes are kept in the dataset (they are data too) and count as attempts, so a cell the operator
 cannot do is abandoned after `plan.attempts_cap` attempts instead of looping forever.
 Discarded takes count as neither: the operator threw them away to re-record.
+With the plan's `count: accepted` a take is good only once the reviewers accepted it too (the catalogue's
+review_verdict, collector/review): an unreviewed or rejected take is an attempt, not a good take.
 A take cut short by a crash, a signal or a full disk (`interrupted_by` set) is an attempt for the
 order of cells, but not an operator's failed attempt: it never uses up the cell's attempt limit, so
 a cell cannot be given up because the station crashed.
@@ -26,8 +28,18 @@ from collector.session.policy_records import PolicySuccess
 ATTEMPT_STATUSES = ("kept", "recovered", "interrupted")
 
 
-def is_good(row: Mapping) -> bool:
-    return row["status"] in ("kept", "recovered") and row["outcome"] == "success" and row["qa"] == "pass"
+def is_good(row: Mapping, count: str = "good") -> bool:
+    """Does the take count toward its cell? count: the plan's `count` (good, or accepted by the reviewers)."""
+    good = row["status"] in ("kept", "recovered") and row["outcome"] == "success" and row["qa"] == "pass"
+    return good and (count != "accepted" or review_verdict(row) == "accepted")
+
+
+def review_verdict(row: Mapping) -> str:
+    """The reviewers' verdict of a row ('unreviewed' for rows from before reviews existed)."""
+    try:
+        return str(row["review_verdict"] or "unreviewed")
+    except (KeyError, AttributeError):
+        return "unreviewed"
 
 
 def was_interrupted(row: Mapping) -> bool:
@@ -56,7 +68,7 @@ class Coverage:
                 coverage.attempt_counts[cell] += 1
                 if not was_interrupted(row):
                     coverage.capped_counts[cell] += 1
-            if is_good(row):
+            if is_good(row, plan.count):
                 coverage.good_counts[cell] += 1
         return coverage
 
@@ -122,6 +134,7 @@ class Coverage:
                 for c in plan_cells(self.plan)
             ],
             "focus": self.plan.focus.by,
+            "count": self.plan.count,
             "policy_evaluations": self.policy.evaluations,
         }
 
@@ -152,7 +165,8 @@ class Coverage:
                 label = f"{task.name} / {weight}"
                 values = [cells_text[Cell(task.name, light, weight)].rjust(width) for light in plan.lighting]
                 lines.append(label.ljust(first) + "  " + "  ".join(values))
-        lines.append(f"coverage: {self.done}/{self.needed} good takes")
+        counted = "accepted" if self.plan.count == "accepted" else "good"
+        lines.append(f"coverage: {self.done}/{self.needed} {counted} takes")
         if self.policy:
             lines.append(f"p: policy success in {self.policy.describe()}")
         return "\n".join(lines)

@@ -173,6 +173,9 @@ class DashboardServer:
 class _Handler(BaseHTTPRequestHandler):
     dashboard: DashboardServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the body of every keep-alive answer
+    # (each camera frame) waited ~40 ms for the browser's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "collector-dashboard"
 
     def log_message(self, fmt, *args):  # route the access log to logging, quietly

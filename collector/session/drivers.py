@@ -140,6 +140,8 @@ class SimDriver(TakeDriver):
         rig = self._current
         if rig.device is None:
             return _run_until_stopped(rig.loop, sink, time_limit_s, stop, success_fn=rig.backend.task_success)
+        from collector.teleop.devices.scripted import operator_phases_metadata
+
         rig.device.stop = stop
         result = rig.run_episode(time_limit_s, sink=sink, seed=self._seed, stop_on_success=True)
         if stop.is_set():
@@ -151,7 +153,8 @@ class SimDriver(TakeDriver):
         else:
             stopped_by = "time_limit"
         return TakeResult(bool(result.success), float(result.duration_s), stopped_by,
-                          {"task": result.metrics, "loop": result.stats}, _policy_metadata(rig))
+                          {"task": result.metrics, "loop": result.stats},
+                          {**_policy_metadata(rig), **operator_phases_metadata(rig.device)})
 
     def close(self) -> None:
         for rig in self._rigs.values():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from collector.errors import ConfigError, DataError
+from collector.review.annotations import fold_journal, review_sidecars
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -77,6 +78,9 @@ def _move_without_overwriting(path: Path, directory: Path, what: str) -> Path:
     target = directory / path.name
     if target.exists():
         raise DataError(f"{target}: {what} with this name already exists; not overwriting it")
+    fold_journal(path)  # review labels not yet inside the file go into it, so they move with it
+    for sidecar in review_sidecars(path):  # a fold that could not run (full disk): its journal moves too
+        os.replace(sidecar, directory / sidecar.name)
     os.replace(path, target)
     return target
 

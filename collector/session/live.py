@@ -43,6 +43,7 @@ class LiveState:
             "coverage": None,
             "totals": {},
             "robot": None,  # {"t", "position": [...], "names": [...]}
+            "joint_groups": [],  # how the page plots the joint state: [{"name", "unit", "joints", "indices", "min_span"}]
             "controls": [],  # which buttons make sense now
         }
         self._frames: Dict[str, Frame] = {}
@@ -108,6 +109,18 @@ class LiveState:
         return frame if frame is not None and frame.seq > after_seq else None
 
 
+def dashboard_joint_groups(robot) -> List[Dict[str, Any]]:
+    """The robot's joint groups with their units (rad/m), as the dashboard plots them; [] if the robot
+    cannot be read (the page then plots every joint in one group without a unit)."""
+    from collector.errors import ConfigError
+    from collector.robot.joint_groups import robot_joint_groups
+
+    try:
+        return [group.as_dict() for group in robot_joint_groups(robot)]
+    except ConfigError:
+        return []
+
+
 class LiveTap(Sink):
     """A Sink that forwards to the recorder (if any) and shows camera frames and joints on the dashboard."""
 
@@ -118,6 +131,10 @@ class LiveTap(Sink):
         self.camera_streams = set(camera_streams)
         self.joint_stream = joint_stream
         self.joint_names = joint_names
+
+    def set_lockstep(self, lockstep: bool) -> None:
+        if self.sink is not None:
+            self.sink.set_lockstep(lockstep)
 
     def push(self, stream: str, t: float, **fields) -> bool:
         if stream in self.camera_streams and "image" in fields:

@@ -29,11 +29,14 @@ ORDERS = ("sequential", "shuffled", "balanced")
 RESET_MODES = ("auto", "manual")
 OUTCOME_SOURCES = ("auto", "operator")
 FOCUS_MODES = ("none", "weak_cells")
+# What counts toward a cell's takes: good (kept, successful, QA passed), or accepted (good and accepted by
+# the reviewers, collector/review: a cell stays open until its takes are reviewed and accepted).
+COUNT_MODES = ("good", "accepted")
 
 TOP_LEVEL_KEYS = (
     "name", "description", "robot", "backend", "operator", "tasks", "lighting", "weights",
     "takes_per_cell", "episode_time_limit_s", "order", "seed", "reset", "outcome",
-    "max_attempts_per_cell", "scene", "focus",
+    "max_attempts_per_cell", "scene", "focus", "count",
 )
 TASK_KEYS = ("name", "instruction", "episode_time_limit_s")
 RESET_KEYS = ("mode", "settle_s")
@@ -94,6 +97,7 @@ class Plan:
     max_attempts_per_cell: int = 0  # 0 means 3 x takes_per_cell (see attempts_cap)
     scene: Optional[str] = None
     focus: FocusSpec = FocusSpec()
+    count: str = "good"  # good: kept successful takes that passed QA; accepted: and the reviewers accepted them
     description: str = ""
     source: Optional[Path] = None
     text: str = ""  # the YAML as loaded, snapshotted into the dataset so a session can be audited
@@ -338,6 +342,7 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
         raise reader.fail(["outcome"], "'auto' outcome needs the sim's success check; on hardware use 'operator'")
 
     focus = _focus(reader, data.get("focus", "none"))
+    count = reader.choice(data.get("count", "good"), ["count"], COUNT_MODES)
 
     scene = data.get("scene")
     if scene is not None:
@@ -357,7 +362,7 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
         name=name, robot=robot, backend=backend, tasks=tuple(tasks), lighting=lighting, weights=weights,
         takes_per_cell=takes, episode_time_limit_s=time_limit, operator=operator, order=order, seed=seed,
         reset=ResetSpec(reset_mode, settle), outcome=outcome, max_attempts_per_cell=max_attempts,
-        scene=scene, focus=focus, description=description.strip(),
+        scene=scene, focus=focus, count=count, description=description.strip(),
         source=Path(source) if not source.startswith("<") else None, text=text,
     )
 

@@ -6,6 +6,8 @@ Files in episodes/ come back as 'kept', or 'recovered' when the file says it was
 crash (its `status`/`recovered` attributes); files in discarded/ as 'discarded', except partial files
 kept there, which are 'interrupted' (`collector catalog restore` recovers them); unfinished partial
 files in episodes/ as 'interrupted' (run `collector recover` on them). QA is re-run on every file.
+Reviewers' labels come back too: every record in a file's /annotations group or its review journal
+(`<file>.review.jsonl`) is mirrored again, with the verdict and any outcome override it gives.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
                 shutil.move(str(old), str(old) + f".bad-{stamp}")
     layout.ensure()
     catalog = Catalog(layout.catalog_path)
-    added, skipped = 0, []
+    added, reviewed, skipped = 0, 0, []
     files = [(p, "kept") for p in episode_files_under(layout.episodes_dir, final_only=True, recursive=False)]
     # A partial file in discarded/ is an interrupted take kept aside for `catalog restore`.
     files += [(p, "interrupted" if p.name.endswith(PARTIAL_SUFFIX) else "discarded")
@@ -43,11 +45,17 @@ def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
     files += [(p, "interrupted") for p in sorted(layout.episodes_dir.glob(f"*{PARTIAL_SUFFIX}"))]
     for path, status in files:
         try:
-            catalog.insert_episode(_row_from_file(layout, path, status))
+            row = _row_from_file(layout, path, status)
+            catalog.insert_episode(row)
             added += 1
         except Exception as exc:  # one bad file must not stop the rebuild of the others
             skipped.append(f"{path.name}: {exc}")
-    lines = [f"rebuilt {layout.catalog_path}: {added} episode(s)"]
+            continue
+        try:
+            reviewed += _restore_reviews(catalog, row["episode_index"], path, status)
+        except Exception as exc:  # the episode is back; only its labels could not be read
+            skipped.append(f"{path.name}: review labels not restored: {exc}")
+    lines = [f"rebuilt {layout.catalog_path}: {added} episode(s)" + (f", {reviewed} reviewed" if reviewed else "")]
     lines += [f"  skipped {item}" for item in skipped]
     return "\n".join(lines)
 
@@ -86,6 +94,19 @@ def _row_from_file(layout: DatasetLayout, path: Path, status: str) -> Dict:
         "note": "rebuilt from the file", "started_at": str(meta.get("started_at", utc_now())),
         "finished_at": None, "interrupted_by": interrupted_by if interrupted_by in INTERRUPTIONS else "crash",
     }
+
+
+def _restore_reviews(catalog: Catalog, episode_index: int, path: Path, status: str) -> int:
+    """Mirror the file's review records into the catalogue; 1 if it had any."""
+    from collector.review.annotations import read_review
+
+    if status == "interrupted":
+        return 0  # a partial file: nobody reviews a take that never finished
+    review = read_review(path)
+    if not review:
+        return 0
+    catalog.record_review(episode_index, review)
+    return 1
 
 
 def _partial_metadata(path: Path) -> Dict:

@@ -32,7 +32,7 @@ from collector.session.cells import Cell, focus_note, next_cell, plan_cells
 from collector.session.coverage import Coverage
 from collector.session.layout import DatasetLayout, StationLock, station_slug
 from collector.session.lifecycle import EpisodeLifecycle, restore_hint
-from collector.session.live import LiveState, LiveTap
+from collector.session.live import LiveState, LiveTap, dashboard_joint_groups
 from collector.session.plan import Plan
 from collector.session.policy_records import PolicySuccess, policy_success
 
@@ -106,6 +106,7 @@ class SessionRunner:
         self._prepared: Optional[tuple] = None  # (cell, conditions) the scene is currently set up for
         self.forced_cell: Optional[Cell] = None  # re-record: the next take repeats this cell
         self.policy = PolicySuccess()  # the latest policy evaluation per cell, read once at open
+        self.display = None  # --display: a LiveDisplay each take is also streamed to (collector/review/live_display.py)
 
     # -- opening and closing ---------------------------------------------------------------------
     def open(self) -> "SessionRunner":
@@ -132,7 +133,8 @@ class SessionRunner:
             (log.info if self.policy else log.warning)(note)
         self.live.update(plan=self.plan.name, session_id=self.session_id, station=self.station,
                          operator=self.operator, backend=self.plan.backend, coverage=self.coverage().as_dict(),
-                         totals=self.totals(), last_episode=self._last_row_dict())
+                         totals=self.totals(), last_episode=self._last_row_dict(),
+                         joint_groups=dashboard_joint_groups(self.plan.robot))
         return self
 
     def _session_to_use(self):
@@ -153,6 +155,8 @@ class SessionRunner:
                 final = state or ("finished" if not self.open_cells() else "stopped")
                 self.catalog.close_session(self.session_id, final)
             try:
+                if self.display is not None:
+                    self.display.close()
                 self.driver.close()
             finally:
                 if self._lock is not None:
@@ -234,7 +238,9 @@ class SessionRunner:
             self.live.update(phase="recording", episode={"episode_id": take.row.episode_id,
                                                          "time_limit_s": time_limit},
                              message=f"recording {take.row.episode_id}", controls=["stop", "discard"])
-            tap = LiveTap(self.live, take.writer, self.driver.camera_streams, self.driver.joint_stream,
+            sink = take.writer if self.display is None else \
+                self.display.take(take.row.episode_id, self.driver.streams(), take.writer)
+            tap = LiveTap(self.live, sink, self.driver.camera_streams, self.driver.joint_stream,
                           self.driver.joint_names)
             result = self.driver.run(tap, time_limit, stop)
         except KeyboardInterrupt as exc:

@@ -79,10 +79,9 @@ class SimEnv:
     def _gripper_geoms(self) -> List[int]:
         """Geoms of the finger bodies and the hand body carrying them (contact = object not released)."""
         bodies = set()
-        for gripper in self.robot.grippers.values():
-            for joint in gripper["joints"]:
-                body = int(self.model.jnt_bodyid[self.model.joint(joint).id])
-                bodies.update({body, int(self.model.body_parentid[body])})
+        for joint in self.robot.grasping_joints():
+            body = int(self.model.jnt_bodyid[self.model.joint(joint).id])
+            bodies.update({body, int(self.model.body_parentid[body])})
         return [g for g in range(self.model.ngeom) if int(self.model.geom_bodyid[g]) in bodies]
 
     # --- episodes ----------------------------------------------------------------------------------

@@ -171,6 +171,9 @@ class TeleopLoop:
             self.start()
         realtime = (not self.backend.lockstep) if realtime is None else bool(realtime)
         self.input.realtime = realtime
+        set_lockstep = getattr(self.recording.sink, "set_lockstep", None)  # any object with push() may be a sink
+        if set_lockstep is not None:
+            set_lockstep(not realtime)
         self.backend.set_realtime(realtime)
         restore_policy = raise_priority(self.cfg.control.realtime_priority) if realtime else None
         self.realtime_scheduling = restore_policy is not None

@@ -1,4 +1,4 @@
-"""What every export needs: provenance records, frame rates, joint names, and atomic output paths."""
+"""What every export needs: provenance records, review labels, frame rates, joint names, and atomic output paths."""
 from __future__ import annotations
 
 import json
@@ -42,7 +42,31 @@ def provenance(ref: EpisodeRef, episode: AlignedEpisode) -> Dict[str, object]:
     rows = control_rows(episode)
     if rows is not None:
         record["control_rows"] = rows
+    review = review_labels(ref.path)
+    record["review_verdict"] = review["verdict"]
+    record["review"] = review if review["reviewers"] else {}  # every episode has the key: columnar formats need it
     return record
+
+
+def review_labels(path) -> Dict[str, object]:
+    """What the reviewers said about an episode (collector/review), as plain JSON values: the verdict,
+    reasons, outcome override, current subtasks (seconds on the episode clock) and instruction phrasings,
+    their agreement and every saved record (history and both reviewers' labels kept)."""
+    from collector.review.annotations import read_review
+
+    review = read_review(path)
+    return {"verdict": review.verdict, "reviewers": len(review.latest()), "reasons": review.reasons,
+            "outcome": review.outcome, "instructions": review.instructions,
+            "subtasks": [{"name": s.name, "start_t": s.start_t, "end_t": s.end_t} for s in review.subtasks],
+            "agreement": review.agreement() if review else {},
+            "records": [r.to_json() for r in review.records]}
+
+
+def instructions_of(record: Dict[str, object]) -> List[str]:
+    """Every phrasing of an exported episode's instruction: the recorded one, then the reviewers'."""
+    recorded = str(record.get("instruction") or "").strip()
+    reviewed = list((record.get("review") or {}).get("instructions") or [])
+    return list(dict.fromkeys(([recorded] if recorded else []) + reviewed))
 
 
 def control_rows(episode: AlignedEpisode) -> Optional[Dict[str, int]]:

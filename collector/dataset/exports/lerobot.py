@@ -3,19 +3,27 @@
     out/
       meta/info.json                       codebase_version v3.0, fps, features, path templates, + "collector"
       meta/stats.json                      mean/std/min/max/count per feature (images: per channel, (3,1,1))
-      meta/tasks.parquet                   index = task string, column task_index
+      meta/tasks.parquet                   index = task string, column task_index: every phrasing of every
+                                           episode's language instruction (recorded, then the reviewers')
       meta/episodes/chunk-000/file-000.parquet
-                                           one row per episode: length, tasks, data/video file pointers,
+                                           one row per episode: length, tasks (the episode's phrasings; its
+                                           frames' task_index is the first), data/video file pointers,
                                            dataset_from/to_index, video from/to_timestamp, stats/<feature>/<stat>,
                                            and collector/* provenance columns (episode id, source file,
-                                           conditions JSON, lighting, weight, outcome, operator, session, ...)
+                                           conditions JSON, lighting, weight, outcome, operator, session,
+                                           review_verdict, review JSON, ...), and the reviewers' subtasks as
+                                           LeRobot's subtask annotations (SARM) store them: subtask_names,
+                                           subtask_start_times / subtask_end_times (s from the episode start),
+                                           subtask_start_frames / subtask_end_frames
       data/chunk-000/file-000.parquet      frames of many episodes: observation.state, action,
                                            observation.velocity/effort, timestamp, frame_index, episode_index,
                                            index, task_index, and who commanded each frame:
                                            complementary_info.control_source (int64 code; the names in order
                                            are info.json collector.control_sources: operator, policy, ...) and
                                            complementary_info.is_intervention (float32 1 where the operator
-                                           commanded: LeRobot's human-in-the-loop convention)
+                                           commanded: LeRobot's human-in-the-loop convention), and
+                                           complementary_info.subtask_index (int64: the subtask at the frame, a
+                                           position in info.json collector.subtasks; -1 outside every segment)
       videos/observation.images.<cam>/chunk-000/file-000.mp4
                                            frames of many episodes back to back
 
@@ -36,7 +44,8 @@ import numpy as np
 
 from collector.dataset.control import OPERATOR, RowControl, source_vocabulary
 from collector.dataset.episode import AlignedEpisode
-from collector.dataset.exports.common import atomic_output, episode_rate, export_header, joint_names, provenance
+from collector.dataset.exports.common import (atomic_output, episode_rate, export_header, instructions_of, joint_names,
+                                              provenance)
 from collector.dataset.normalization import DEFAULT_IMAGE_SAMPLES, IMAGE_PREFIX, STANDARD_FEATURES, image_sample_rows
 from collector.dataset.selection import EpisodeRef
 from collector.dataset.statistics import FeatureStats, merge_all
@@ -61,7 +70,12 @@ INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index
 # human-in-the-loop recordings mark the operator's frames with complementary_info.is_intervention).
 CONTROL_SOURCE = "complementary_info.control_source"
 IS_INTERVENTION = "complementary_info.is_intervention"
-CONTROL_FEATURES = {CONTROL_SOURCE: ("int64", ["control_source"]), IS_INTERVENTION: ("float32", ["is_intervention"])}
+SUBTASK_INDEX = "complementary_info.subtask_index"
+CONTROL_FEATURES = {CONTROL_SOURCE: ("int64", ["control_source"]), IS_INTERVENTION: ("float32", ["is_intervention"]),
+                    SUBTASK_INDEX: ("int64", ["subtask_index"])}
+# Per-episode subtask columns, named as LeRobot's subtask annotation (SARM) writes them into meta/episodes.
+SUBTASK_COLUMNS = ("subtask_names", "subtask_start_times", "subtask_end_times", "subtask_start_frames",
+                   "subtask_end_frames")
 
 
 def _pyarrow():
@@ -105,9 +119,28 @@ def convert_episode(item, workdir: str, cameras: Optional[Sequence[str]], codec:
             sample = episode.images(cam, image_sample_rows(length, image_samples))
             shapes[cam] = list(sample.shape[1:])
             stats[IMAGE_PREFIX + cam] = FeatureStats.of_pixels(sample)
+        record = provenance(ref, episode)
         return {"position": position, "length": length, "fps": fps, "columns": columns, "names": names,
                 "stats": stats, "videos": videos, "shapes": shapes, "codecs": codecs,
-                "control": episode.control(), "provenance": provenance(ref, episode)}
+                "control": episode.control(), "provenance": record,
+                "subtasks": _subtasks(episode, record, fps)}
+
+
+def _subtasks(episode: AlignedEpisode, record: Dict, fps: float) -> Dict[str, object]:
+    """The reviewers' segments, in the export's time (s from the episode's first frame) and frames, and
+    the subtask name at every frame ("" outside)."""
+    from collector.review.annotations import Labels, Review
+
+    review = Review([Labels.from_json(r) for r in (record.get("review") or {}).get("records", [])])
+    stamps = episode.read("timestamps") if episode.has("timestamps") else np.arange(episode.length) / fps
+    t0 = float(stamps[0])
+    segments = review.subtasks
+    return {"subtask_names": [s.name for s in segments],
+            "subtask_start_times": [float(s.start_t - t0) for s in segments],
+            "subtask_end_times": [float(s.end_t - t0) for s in segments],
+            "subtask_start_frames": [int(round((s.start_t - t0) * fps)) for s in segments],
+            "subtask_end_frames": [int(round((s.end_t - t0) * fps)) for s in segments],
+            "per_frame": [str(n) for n in review.subtask_at(stamps)]}
 
 
 def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Optional[Sequence[str]] = None,
@@ -131,14 +164,17 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
         _check_consistent(parts)
         fps = parts[0]["fps"]
         control_sources = source_vocabulary(name for part in parts for name in part["control"].names)
+        subtask_names = sorted({name for part in parts for name in part["subtasks"]["subtask_names"]})
 
         tasks: Dict[str, int] = {}
         episode_rows: List[Dict[str, object]] = []
         tables = []
         start = 0
         for episode_index, part in enumerate(parts):
-            task = str(part["provenance"].get("instruction") or part["provenance"].get("task") or "")
-            task_index = tasks.setdefault(task, len(tasks))
+            phrasings = instructions_of(part["provenance"]) or [str(part["provenance"].get("task") or "")]
+            for phrasing in phrasings:
+                tasks.setdefault(phrasing, len(tasks))
+            task_index = tasks[phrasings[0]]
             n = part["length"]
             frame_index = np.arange(n, dtype=np.int64)
             table = {feature: _fixed_list(pa, values) for feature, values in part["columns"].items()}
@@ -148,12 +184,14 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
             table["index"] = pa.array(start + frame_index)
             table["task_index"] = pa.array(np.full(n, task_index, np.int64))
             control = _control_columns(part["control"], control_sources)
+            control[SUBTASK_INDEX] = np.array([subtask_names.index(n) if n else -1
+                                               for n in part["subtasks"]["per_frame"]], dtype=np.int64)
             table.update({name: pa.array(values) for name, values in control.items()})
             tables.append(pa.table(table))
             part["stats"].update(_index_stats(fps, n, episode_index, start, task_index))
             part["stats"].update({name: FeatureStats.of(values.astype(np.float64)[:, None])
                                   for name, values in control.items()})
-            episode_rows.append({"episode_index": episode_index, "tasks": [task], "length": n,
+            episode_rows.append({"episode_index": episode_index, "tasks": phrasings, "length": n,
                                  "dataset_from_index": start, "dataset_to_index": start + n})
             start += n
 
@@ -174,7 +212,7 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
             row.update(row_layout)
         episodes_path = root / EPISODES_PATH.format(chunk_index=0, file_index=0)
         episodes_path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(episode_rows), episodes_path)
+        pq.write_table(_with_subtask_columns(pa, pa.Table.from_pylist(episode_rows), parts), episodes_path)
 
         _write_tasks(root / "meta" / "tasks.parquet", tasks)
 
@@ -186,7 +224,7 @@ def export_lerobot(refs: Sequence[EpisodeRef], out_dir, engine, *, cameras: Opti
                      robot_type or str(parts[0]["provenance"].get("robot") or ""))
         info["collector"] = {**export_header(source, filters, "lerobot"),
                              "episode_ids": [p["provenance"].get("episode_id") for p in parts],
-                             "control_sources": control_sources}
+                             "control_sources": control_sources, "subtasks": subtask_names}
         (root / "meta" / "info.json").write_text(json.dumps(info, indent=4))
     return {"episodes": len(parts), "frames": start, "fps": fps, "tasks": len(tasks), "cameras": video_keys,
             "path": str(out_dir)}
@@ -197,6 +235,15 @@ def _control_columns(control: RowControl, vocabulary: List[str]) -> Dict[str, np
     recoded = control.recoded(vocabulary)
     return {CONTROL_SOURCE: recoded,
             IS_INTERVENTION: (recoded == vocabulary.index(OPERATOR)).astype(np.float32)}
+
+
+def _with_subtask_columns(pa, table, parts: List[Dict]):
+    """The SARM subtask columns, typed explicitly (an episode without segments has empty lists)."""
+    types = {"subtask_names": pa.string(), "subtask_start_times": pa.float64(), "subtask_end_times": pa.float64(),
+             "subtask_start_frames": pa.int64(), "subtask_end_frames": pa.int64()}
+    for name in SUBTASK_COLUMNS:
+        table = table.append_column(name, pa.array([p["subtasks"][name] for p in parts], type=pa.list_(types[name])))
+    return table
 
 
 def _write_tasks(path: Path, tasks: Dict[str, int]) -> None:

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from collector.dataset.exports.lerobot import CONTROL_SOURCE, DATA_PATH, VIDEO_PATH
+from collector.dataset.exports.lerobot import CONTROL_SOURCE, DATA_PATH, SUBTASK_INDEX, VIDEO_PATH
 from collector.dataset.normalization import IMAGE_PREFIX
 from collector.episodes.video import VideoFrameReader
 from collector.errors import DataError
@@ -42,9 +42,11 @@ class LeRobotV3Reader:
         video_keys = [k for k, v in self.info["features"].items() if v["dtype"] == "video"]
         self.cameras = [k[len(IMAGE_PREFIX):] for k in video_keys] if cameras is None else list(cameras)
 
-        columns: Dict[str, List[np.ndarray]] = {"observation.state": [], "action": [], "timestamp": []}
-        if CONTROL_SOURCE in self.info["features"]:  # exports before the control source have none
-            columns[CONTROL_SOURCE] = []
+        columns: Dict[str, List[np.ndarray]] = {"observation.state": [], "action": [], "timestamp": [],
+                                                "task_index": []}
+        for optional in (CONTROL_SOURCE, SUBTASK_INDEX):  # older exports have neither
+            if optional in self.info["features"]:
+                columns[optional] = []
         seen = set()
         for row in self.episodes:
             key = (row["data/chunk_index"], row["data/file_index"])
@@ -64,6 +66,11 @@ class LeRobotV3Reader:
         self.action = np.concatenate(columns["action"])
         self.control_source = np.concatenate(columns[CONTROL_SOURCE]) if CONTROL_SOURCE in columns else None
         self.control_sources = list(self.info.get("collector", {}).get("control_sources") or [])
+        self.task_index = np.concatenate(columns["task_index"])
+        self.subtask_index = np.concatenate(columns[SUBTASK_INDEX]) if SUBTASK_INDEX in columns else None
+        self.subtasks = list(self.info.get("collector", {}).get("subtasks") or [])
+        tasks = pq.read_table(self.root / "meta" / "tasks.parquet").to_pandas()
+        self.tasks = {int(index): str(task) for task, index in zip(tasks.index, tasks["task_index"])}
         self.starts = np.array([r["dataset_from_index"] for r in self.episodes]
                                + [self.episodes[-1]["dataset_to_index"]])
         self._videos: Dict[tuple, VideoFrameReader] = {}
@@ -103,6 +110,10 @@ class LeRobotV3Reader:
         }
         if self.control_source is not None:
             sample[CONTROL_SOURCE] = np.int64(self.control_source[begin + t])
+        sample["task"] = self.tasks[int(self.task_index[begin + t])]  # as LeRobotDataset gives it: the string
+        if self.subtask_index is not None:
+            code = int(self.subtask_index[begin + t])
+            sample["subtask"] = self.subtasks[code] if code >= 0 else ""
         for camera in self.cameras:
             frame = self.frames(e, camera, [t])[0]
             sample[IMAGE_PREFIX + camera] = frame.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255.0)

@@ -9,7 +9,12 @@ replay would use (collector.episodes.topics), plus
 - who commands the robot as a source id ("policy", "operator", ...) on /collector/control_source
   (std_msgs/String) at the first control tick and at every handover: a state topic, as Foxglove's
   State Transitions panel shows it; the per-tick code stays on /collector/control/source, and the
-  metadata record's `control_sources` is the take's {source id: code} map.
+  metadata record's `control_sources` is the take's {source id: code} map;
+- for a reviewed episode, the reviewers' labels (collector/review) as an MCAP metadata record
+  "collector.annotations" (verdict, reviewers, reasons, outcome override, instructions and subtasks as
+  JSON, every saved record), the same JSON on /collector/annotations (std_msgs/String) at the first
+  timestamp, and the subtask being done on /collector/subtask (std_msgs/String): its name at each
+  segment's start, "" at an end no segment follows (a state topic, like the control source).
 Times: the session clock is mapped onto wall-clock time with the episode's `started_at` (UTC) at its
 first stamp, so Foxglove shows when the take happened; the offset is stored in the metadata
 (`session_clock_offset_ns`) to get session-clock stamps back.
@@ -24,7 +29,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from collector.dataset.control import source_ids, source_name
-from collector.dataset.exports.common import atomic_output, dumps, export_header, provenance
+from collector.dataset.exports.common import atomic_output, dumps, export_header, instructions_of, provenance
 from collector.dataset.episode import AlignedEpisode
 from collector.dataset.selection import EpisodeRef
 from collector.episodes.ros2_msgdefs import msgdef
@@ -35,7 +40,10 @@ from collector.recorder.reader import EpisodeReader
 from collector.recorder.vocabulary import CONTROL
 
 METADATA_NAME = "collector.episode"
+ANNOTATIONS_NAME = "collector.annotations"
 CONTROL_SOURCE_TOPIC = "/collector/control_source"
+ANNOTATIONS_TOPIC = "/collector/annotations"
+SUBTASK_TOPIC = "/collector/subtask"
 
 
 def _writer_class():
@@ -94,11 +102,29 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
                 info["control_sources"] = dumps({name: code for code, name in sorted(control_names.items())})
             in_control = None
             writer.add_metadata(METADATA_NAME, info)
+            review = record.get("review") or {}
+            if review:  # an episode nobody reviewed has no annotations to carry
+                writer.add_metadata(ANNOTATIONS_NAME, _annotation_metadata(record))
             first_ns = int(round(schedule.t_first * NANOS)) + offset
             writer.write_message(METADATA_TOPIC, string_schema, {"data": dumps({"metadata": metadata,
                                                                                  "provenance": record})},
                                  log_time=first_ns, publish_time=first_ns)
+            if review:
+                writer.write_message(ANNOTATIONS_TOPIC, string_schema, {"data": dumps(review)},
+                                     log_time=first_ns, publish_time=first_ns)
+                counts[ANNOTATIONS_TOPIC] = 1
+            pending = _subtask_changes(review.get("subtasks") or [])
+
+            def write_subtasks_until(t: float) -> None:
+                while pending and pending[0][0] <= t:
+                    when, text = pending.pop(0)
+                    stamp = max(int(round(when * NANOS)) + offset, first_ns)
+                    writer.write_message(SUBTASK_TOPIC, string_schema, {"data": text}, log_time=stamp,
+                                         publish_time=stamp)
+                    counts[SUBTASK_TOPIC] = counts.get(SUBTASK_TOPIC, 0) + 1
+
             for t, name, row in schedule:
+                write_subtasks_until(t)  # in time order with the recorded messages
                 sample = source_rows.sample(name, row)
                 stamp_ns = int(round(t * NANOS)) + offset
                 for route in by_stream[name]:
@@ -113,8 +139,32 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
                                              log_time=stamp_ns, publish_time=stamp_ns)
                         counts[CONTROL_SOURCE_TOPIC] = counts.get(CONTROL_SOURCE_TOPIC, 0) + 1
                         in_control = now
+            write_subtasks_until(float("inf"))
             writer.finish()
     return {"path": str(out_path), "messages": sum(counts.values()) + 1, "topics": counts}
+
+
+def _annotation_metadata(record: Dict) -> Dict[str, str]:
+    """The review as an MCAP metadata record (string values only, as the format requires)."""
+    review = record.get("review") or {}
+    return {"verdict": str(record.get("review_verdict") or "unreviewed"),
+            "reviewers": str(review.get("reviewers", 0)),
+            "reasons": dumps(review.get("reasons") or []), "outcome": str(review.get("outcome") or ""),
+            "instructions": dumps(instructions_of(record)), "subtasks": dumps(review.get("subtasks") or []),
+            "agreement": dumps(review.get("agreement") or {}), "records": dumps(review.get("records") or [])}
+
+
+def _subtask_changes(subtasks) -> list:
+    """(time, name) whenever the subtask being done changes: a name at a segment's start, "" at an end
+    that no other segment starts at. Times are on the episode clock, as the segments are."""
+    changes = []
+    ordered = sorted(subtasks, key=lambda s: s["start_t"])
+    for i, segment in enumerate(ordered):
+        changes.append((float(segment["start_t"]), str(segment["name"])))
+        following = ordered[i + 1]["start_t"] if i + 1 < len(ordered) else None
+        if following is None or following > segment["end_t"]:
+            changes.append((float(segment["end_t"]), ""))
+    return sorted(changes, key=lambda change: change[0])
 
 
 def _text(value) -> str:

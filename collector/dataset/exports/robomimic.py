@@ -3,7 +3,9 @@
     /data                       attrs: total (samples), env_args (JSON), collector (export header, JSON),
                                 action_scale, action_offset (A,) float64, action_normalization, action_formula
     /data/demo_N                attrs: num_samples, collector (provenance JSON: episode id, source file,
-                                conditions, lighting, weight, outcome, operator, ...)
+                                conditions, lighting, weight, outcome, operator, review_verdict, review:
+                                the reviewers' labels, ...), instructions (JSON list: the recorded
+                                instruction, then the reviewers' phrasings)
         actions (T, A)          the recorded /action (joint position commands), scaled to [-1, 1]:
                                 actions = (raw - action_offset) / action_scale, so raw = actions *
                                 action_scale + action_offset (raw_actions=True: unscaled, scale 1, offset 0)
@@ -17,7 +19,9 @@
                                 pointing into obs/, so they cost no space and read like real data
     /mask/<filter key>          demo names (bytes): train / valid (split by episode), and one key per
                                 task_<name>, lighting_<name>, weight_<name>, outcome_<name>, and
-                                control_<source> (demos in which that source commanded a step)
+                                control_<source> (demos in which that source commanded a step); the
+                                reviewers' verdicts: accepted, rejected (always written, possibly empty)
+                                and disputed (when some demo is)
 
 robomimic has no environment type for collector; env_args names the robot and uses type 2 (the gym
 wrapper), which only matters for robomimic's rollouts, never for training from the file.
@@ -45,7 +49,8 @@ import numpy as np
 
 from collector.dataset.control import source_vocabulary
 from collector.dataset.episode import AlignedEpisode
-from collector.dataset.exports.common import atomic_output, dumps, episode_rate, export_header, provenance
+from collector.dataset.exports.common import (atomic_output, dumps, episode_rate, export_header, instructions_of,
+                                              provenance)
 from collector.dataset.selection import EpisodeRef
 from collector.dataset.split import split_episodes
 from collector.errors import DataError
@@ -180,6 +185,7 @@ def export_robomimic(refs: Sequence[EpisodeRef], out_path, engine, *, cameras: O
                     scaled = (demo["actions"][...].astype(np.float64) - offset) / scale
                     demo["actions"][...] = np.clip(scaled, -1.0, 1.0).astype(np.float32)  # clip: float32 rounding
                 demo.attrs["collector"] = dumps(part["provenance"])
+                demo.attrs["instructions"] = json.dumps(instructions_of(part["provenance"]))
                 demo.create_dataset("control_source", data=part["control"].recoded(control_sources))
                 _link_next_obs(demo, part["length"])
                 total += part["length"]
@@ -239,6 +245,7 @@ def _write_masks(out: h5py.File, names: List[str], parts: List[Dict], val_fracti
     ids = [str(p["provenance"].get("episode_id")) for p in parts]
     train, valid = split_episodes(names, ids, val_fraction, seed) if len(names) > 1 else (names, [])
     masks["train"], masks["valid"] = train, valid
+    masks["accepted"], masks["rejected"] = [], []  # filter keys a config may name even when nobody reviewed yet
     for name, part in zip(names, parts):
         record = part["provenance"]
         for key in ("task", "lighting", "weight", "outcome"):
@@ -246,6 +253,9 @@ def _write_masks(out: h5py.File, names: List[str], parts: List[Dict], val_fracti
                 masks.setdefault(f"{key}_{_slug(record[key])}", []).append(name)
         for source in part["control"].counts():
             masks.setdefault(f"control_{_slug(source)}", []).append(name)
+        verdict = record.get("review_verdict")
+        if verdict in ("accepted", "rejected", "disputed"):
+            masks.setdefault(verdict, []).append(name)
     group = out.create_group("mask")
     for key, members in masks.items():
         group.create_dataset(key, data=np.array([m.encode() for m in members], dtype="S"))

@@ -73,6 +73,8 @@ function ensureCameras(names) {
     $("cameras").append(figure);
     cameraLoop(name, img, caption);
   }
+  const tiles = $("cameras").querySelectorAll("figure.camera").length;
+  $("cameras").style.gridTemplateColumns = `repeat(${columnsFor(tiles)}, minmax(0, 1fr))`;
 }
 
 let coverageKey = "";
@@ -133,17 +135,132 @@ function renderLast(last) {
   }
 }
 
-function renderRobot(robot) {
+// Joint state as one small plot per joint group (the robot YAML's groups), in the group's unit,
+// over the last HISTORY_S seconds of the state the event stream delivered.
+const HISTORY_S = 10;
+const SPARK = { width: 240, height: 54, left: 46, right: 4, top: 4, bottom: 4 };
+const COLORS = ["#5fa8ff", "#ffab40", "#6fdc8c", "#ff6b6b", "#c39bff", "#d7a27a", "#ff8fd0", "#bbbbbb", "#e3e36b",
+                "#4fd6e6"];
+const SVG_NS = document.createRange().createContextualFragment("<svg></svg>").firstChild.namespaceURI;
+const jointHistory = [];  // [t, position[]]
+let sparkGroups = [];
+let sparkKey = "";
+
+function svgElement(tag, attrs, parent) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  parent.append(el);
+  return el;
+}
+
+function groupsFor(s, width) {
+  if (s.joint_groups && s.joint_groups.length) return s.joint_groups;
+  const names = (s.robot && s.robot.names) || [];
+  const joints = Array.from({ length: width }, (_, i) => names[i] || `q${i}`);
+  return [{ name: "joints", unit: "", joints, indices: joints.map((_, i) => i), min_span: 0.05 }];
+}
+
+function buildSparklines(groups) {
   const root = $("joints");
+  root.textContent = "";
+  sparkGroups = groups.map((group) => {
+    const box = document.createElement("div");
+    box.className = "joint-group";
+    box.dataset.group = group.name;
+    const title = document.createElement("div");
+    title.className = "group-title";
+    title.textContent = group.unit ? `${group.name} (${group.unit})` : group.name;
+    const plot = document.createElementNS(SVG_NS, "svg");
+    plot.setAttribute("viewBox", `0 0 ${SPARK.width} ${SPARK.height}`);
+    plot.setAttribute("class", "sparkline");
+    const high = svgElement("text", { x: SPARK.left - 3, y: SPARK.top + 8, "text-anchor": "end", class: "ylimit" }, plot);
+    const low = svgElement("text", { x: SPARK.left - 3, y: SPARK.height - SPARK.bottom, "text-anchor": "end",
+                                     class: "ylimit" }, plot);
+    svgElement("rect", { x: SPARK.left, y: SPARK.top, width: SPARK.width - SPARK.left - SPARK.right,
+                         height: SPARK.height - SPARK.top - SPARK.bottom, class: "frame" }, plot);
+    const lines = group.joints.map((joint, k) => svgElement("polyline", {
+      fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 1.2, "data-joint": joint }, plot));
+    const legend = document.createElement("div");
+    legend.className = "legend";
+    const values = group.joints.map((joint, k) => {
+      const item = document.createElement("span");
+      item.style.color = COLORS[k % COLORS.length];
+      item.dataset.joint = joint;
+      legend.append(item);
+      return item;
+    });
+    box.append(title, plot, legend);
+    root.append(box);
+    return { group, lines, values, high, low };
+  });
+}
+
+function formatValue(value, unit) {
+  return `${value.toFixed(unit === "m" ? 4 : 3)}${unit ? " " + unit : ""}`;
+}
+
+function renderRobot(s) {
+  const robot = s.robot;
   if (!robot) { text("robot-time", "no joint state yet"); return; }
   text("robot-time", `t = ${robot.t.toFixed(2)} s`);
-  root.textContent = "";
-  robot.position.forEach((value, i) => {
-    const div = document.createElement("div");
-    const name = robot.names && robot.names[i] ? robot.names[i] : `q${i}`;
-    div.textContent = `${name}: ${value.toFixed(3)}`;
-    root.append(div);
-  });
+  const groups = groupsFor(s, robot.position.length);
+  const key = JSON.stringify(groups);
+  if (key !== sparkKey) { sparkKey = key; buildSparklines(groups); }
+  const last = jointHistory[jointHistory.length - 1];
+  if (last && robot.t < last[0]) jointHistory.length = 0;  // a new take restarted the clock
+  if (!last || robot.t !== last[0]) jointHistory.push([robot.t, robot.position]);
+  while (jointHistory.length > 2 && jointHistory[0][0] < robot.t - HISTORY_S) jointHistory.shift();
+  const t1 = robot.t, t0 = t1 - HISTORY_S;
+  const xOf = (t) => SPARK.left + (t - t0) / HISTORY_S * (SPARK.width - SPARK.left - SPARK.right);
+  for (const { group, lines, values, high, low } of sparkGroups) {
+    let lo = Infinity, hi = -Infinity;
+    for (const [, q] of jointHistory) for (const i of group.indices) { lo = Math.min(lo, q[i]); hi = Math.max(hi, q[i]); }
+    if (hi - lo < group.min_span) {  // sensor noise on a still joint stays a flat line
+      const middle = (hi + lo) / 2;
+      lo = middle - group.min_span / 2;
+      hi = middle + group.min_span / 2;
+    }
+    const yOf = (v) => SPARK.top + (hi - v) / (hi - lo) * (SPARK.height - SPARK.top - SPARK.bottom);
+    high.textContent = hi.toFixed(group.unit === "m" ? 4 : 3);
+    low.textContent = lo.toFixed(group.unit === "m" ? 4 : 3);
+    group.indices.forEach((index, k) => {
+      // A robot at rest sends one state: draw it as a level line across the window.
+      const samples = jointHistory.length > 1 ? jointHistory : [[t0, jointHistory[0][1]], ...jointHistory];
+      lines[k].setAttribute("points", samples.map(([t, q]) => `${xOf(t).toFixed(1)},${yOf(q[index]).toFixed(1)}`).join(" "));
+      values[k].textContent = `${group.joints[k]} ${formatValue(robot.position[index], group.unit)}`;
+    });
+  }
+}
+
+// Which take a button acts on: the one recording (Stop, Discard while recording), else the last one.
+// Named on the button itself, so a verdict after a take that ended by itself cannot be read as
+// judging the next take, whose task is already shown above the buttons.
+const BUTTON_LABELS = { start: "Start", stop: "Stop", success: "Success", failure: "Failure", discard: "Discard",
+                        rerecord: "Re-record" };
+
+function buttonTarget(action, s) {
+  const recording = s.phase === "recording" && s.episode ? s.episode.episode_id : null;
+  const last = s.last_episode ? s.last_episode.episode_id : null;
+  if (action === "start") return null;
+  if (action === "stop") return recording;
+  if (action === "discard") return recording || last;
+  return last;
+}
+
+function labelButton(button, s) {
+  const action = button.dataset.action;
+  const target = buttonTarget(action, s);
+  const label = target ? `${target}: ${BUTTON_LABELS[action]}` : BUTTON_LABELS[action];
+  if (button.dataset.label === label) return;
+  button.dataset.label = label;
+  button.dataset.episode = target || "";
+  const kbd = button.querySelector("kbd");
+  button.replaceChildren(label + " ", kbd);
+}
+
+function columnsFor(count) {
+  // Up to three side by side, four as 2 x 2, more in rows of three: no empty tile for 1-4 cameras.
+  return count <= 3 ? Math.max(count, 1) : count === 4 ? 2 : 3;
 }
 
 function render(s) {
@@ -163,11 +280,12 @@ function render(s) {
   text("episode-id", s.episode ? s.episode.episode_id : "");
   for (const button of document.querySelectorAll("#buttons button")) {
     button.disabled = !(s.controls || []).includes(button.dataset.action);
+    labelButton(button, s);
   }
   if (s.message && !$("message").classList.contains("error")) showMessage(s.message, false);
   renderCoverage(s.coverage, cell);
   renderLast(s.last_episode);
-  renderRobot(s.robot);
+  renderRobot(s);
   ensureCameras(s.cameras || []);
 }
 

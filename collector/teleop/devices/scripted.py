@@ -8,6 +8,10 @@ per-phase aiming error and physiological tremor. Every pose is converted into th
 tracking frame by inverting the retargeting map (the relation a human learns by watching the robot),
 and leaves as an OperatorInput through the same encode -> ZMQ -> decode path as a VR headset's,
 stamped with sim time.
+
+The phases it went through are ground truth for a take's subtasks: `operator_phases()` gives them
+on the session clock (the episode's /timestamps clock), and the take's drivers store them in the
+episode as the root attribute `operator_phases` (collector/review/suggestions.py reads them).
 """
 from __future__ import annotations
 
@@ -118,6 +122,7 @@ class ScriptedOperator(InputDevice):
         self._t0 = 0.0
         self._seq = 0
         self._done = False
+        self._polled_until: Optional[float] = None  # session time of the last poll of this take's plan
 
     # -- set-up -----------------------------------------------------------------------------------
     def start(self, context: DeviceContext) -> None:
@@ -140,10 +145,29 @@ class ScriptedOperator(InputDevice):
         self._t0 = context.backend.now()
         self._seq = 0
         self._done = False
+        self._polled_until = None
 
     @property
     def done(self) -> bool:
         return self._done
+
+    def operator_phases(self) -> List[dict]:
+        """The plan's segments performed so far: [{"name", "start_t", "end_t"}] in session time.
+
+        Only what the take reached: a segment the take ended in is cut at the last poll (and marked
+        `"cut": true`, so its end is not mistaken for a phase boundary); later ones are left out."""
+        if self.plan is None or self._polled_until is None:
+            return []
+        phases = []
+        for seg in self.plan.segments:
+            start, end = self._t0 + seg.start, self._t0 + seg.start + seg.duration
+            if start > self._polled_until:
+                break
+            phase = {"name": seg.name, "start_t": round(start, 6), "end_t": round(min(end, self._polled_until), 6)}
+            if end > self._polled_until:
+                phase["cut"] = True
+            phases.append(phase)
+        return phases
 
     # -- human-like timing -------------------------------------------------------------------------
     def _reach_time(self, p0: np.ndarray, p1: np.ndarray, q0=None, q1=None, slow: float = 1.0) -> float:
@@ -315,6 +339,7 @@ class ScriptedOperator(InputDevice):
             raise DeviceError("scripted operator polled before start()")
         t = now - self._t0
         poses, closure, self.phase = self.plan.sample(t)
+        self._polled_until = now
         if t >= self.plan.duration:
             self._done = True
         wrists = {side: self._operator_pose(side, pose, t) for side, pose in poses.items()}
@@ -332,3 +357,14 @@ class ScriptedOperator(InputDevice):
 
     def close(self) -> None:
         pass
+
+
+def operator_phases_metadata(device) -> dict:
+    """Episode metadata for a take the scripted operator performed: {"operator_phases": [...]}, else {}.
+
+    `device` may be any input device (or a wrapper that forwards attributes, as the session's does)."""
+    phases = getattr(device, "operator_phases", None)
+    if not callable(phases):
+        return {}
+    performed = phases()
+    return {"operator_phases": performed} if performed else {}

@@ -284,6 +284,10 @@ class CameraFeedSink(Sink):
     def _wanted(self, name: str) -> bool:
         return name in self.cameras if self.cameras is not None else is_headset_camera(name)
 
+    def set_lockstep(self, lockstep: bool) -> None:
+        if self.inner is not None:
+            self.inner.set_lockstep(lockstep)
+
     def push(self, stream: str, t: float, **fields) -> bool:
         camera = camera_of_stream(stream)
         if camera is not None and "image" in fields and self._wanted(camera):

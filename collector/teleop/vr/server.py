@@ -436,6 +436,9 @@ class VRServer:
             "bridge": {
                 "role": conn.role,
                 "operator_connected": operator is not None,
+                # a session (or teleop loop) publishing status now: the page's take buttons reach someone
+                "session_connected": self._status_received_at is not None
+                and now - self._status_received_at <= STATUS_STALE_S,
                 "watchers": sum(1 for c in self._connections.values() if c.role == "watcher"),
                 "input_hz": operator.input_rate_hz(now) if operator is not None else 0.0,
                 "clock": operator.clock.summary() if operator is not None else None,

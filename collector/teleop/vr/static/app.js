@@ -27,7 +27,7 @@ const SCREEN_HALF_WIDTH = 0.7;
 // State the tests (and a curious operator's devtools) can read.
 const state = {
   connection: "connecting", role: null, session: null, closeCode: null, closeReason: "",
-  framesReceived: 0, framesDrawn: 0, lastHeader: null, eyes: {}, status: null,
+  framesReceived: 0, framesDrawn: 0, lastHeader: null, eyes: {}, status: null, sessionConnected: false,
   errors: [], posesSent: 0, posesSkipped: 0, xrSupported: false, xrActive: false,
 };
 window.collectorVR = state;
@@ -79,6 +79,7 @@ function connect() {
     state.closeCode = event.code;
     state.closeReason = event.reason;
     state.role = null;
+    updateTakeButtons();
     setBadge("connection", state.connection === "refused" ? "refused" : `disconnected (${event.code})`, "bad");
     // Reconnect unless the server refused us on purpose (token, operator slot) or the token is bad.
     if (state.connection !== "refused" && event.code !== 4003 && event.code !== 1008) {
@@ -95,7 +96,7 @@ function onText(msg) {
       state.role = msg.role;
       state.session = msg.session;
       setBadge("role", msg.role === "operator" ? "operator: in control" : "watching", msg.role === "operator" ? "ok" : "");
-      document.querySelectorAll("button.op").forEach((b) => { b.disabled = msg.role !== "operator"; });
+      updateTakeButtons();
       break;
     case "refused":
       state.connection = "refused";
@@ -108,6 +109,7 @@ function onText(msg) {
     case "status":
       state.status = msg;
       renderStatus(msg);
+      updateTakeButtons();
       break;
     case "error":
       state.errors.push(msg.reason);
@@ -225,6 +227,17 @@ function renderStatus(msg) {
 // ------------------------------------------------------------------------------------------
 // Episode buttons on the page (the headset uses controller buttons, mapped by the server)
 // ------------------------------------------------------------------------------------------
+
+// Take buttons work only for the operator, and only while a teleop session (collector session or
+// teleop with --input vr) is publishing its status: otherwise a press would reach nobody.
+function updateTakeButtons() {
+  const bridge = (state.status && state.status.bridge) || {};
+  state.sessionConnected = state.connection === "connected" && bridge.session_connected === true;
+  const usable = state.role === "operator" && state.sessionConnected;
+  document.querySelectorAll("button.op").forEach((b) => { b.disabled = !usable; });
+  $("take-hint").textContent = state.role !== "operator" ? ""
+    : usable ? "" : "no teleop session connected: start `collector session` (or teleop) with VR input";
+}
 
 function wireButtons() {
   const control = (action, outcome = null) => () => send({ type: "control", action, outcome });

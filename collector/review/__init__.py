@@ -1,0 +1,1 @@
+"""Review and annotation: reviewers' labels (annotations), subtask suggestions, the review page, Rerun."""
