@@ -39,8 +39,13 @@ DATASET = [
 # `collector view` and --display: StateChange, TransformAxes3D and the rerun.chunk reader (tests) are 0.41's.
 VIEW = ["rerun-sdk>=0.41"]
 
+# Fleet: shared storage through fsspec (file://, s3:// with s3fs; gs:// needs gcsfs, installed by hand).
+# The fleet's catalogue on a PostgreSQL server (`--catalog postgresql://...`): psycopg 3.
+FLEET = ["fsspec>=2023.1", "s3fs>=2023.1", "psycopg[binary]>=3.1"]
+
 TEST = [
     "pytest>=8.0",
+    "moto[server]>=5.0",  # the S3 wire protocol for tests/test_publish.py (a real moto_server process)
     "pytest-timeout>=2.3",
     "selenium>=4.20",
     "hypothesis>=6.100",
@@ -73,9 +78,10 @@ setup(
         "tqdm>=4.66",
         "aiohttp>=3.9",
         "cryptography>=42",
+        "sqlalchemy>=2.0",  # the catalogue (collector/session/catalog_engine.py): SQLite and PostgreSQL
     ],
     # train: torch for DataLoader use; scripts/install_test_deps.sh installs the CPU build the tests use.
     extras_require={"ros": ROS, "dataset": DATASET, "train": ["torch>=2.1"], "view": VIEW,
-                    "test": TEST + DATASET + VIEW},
+                    "fleet": FLEET, "test": TEST + DATASET + VIEW + FLEET},
     entry_points={"console_scripts": ["collector=collector.cli:main"]},
 )

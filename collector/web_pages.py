@@ -1,26 +1,28 @@
-"""A base request handler for the token-protected web apps that bind to localhost (the review page).
+"""The one gate of the token-protected web pages that bind to localhost (the session dashboard, the review page).
 
-It applies the rules the session dashboard set (collector/session/dashboard.py) and that
-collector.web_auth.AccessGate holds: requests must name a loopback Host (DNS rebinding), a foreign
-Origin is refused whatever its token, GETs may carry the token as the HttpOnly cookie, a header,
-a bearer or `?token=`, and POSTs only in the X-Collector-Token header (a cross-site form cannot add
-one). `GET /?token=T` trades the token for the cookie and redirects to `/`, so it leaves the URL bar.
-Subclasses set `app` (the name errors start with), `cookie`, `access` and `hint` (what to open).
+`GatedHandler` applies the rules collector.web_auth.AccessGate holds: requests must name a loopback Host
+(DNS rebinding), a foreign Origin is refused whatever its token, GETs may carry the token as the HttpOnly
+cookie, a header, a bearer or `?token=`, and POSTs only in the X-Collector-Token header (a cross-site form
+cannot add one). `GET /?token=T` trades the token for the cookie and redirects to `/`, so it leaves the URL
+bar. Every error is JSON {"ok": false, "error": one line}. Subclasses set `app` (the name errors start
+with), `cookie` and `hint` (what to open), and answer in `route_get` / `route_post`.
+`GatedServer` binds the handler to loopback behind one AccessGate and serves it on its own thread.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
+import threading
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from collector.errors import CollectorError, ConfigError
 from collector.json_values import json_default
-from collector.web_auth import AccessGate
+from collector.web_auth import AccessGate, check_user_token, new_token
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +109,25 @@ class GatedHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def json_bytes(self, payload) -> bytes:
+        """The payload as strict JSON (JSON.parse refuses NaN); the dashboard overrides it (NaN -> null)."""
+        return json.dumps(payload, default=json_default, allow_nan=False).encode()
+
     def send_json(self, status: int, payload) -> None:
-        self.send_body(status, json.dumps(payload, default=json_default, allow_nan=False).encode(),
-                       "application/json")
+        self.send_body(status, self.json_bytes(payload), "application/json")
 
     def send_error_json(self, status: int, message: str) -> None:
         self.send_json(status, {"ok": False, "error": " ".join(str(message).split())})
 
     # -- the gate ------------------------------------------------------------------------------
     def cookie_token(self) -> Optional[str]:
-        try:
-            cookie = SimpleCookie(self.headers.get("Cookie", ""))
-        except CookieError:
-            return None
-        return cookie[self.cookie].value if self.cookie in cookie else None
+        # Read by hand: the browser also sends the cookies other localhost apps set, and SimpleCookie
+        # drops the whole header (ours included) at the first name it finds illegal ("cart[1]=...").
+        for part in self.headers.get("Cookie", "").split(";"):
+            name, _, value = part.partition("=")
+            if name.strip() == self.cookie:
+                return value.strip().strip('"') or None
+        return None
 
     def token_candidates(self, query: Dict[str, list]) -> Tuple[Optional[str], ...]:
         if self.command == "POST":
@@ -147,11 +154,50 @@ class GatedHandler(BaseHTTPRequestHandler):
         elif refusal.status == HTTPStatus.FORBIDDEN:
             message = "requests from another web page (Origin) are refused; see --allow-origin"
         elif self.command == "POST":
-            message = f"changes need the {TOKEN_HEADER} header"
+            # Also what a page left open across a restart sees: its token is the old server's.
+            message = f"changes need this server's token in the {TOKEN_HEADER} header; {self.hint}"
         else:
             message = self.hint
         self.send_error_json(refusal.status, f"{self.app}: {message}")
         return None
+
+    # -- routes --------------------------------------------------------------------------------
+    def do_GET(self):
+        gated = self.gate()
+        if gated is not None:
+            self.answer(lambda: self.route_get(*gated))
+
+    do_HEAD = do_GET
+
+    def do_POST(self):
+        gated = self.gate()
+        if gated is None:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            return
+        self.answer(lambda: self.route_post(*gated))
+
+    def route_get(self, path: str, query: Dict[str, list]) -> None:
+        raise BadRequest(f"{self.app}: no page {path[:80]}", HTTPStatus.NOT_FOUND)
+
+    def route_post(self, path: str, query: Dict[str, list]) -> None:
+        raise BadRequest(f"{self.app}: no action endpoint {path[:80]}", HTTPStatus.NOT_FOUND)
+
+    def answer(self, route: Callable[[], None]) -> None:
+        """Runs a route; every failure becomes a one-line JSON error and the server goes on."""
+        try:
+            route()
+        except BadRequest as exc:
+            self.close_connection = self.command == "POST"  # its body may be left unread
+            self.send_error_json(exc.status, str(exc))
+        except CollectorError as exc:
+            self.send_error_json(HTTPStatus.UNPROCESSABLE_ENTITY if isinstance(exc, ConfigError)
+                                 else HTTPStatus.INTERNAL_SERVER_ERROR, f"{self.app}: {exc}")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser went away mid-answer
+        except Exception as exc:  # a bug must cost one request, not the operator's server
+            log.exception("%s: %s %s failed", self.app, self.command, self.path)
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                 f"{self.app}: unexpected {type(exc).__name__}: {exc}"[:300])
 
     def trade_token_for_cookie(self, token: str) -> None:
         cookie = f"{self.cookie}={token}; HttpOnly; SameSite=Strict; Path=/"
@@ -174,13 +220,76 @@ class GatedHandler(BaseHTTPRequestHandler):
 
 
 def allowed_bind(host: str, app: str) -> str:
-    from collector.errors import ConfigError
-
     if host not in LOOPBACK_BINDS:
         raise ConfigError(f"{app} host {host!r}: it only binds to localhost "
                           "(reach it remotely with `ssh -L PORT:localhost:PORT station`)")
     return host
 
 
-__all__: Sequence[str] = ("BadRequest", "GatedHandler", "LOOPBACK_HOSTS", "STATIC_TYPES", "allowed_bind",
-                          "host_is_loopback", "query_int", "query_value", "static_file")
+class GatedServer:
+    """A page's HTTP server: loopback only, one AccessGate, served on its own thread until close().
+
+    `handler` (a GatedHandler subclass) reaches the server as `self.server_app`. `closing` is set when
+    the server closes, so long answers (an event stream) end."""
+
+    app = "web"
+
+    def __init__(self, handler: type, *, host: str, port: int, token: Optional[str],
+                 allowed_origins: Sequence[str] = ()):
+        # A page that starts recordings or saves labels is never exposed beyond this machine;
+        # remote users forward the port over SSH.
+        allowed_bind(host, self.app)
+        self.token = check_user_token(token) if token else new_token()
+        self.access = AccessGate(self.token, allowed_origins, unauthorized=HTTPStatus.UNAUTHORIZED)
+        self.closing = threading.Event()
+        bound = type(handler.__name__, (handler,), {"server_app": self, "access": self.access})
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), bound)
+        except OSError as exc:
+            raise ConfigError(f"{self.app}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.httpd.daemon_threads = True
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/?token={self.token}"
+
+    @property
+    def refused_requests(self) -> int:
+        """Requests refused for a missing or wrong token or a foreign Origin, on any method."""
+        return self.access.refused
+
+    def start(self):
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"{self.app}-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, then `after_close` (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.closing.set()
+        if self._thread is not None:
+            self.httpd.shutdown()  # only while serve_forever runs: it would wait forever otherwise
+            self._thread.join(timeout=5)
+        self.httpd.server_close()
+        self.after_close()
+
+    def after_close(self) -> None:
+        """What a page still does once it has stopped serving."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+__all__: Sequence[str] = ("BadRequest", "GatedHandler", "GatedServer", "LOOPBACK_HOSTS", "STATIC_TYPES",
+                          "allowed_bind", "host_is_loopback", "query_int", "query_value", "static_file")

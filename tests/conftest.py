@@ -115,3 +115,27 @@ def browser():
 
     with chromium() as driver:
         yield driver
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's), started once for the session in a temporary folder."""
+    from helpers.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def catalog_location(request, tmp_path):
+    """Where a catalogue lives, once per engine: a dataset folder's catalog.sqlite, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return tmp_path / "catalog.sqlite"
+    return request.getfixturevalue("postgres_server").new_database()

@@ -1,4 +1,5 @@
-"""The SQLite catalogue: numbering, updates, queries, and several station processes writing at once."""
+"""The catalogue on both engines (SQLite, PostgreSQL): numbering, updates, queries, and several station
+processes writing at once."""
 import json
 import subprocess
 import sys
@@ -17,13 +18,13 @@ def _add(catalog, task, lighting, weight, outcome="success", qa="pass", station=
                                   path=f"episodes/{row.episode_id}.h5", duration_s=3.5)
 
 
-def test_numbers_are_sequential_and_rows_round_trip(tmp_path):
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+def test_numbers_are_sequential_and_rows_round_trip(catalog_location):
+    catalog = Catalog(catalog_location)
     first = _add(catalog, "pour", "dim", "heavy")
     second = _add(catalog, "pick_place", "bright", "light", outcome="failure")
     assert (first.episode_index, first.episode_id) == (1, "episode_000001")
     assert second.episode_id == episode_id_for(2)
-    again = Catalog(tmp_path / "catalog.sqlite").episode("episode_000001")
+    again = Catalog(catalog_location).episode("episode_000001")
     assert again.conditions == {"lighting": {"name": "dim"}} and again.duration_s == 3.5
     assert catalog.episode(2).outcome == "failure"
     with pytest.raises(DataError, match="no episode 'episode_000009'"):
@@ -34,8 +35,8 @@ def test_numbers_are_sequential_and_rows_round_trip(tmp_path):
         catalog.update_episode(1, outcome="great")
 
 
-def test_queries_like_successful_pours_under_dim_light(tmp_path):
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+def test_queries_like_successful_pours_under_dim_light(catalog_location):
+    catalog = Catalog(catalog_location)
     _add(catalog, "pour", "dim", "light")
     _add(catalog, "pour", "dim", "heavy", outcome="failure")
     _add(catalog, "pour", "bright", "light")
@@ -65,8 +66,8 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def test_several_station_processes_share_one_catalogue(tmp_path):
-    path = tmp_path / "catalog.sqlite"
+def test_several_station_processes_share_one_catalogue(catalog_location):
+    path = catalog_location
     Catalog(path)
     stations, per_station = 4, 30
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), f"station{k}", str(per_station)],
@@ -88,8 +89,8 @@ def test_several_station_processes_share_one_catalogue(tmp_path):
         assert notes == [f"station{k}-{i}" for i in range(per_station)]
 
 
-def test_sessions_are_recorded_and_resumes_counted(tmp_path):
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+def test_sessions_are_recorded_and_resumes_counted(catalog_location):
+    catalog = Catalog(catalog_location)
     kwargs = dict(session_id="s1", plan="p", plan_fingerprint="abc", station="st", operator="ana", host="h", pid=1)
     assert catalog.open_session(**kwargs) is False
     catalog.close_session("s1", "interrupted")

@@ -186,3 +186,24 @@ def test_after_a_take_ends_by_itself_the_buttons_name_the_episode_they_judge(bro
     row = Catalog(out / "catalog.sqlite").episode(1)
     # not by the Stop button: by success, the scripted operator finishing, or the time limit
     assert row.outcome == "failure" and row.note.startswith("stopped by") and row.note != "stopped by operator"
+
+
+def test_a_joint_reading_of_nan_shows_a_dash_and_the_plots_keep_updating(browser):
+    """The server sends null for NaN/inf joint readings; the page used to throw on them and stop drawing
+    the joint plots."""
+    import numpy as np
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from collector.session.dashboard import DashboardServer
+    from collector.session.live import LiveState
+
+    live = LiveState()
+    live.update(phase="ready", joint_groups=[{"name": "arm", "unit": "rad", "joints": ["elbow", "wrist"],
+                                              "indices": [0, 1], "min_span": 0.05}])
+    live.set_robot(1.0, np.array([0.25, np.nan]), ["elbow", "wrist"])
+    with DashboardServer(live, lambda action: action, port=0, token="nan-test-token-0123").start() as dash:
+        browser.get(dash.url)
+        body = lambda: browser.find_element("tag name", "body").text
+        WebDriverWait(browser, 20).until(lambda _: "wrist —" in body())
+        live.set_robot(1.5, np.array([0.5, 0.1]), ["elbow", "wrist"])  # later readings still show
+        WebDriverWait(browser, 20).until(lambda _: "elbow 0.500 rad" in body() and "wrist 0.100 rad" in body())

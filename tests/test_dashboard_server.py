@@ -250,3 +250,58 @@ def test_extra_origins_can_be_allowed():
         assert reply.status == 403
     with pytest.raises(ConfigError, match="--allow-origin"):
         DashboardServer(LiveState(), lambda a: a, port=0, allowed_origins=["station.example"])
+
+
+# -- found moving the dashboard onto the shared gate (collector/web_pages.py) ----------------------------------
+def _strict_json(data: bytes):
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON: the page's JSON.parse refuses it")
+    return json.loads(data, parse_constant=refuse)
+
+
+def test_joint_state_with_nan_stays_valid_json(server):
+    # A driver reporting NaN for a joint made every snapshot invalid JSON, and the page stopped updating.
+    server.live.set_robot(1.5, np.array([0.25, np.nan, np.inf]), ["a", "b", "c"])
+    reply, body = request(server, "GET", "/api/state", TOKEN)
+    assert reply.status == 200 and _strict_json(body)["robot"]["position"] == [0.25, None, None]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/api/events", headers={"Host": "localhost", **TOKEN})
+    stream = conn.getresponse()
+    line = stream.fp.readline().decode()
+    assert _strict_json(line.removeprefix("data: ").encode())["robot"]["position"] == [0.25, None, None]
+    conn.close()
+
+
+def test_a_cookie_from_another_localhost_app_does_not_break_the_page(server):
+    # Browsers send every localhost cookie to every port; one name SimpleCookie finds illegal made the
+    # dashboard drop the request unanswered, even one carrying the token in a header.
+    cookies = "cart[items]=3; collector_dashboard=secret-token"
+    reply, page = request(server, "GET", "/", {"Cookie": cookies})
+    assert reply.status == 200 and b'content="secret-token"' in page
+    reply, body = request(server, "GET", "/api/state", {**TOKEN, "Cookie": "cart[items]=3"})
+    assert reply.status == 200 and "phase" in json.loads(body)
+
+
+def test_closing_a_dashboard_that_never_started_returns():
+    import threading
+
+    dash = DashboardServer(LiveState(), lambda a: a, port=0)
+    closer = threading.Thread(target=dash.close, daemon=True)  # before: shutdown() waited for a loop never run
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive()
+
+
+def test_refusals_are_json_the_page_can_show(server):
+    # The page shows a refused button press as body.error; a text answer made it report
+    # "could not reach the session: SyntaxError" instead (e.g. a page left open across a restart).
+    stale = {"X-Collector-Token": "old-server-token", "Content-Type": "application/json"}
+    reply, data = request(server, "POST", "/api/control", stale, json.dumps({"action": "start"}))
+    answer = json.loads(data)
+    assert reply.status == 401 and answer["ok"] is False
+    assert answer["error"].startswith("dashboard: ") and "collector session" in answer["error"]
+    reply, data = request(server, "POST", "/api/control", {**TOKEN, "Origin": "http://evil.example"}, "{}")
+    assert reply.status == 403 and "Origin" in json.loads(data)["error"]
+    reply, data = request(server, "GET", "/api/state", TOKEN, host="evil.example")
+    assert reply.status == 403 and "localhost" in json.loads(data)["error"]
+    assert server.pressed == []

@@ -112,6 +112,7 @@ class SimBackend(RobotBackend):
         self._next_frame_t: Dict[str, float] = {}
         self._next_world_t = 0.0
         self._world_scratch = None  # (model, MjData, object names) for the recorded object poses
+        self._hand_index = None  # (model, side -> (touch sensor addresses, finger actuator ids))
         self._worker: Optional[_RenderWorker] = None
         self.realtime = False  # set by the loop: drop a due frame rather than wait for the renderer
         self.frames_dropped = 0
@@ -244,6 +245,67 @@ class SimBackend(RobotBackend):
         _, scratch, names = self._world_scratch
         state = world_state.get_state(model, self.env.data)
         return t, state, world_state.object_poses(model, scratch, state, names)
+
+    # -- the hands' touch and grip (robots with `hands:`, recorded every control tick) -------------
+    def sensor_streams(self) -> List["StreamSpec"]:
+        return super().sensor_streams() + self.hand_streams()
+
+    def hand_streams(self) -> List["StreamSpec"]:
+        """hand_touch (fingertip and palm touch sensors, N) and grasp_force (the finger actuators' force),
+        one field per hand, at the control rate; none for a robot without hands."""
+        from collector.recorder import vocabulary
+
+        hands = self.robot.hands
+        if not hands:
+            return []
+        rate = 1.0 / self.control_dt
+        specs = []
+        touch = {side: hand for side, hand in hands.items() if hand.touch}
+        if touch:
+            specs.append(vocabulary.hand_touch_spec({s: list(h.touch) for s, h in touch.items()},
+                                                    {s: list(h.touch.values()) for s, h in touch.items()}, rate))
+        specs.append(vocabulary.grasp_force_spec({s: list(h.joints) for s, h in hands.items()},
+                                                 {s: self._force_units(h.joints) for s, h in hands.items()}, rate))
+        return specs
+
+    def _force_units(self, joints) -> List[str]:
+        import mujoco
+
+        slide = int(mujoco.mjtJoint.mjJNT_SLIDE)
+        return ["N" if int(self.env.model.joint(j).type[0]) == slide else "N m" for j in joints]
+
+    def hand_sample(self) -> Optional[Tuple[float, Dict[str, Dict[str, np.ndarray]]]]:
+        """(t, {hand_touch: {side: readings}, grasp_force: {side: forces}}) now, in the declared orders.
+
+        Touch sensors are evaluated by mj_step before it integrates, so a reading is one physics step
+        (2 ms) older than the joint positions of the same tick: far below the control period."""
+        from collector.recorder import vocabulary
+
+        hands = self.robot.hands
+        if not hands:
+            return None
+        data = self.env.data
+        touch, force = {}, {}
+        for side, (sensor_adr, actuators) in self._hand_indices().items():
+            if sensor_adr.size:
+                touch[side] = data.sensordata[sensor_adr].astype(np.float64)
+            force[side] = data.actuator_force[actuators].astype(np.float64)
+        sample = {vocabulary.GRASP_FORCE: force}
+        if touch:
+            sample[vocabulary.HAND_TOUCH] = touch
+        return self.now(), sample
+
+    def _hand_indices(self) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+        """side -> (sensordata address of each touch sensor, actuator id of each actuated joint), per model
+        (a theme change rebuilds it)."""
+        model = self.env.model
+        if self._hand_index is None or self._hand_index[0] is not model:
+            index = {side: (np.array([model.sensor_adr[model.sensor(name).id] for name in hand.touch.values()],
+                                     dtype=int),
+                            np.array([model.actuator(self.robot.actuators[j]).id for j in hand.joints], dtype=int))
+                     for side, hand in self.robot.hands.items()}
+            self._hand_index = (model, index)
+        return self._hand_index[1]
 
     def set_realtime(self, realtime: bool) -> None:
         self.realtime = bool(realtime)

@@ -11,6 +11,8 @@
     collector catalog clean data/ --yes         # delete the files of discarded takes for good
     collector catalog policies data/            # checkpoints trained on it and their evaluations
     collector catalog add-evaluation data/ eval/results.json   # catalogue an evaluation after the fact
+    collector catalog migrate data/ postgresql://collector@dbhost/fleet   # the catalogue onto a server
+    collector catalog list data/ --catalog postgresql://...   # every action takes --catalog (docs/fleet.md)
 """
 from __future__ import annotations
 
@@ -28,12 +30,18 @@ LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "ve
                 "operator", "station", "path")
 
 
-def _open(dataset: str):
+def _open(dataset: str, url=None):
+    """The dataset's layout and catalogue: the folder's own, or the server it is bound to (or `url`, which
+    binds a folder that has no catalogue yet)."""
     layout = DatasetLayout(dataset)
+    if url is not None:
+        if not layout.root.is_dir():
+            raise ConfigError(f"{layout.root}: not a dataset folder")
+        layout.bind_catalog(url)
     if not layout.exists():
         raise ConfigError(f"{layout.root}: not a dataset (no {layout.catalog_path.name}); "
                           "record one with `collector demo` or `collector collect`")
-    return layout, Catalog(layout.catalog_path)
+    return layout, Catalog(layout.catalog_location)
 
 
 def _filters(args) -> dict:
@@ -55,7 +63,7 @@ def _format_table(rows, columns) -> str:
 def run_list(args) -> int:
     from collector.dataset.selection import catalog_values, check_filter_values
 
-    layout, catalog = _open(args.dataset)
+    layout, catalog = _open(args.dataset, args.catalog)
     check_filter_values(_filters(args), lambda name: catalog_values(catalog, name))  # a typo is named, not "no match"
     rows = catalog.episodes(**_filters(args))
     if args.json:
@@ -72,7 +80,7 @@ def run_list(args) -> int:
 
 
 def run_summary(args) -> int:
-    _, catalog = _open(args.dataset)
+    _, catalog = _open(args.dataset, args.catalog)
     rows = catalog.episodes(**_filters(args))
     kept = [r for r in rows if r.status in ("kept", "recovered")]
     print(f"{len(rows)} episode numbers: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(r.status for r in rows).items())))
@@ -109,7 +117,7 @@ def _lifecycle(layout, catalog, row):
 
 
 def run_mark(args) -> int:
-    layout, catalog = _open(args.dataset)
+    layout, catalog = _open(args.dataset, args.catalog)
     row = catalog.episode(args.episode)
     row = _lifecycle(layout, catalog, row).mark(row.episode_index, args.outcome)
     print(f"{row.episode_id}: outcome {row.outcome}")
@@ -117,7 +125,7 @@ def run_mark(args) -> int:
 
 
 def run_discard(args) -> int:
-    layout, catalog = _open(args.dataset)
+    layout, catalog = _open(args.dataset, args.catalog)
     row = catalog.episode(args.episode)
     row = _lifecycle(layout, catalog, row).discard(row.episode_index, args.reason)
     print(f"{row.episode_id}: discarded, file kept at {row.path or '(no file)'} until `collector catalog clean`")
@@ -125,7 +133,7 @@ def run_discard(args) -> int:
 
 
 def run_restore(args) -> int:
-    layout, catalog = _open(args.dataset)
+    layout, catalog = _open(args.dataset, args.catalog)
     row = catalog.episode(args.episode)
     row = _lifecycle(layout, catalog, row).restore(row.episode_index)
     recovered = " and recovered up to the last flush" if row.status == "recovered" else ""
@@ -134,7 +142,7 @@ def run_restore(args) -> int:
 
 
 def run_clean(args) -> int:
-    layout, catalog = _open(args.dataset)
+    layout, catalog = _open(args.dataset, args.catalog)
     rows = [r for r in catalog.episodes(status="discarded") if r.path]
     if not rows:
         print("nothing to clean: no discarded files")
@@ -158,7 +166,7 @@ def run_clean(args) -> int:
 
 def run_reviews(args) -> int:
     """Every reviewed take: verdict, reviewers, and where two reviewers labelled it, how far they agree."""
-    _, catalog = _open(args.dataset)
+    _, catalog = _open(args.dataset, args.catalog)
     rows = [r for r in catalog.episodes(**_filters(args)) if r.reviewers]
     agreements = {r.episode_index: catalog.review(r.episode_index).agreement() for r in rows}
     summary = review_agreement(agreements.values())
@@ -217,7 +225,7 @@ def run_policies(args) -> int:
 
     from collector.session.policy_records import evaluations, policies
 
-    layout, _ = _open(args.dataset)
+    layout, _ = _open(args.dataset, args.catalog)
     trained, evaluated = policies(layout.root), evaluations(layout.root)
     if args.json:
         print(json.dumps({"policies": trained, "evaluations": evaluated}, indent=1, default=str))
@@ -246,7 +254,7 @@ def run_add_evaluation(args) -> int:
 
     from collector.session.policy_records import record_evaluation
 
-    layout, _ = _open(args.dataset)
+    layout, _ = _open(args.dataset, args.catalog)
     path = Path(args.results)
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
@@ -267,6 +275,13 @@ def _percent(rate) -> str:
     return "-" if rate is None else f"{100 * rate:.0f}%"
 
 
+def run_migrate(args) -> int:
+    from collector.fleet.migrate import migrate_catalog
+
+    print(migrate_catalog(DatasetLayout(args.dataset), args.url))
+    return 0
+
+
 def run_rebuild(args) -> int:
     from collector.session.rebuild import rebuild_catalog
 
@@ -275,9 +290,15 @@ def run_rebuild(args) -> int:
     return 0
 
 
+def _catalog_option(parser) -> None:
+    parser.add_argument("--catalog", metavar="URL", default=None,
+                        help="the dataset's PostgreSQL catalogue (postgresql://...); a folder bound to one"
+                             " (catalog.url) finds it without this")
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
-        "catalog", help="query and maintain a dataset's episode catalogue (SQLite)",
+        "catalog", help="query and maintain a dataset's episode catalogue (SQLite or PostgreSQL)",
         description="Query and maintain the episode catalogue of a dataset folder.",
         epilog="example: collector catalog list data/ --task pour --lighting dim --outcome success",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,6 +307,7 @@ def register(subparsers):
     def filtered(name, help_text, func):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("dataset", help="dataset folder (holds catalog.sqlite)")
+        _catalog_option(sub)
         sub.add_argument("--task")
         sub.add_argument("--lighting", help="lighting preset name")
         sub.add_argument("--weight", help="weight preset name")
@@ -317,6 +339,7 @@ def register(subparsers):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("dataset", help="dataset folder")
         sub.add_argument("episode", help="episode id (episode_000012) or number (12)")
+        _catalog_option(sub)
         sub.set_defaults(func=func)
         return sub
 
@@ -329,8 +352,16 @@ def register(subparsers):
                                description="Delete the files of discarded takes (their catalogue rows stay, "
                                            "status 'purged', so episode numbers remain accounted for).")
     clean.add_argument("dataset")
+    _catalog_option(clean)
     clean.add_argument("--yes", action="store_true", help="really delete (otherwise only report)")
     clean.set_defaults(func=run_clean)
+    migrate = actions.add_parser("migrate", help="copy the folder's SQLite catalogue into a PostgreSQL server",
+                                 description="Copy catalog.sqlite into an empty PostgreSQL catalogue, check every "
+                                             "row, and make the folder use the server from then on (catalog.sqlite"
+                                             " is kept, unchanged, as a backup). Stop the stations first.")
+    migrate.add_argument("dataset")
+    migrate.add_argument("url", help="postgresql://USER@HOST[:PORT]/DATABASE (an empty database)")
+    migrate.set_defaults(func=run_migrate)
     rebuild = actions.add_parser("rebuild", help="re-create the catalogue from the episode files",
                                  description="Re-create catalog.sqlite from the episode files' own metadata "
                                              "(after the catalogue was lost or corrupted).")
@@ -341,11 +372,13 @@ def register(subparsers):
                                 description="Policy checkpoints trained on this dataset (`collector train`) and "
                                             "their evaluations (`collector eval`), oldest first.")
     listed.add_argument("dataset")
+    _catalog_option(listed)
     listed.add_argument("--json", action="store_true", help="print them as JSON")
     listed.set_defaults(func=run_policies)
     added = actions.add_parser("add-evaluation", help="catalogue a `collector eval` results.json here",
                                description="Record an evaluation's results.json in this dataset's catalogue "
                                            "(`collector eval` does it itself when the dataset has a catalogue).")
     added.add_argument("dataset")
+    _catalog_option(added)
     added.add_argument("results", help="results.json written by `collector eval`")
     added.set_defaults(func=run_add_evaluation)

@@ -92,15 +92,15 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
     """
     filters = filters or Filters()
     if isinstance(source, (str, Path)):
-        sources = [Path(source)]
+        sources = _local_sources([source])
     else:
-        sources = [Path(s) for s in source]
+        sources = _local_sources(source)
     refs: List[EpisodeRef] = []
     for src in sources:
         src = src.expanduser()
         if not src.exists():
             raise DataError(f"{src}: no such dataset folder or episode file")
-        if src.is_dir() and (src / "catalog.sqlite").is_file():
+        if src.is_dir() and ((src / "catalog.sqlite").is_file() or (src / "catalog.url").is_file()):  # own or server
             refs.extend(_from_catalog(src, filters))
         elif src.is_dir():
             found = [_from_file(p, in_folder=True) for p in schema.episode_files_under(src, final_only=True)]
@@ -121,6 +121,13 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
             seen.add(key)
             unique.append(ref)
     return unique
+
+
+def _local_sources(sources) -> List[Path]:
+    """Paths as given; an episode or published-dataset URL (s3://, gs://, file://) becomes local cached copies."""
+    from collector.fleet.storage import is_url, local_copies
+
+    return [p for s in sources for p in (local_copies(s) if is_url(s) else [Path(s)])]
 
 
 def check_filter_values(filters: Dict[str, Any], present: Callable[[str], Iterable[str]]) -> None:
@@ -171,11 +178,22 @@ def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
             continue
         path = layout.absolute(row.path)
         if not path.is_file():
+            path = _published_copy(root, row.episode_id) or path
+        if not path.is_file():
             raise DataError(f"{root}: catalogue lists {row.episode_id} at {row.path}, but the file is missing")
         refs.append(EpisodeRef(path=path, episode_id=row.episode_id, task=row.task, lighting=row.lighting,
                                weight=row.weight, outcome=row.outcome, index=row.episode_index,
                                dataset_root=layout.root, catalog=row.as_dict()))
     return refs
+
+
+def _published_copy(root: Path, episode_id: str) -> Optional[Path]:
+    """A local copy of an episode whose file was deleted after publishing (`collector publish --delete-local`)."""
+    from collector.fleet.storage import open_episode_url
+    from collector.fleet.upload_queue import published_location
+
+    url = published_location(root, episode_id)
+    return open_episode_url(url) if url else None
 
 
 def _from_file(path: Path, in_folder: bool = False) -> EpisodeRef:

@@ -15,6 +15,10 @@ in one place and two producers of the same stream declare the same fields, kinds
   camera_<name>        one camera's frames (the aligned view files them under images/<name>)
   camera_<name>_receive  host receive times of a ROS camera's frames
   pose_<name>          a pose x y z qw qx qy qz; pose_objects_<object> for a task object
+  hand_touch           robots with hands: fingertip and palm touch readings, N, one field per side
+  grasp_force          robots with hands: the finger actuators' force, one field per side
+  hand_tracking        robots with hands: which hand's skeleton the operator input carried, and losses
+  retarget_residual    robots with hands, with the fingertip retargeter installed: per-fingertip error, m
 
 ROS-recorded streams add a `receive_t` field (host receive time, float64 seconds since the epoch)
 next to the message's own stamp, so transport latency stays measurable.
@@ -171,3 +175,62 @@ def object_pose_spec(obj: str, rate_hz: float) -> StreamSpec:
 def sim_state_spec(state_size: int, rate_hz: float, attrs: dict) -> StreamSpec:
     """The simulator's state vector; attrs say how to put it back (collector/sim/world_state.py)."""
     return StreamSpec(SIM_STATE, {"state": FieldSpec((state_size,))}, rate_hz, kind="sim_state", attrs=attrs)
+
+
+# -- dexterous hands (issue 16) ----------------------------------------------------------------------
+# One field per hand side in every hand stream, so a one-handed robot records one field and a reader never
+# has to split a concatenated vector; the names of each field's entries are in the stream's attrs.
+
+HAND_TOUCH = "hand_touch"
+GRASP_FORCE = "grasp_force"
+HAND_TRACKING = "hand_tracking"
+RETARGET_RESIDUAL = "retarget_residual"
+HAND_STREAMS = (HAND_TOUCH, GRASP_FORCE, HAND_TRACKING, RETARGET_RESIDUAL)
+
+
+def _per_side(values: Mapping[str, Sequence[str]]) -> Dict[str, FieldSpec]:
+    return {side: FieldSpec((len(names),)) for side, names in values.items()}
+
+
+def hand_touch_spec(places: Mapping[str, Sequence[str]], sensors: Mapping[str, Sequence[str]],
+                    rate_hz: float) -> StreamSpec:
+    """Touch readings (N, normal force summed over the sensor's zone), per hand: side -> fingertips and palm."""
+    return StreamSpec(HAND_TOUCH, _per_side(places), rate_hz, kind="sensor", default_align="nearest",
+                      attrs={"unit": "N", "names": {s: list(p) for s, p in places.items()},
+                             "sensors": {s: list(n) for s, n in sensors.items()}})
+
+
+def grasp_force_spec(joints: Mapping[str, Sequence[str]], units: Mapping[str, Sequence[str]],
+                     rate_hz: float) -> StreamSpec:
+    """The finger actuators' force, per hand: side -> actuated joints (N m for hinges, N for slides)."""
+    return StreamSpec(GRASP_FORCE, _per_side(joints), rate_hz, kind="sensor", default_align="nearest",
+                      attrs={"names": {s: list(j) for s, j in joints.items()},
+                             "units": {s: list(u) for s, u in units.items()},
+                             "source": "actuator force of each finger joint's position actuator"})
+
+
+def hand_tracking_spec(sides: Sequence[str], rate_hz: float) -> StreamSpec:
+    """Per tick, per side: `tracked` 1 when the newest operator input carried that hand's skeleton, else 0
+    (controllers and keyboards never carry one); `lost` 1 on the tick a tracked hand stops being tracked."""
+    return StreamSpec(HAND_TRACKING, {"tracked": FieldSpec((len(sides),), "uint8"),
+                                      "lost": FieldSpec((len(sides),), "uint8")}, rate_hz, kind="generic",
+                      default_align="nearest",
+                      attrs={"sides": list(sides),
+                             "lost": "1 on the tick a hand tracked on the previous tick stops being tracked"})
+
+
+def retarget_residual_spec(fingers: Mapping[str, Sequence[str]], rate_hz: float) -> StreamSpec:
+    """The hand retargeter's per-fingertip error after scaling (m), per hand: side -> fingers, every tick; `solved`
+    (n_sides,) uint8 says which hands it retargeted a skeleton for on that tick (the others repeat their last
+    residual, zeros before the first solve)."""
+    sides = list(fingers)
+    return StreamSpec(RETARGET_RESIDUAL, {**_per_side(fingers), "solved": FieldSpec((len(sides),), "uint8")},
+                      rate_hz, kind="generic", default_align="nearest",
+                      attrs={"unit": "m", "names": {s: list(f) for s, f in fingers.items()}, "sides": sides})
+
+
+def aligned_hand_streams(specs) -> Tuple[str, ...]:
+    """The hand streams among `specs` (StreamSpecs): what a recorder puts in the aligned view besides joints,
+    command and cameras, as /observations/<stream>/<side>, so training loaders and exports see them."""
+    declared = {spec.name for spec in specs}
+    return tuple(name for name in HAND_STREAMS if name in declared)

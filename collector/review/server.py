@@ -37,7 +37,6 @@ import queue
 import threading
 from collections import OrderedDict
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -50,9 +49,7 @@ from collector.review.annotations import (EPISODE_VERDICTS, OUTCOME_OVERRIDES, V
 from collector.review.episode_view import EpisodeView, choices_for, suggestions_for
 from collector.session.catalog import QA_STATES, OUTCOMES, Catalog, EpisodeRow
 from collector.session.layout import DatasetLayout
-from collector.web_auth import AccessGate, check_user_token, new_token
-from collector.web_pages import (BadRequest, GatedHandler, allowed_bind, query_value, static_file,
-                                 STATIC_TYPES)
+from collector.web_pages import BadRequest, GatedHandler, GatedServer, query_value, static_file, STATIC_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +151,11 @@ def _fold(path: Path) -> None:
         log.warning("review: %s", exc)
 
 
-class ReviewServer:
+class ReviewServer(GatedServer):
     """The review page for one dataset. `reviewer` names whoever saves labels from this server (a page
     may send another name, e.g. two reviewers sharing one station)."""
+
+    app = APP
 
     def __init__(self, dataset, *, host: str = "127.0.0.1", port: int = 8790, token: Optional[str] = None,
                  reviewer: Optional[str] = None, allowed_origins: Sequence[str] = ()):
@@ -166,33 +165,14 @@ class ReviewServer:
                               "record one with `collector demo` or `collector collect`")
         self.catalog = Catalog(self.layout.catalog_path)
         self.reviewer = check_reviewer(reviewer if reviewer is not None else default_reviewer())
-        self.token = check_user_token(token) if token else new_token()
-        self.access = AccessGate(self.token, allowed_origins, unauthorized=HTTPStatus.UNAUTHORIZED)
+        super().__init__(_Handler, host=host, port=port, token=token, allowed_origins=allowed_origins)
         self.episodes = _OpenEpisodes()
-        self.folder = _Folder()
+        self.folder = _Folder()  # after the socket: a failed bind leaves no thread behind
         self._frame_paths: Dict[str, Path] = {}
-        handler = type("ReviewHandler", (_Handler,), {"server_app": self, "access": self.access})
-        try:
-            self.httpd = ThreadingHTTPServer((allowed_bind(host, APP), port), handler)
-        except OSError as exc:
-            self.folder.close()
-            raise ConfigError(f"review: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        self.httpd.daemon_threads = True
-        self._thread: Optional[threading.Thread] = None
-        self._closed = False
 
     # -- lifetime ----------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}/?token={self.token}"
-
     def start(self) -> "ReviewServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="review-http", daemon=True)
-        self._thread.start()
+        super().start()
         threading.Thread(target=self._warm_up, name="review-warm-up", daemon=True).start()
         return self
 
@@ -218,22 +198,9 @@ class ReviewServer:
             except Exception as exc:  # the episode view says it again, with one lane for all joints
                 log.info("review: robot %r not loadable here (%s)", robot, exc)
 
-    def close(self) -> None:
-        """Stop serving, then fold every saved review into its episode file (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self.httpd.shutdown()  # only while serve_forever runs: it would wait forever otherwise
-            self._thread.join(timeout=5)
-        self.httpd.server_close()
+    def after_close(self) -> None:
+        """Fold every saved review into its episode file (the server has stopped serving)."""
         self.folder.close()
-
-    def __enter__(self) -> "ReviewServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- data ------------------------------------------------------------------------------------
     def row(self, episode_id: str) -> EpisodeRow:
@@ -483,38 +450,7 @@ class _Handler(GatedHandler):
     server_version = "collector-review"
     hint = "open the URL printed by `collector review` (it contains the access token)"
 
-    def do_GET(self):
-        gated = self.gate()
-        if gated is not None:
-            self._answer(lambda: self._get(*gated))
-
-    do_HEAD = do_GET
-
-    def do_POST(self):
-        gated = self.gate()
-        if gated is None:
-            self.close_connection = True  # the unread body must not be taken for the next request
-            return
-        self._answer(lambda: self._post(gated[0]))
-
-    def _answer(self, route) -> None:
-        """Runs a route; every failure becomes a one-line JSON error and the server goes on."""
-        try:
-            route()
-        except BadRequest as exc:
-            self.close_connection = self.command == "POST"
-            self.send_error_json(exc.status, str(exc))
-        except CollectorError as exc:
-            self.send_error_json(HTTPStatus.UNPROCESSABLE_ENTITY if isinstance(exc, ConfigError)
-                                 else HTTPStatus.INTERNAL_SERVER_ERROR, f"{APP}: {exc}")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away mid-answer
-        except Exception as exc:  # a bug must cost one request, not the reviewer's server
-            log.exception("review: %s %s failed", self.command, self.path)
-            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR,
-                                 f"{APP}: unexpected {type(exc).__name__}: {exc}"[:300])
-
-    def _get(self, path: str, query: Dict[str, list]) -> None:
+    def route_get(self, path: str, query: Dict[str, list]) -> None:
         app = self.server_app
         parts = path.strip("/").split("/")
         if path == "/" and "token" in query:
@@ -551,7 +487,7 @@ class _Handler(GatedHandler):
         else:
             raise BadRequest(f"{APP}: no page {path[:80]}", HTTPStatus.NOT_FOUND)
 
-    def _post(self, path: str) -> None:
+    def route_post(self, path: str, query: Dict[str, list]) -> None:
         parts = path.strip("/").split("/")
         if not (parts[:2] == ["api", "episode"] and len(parts) == 4 and parts[3] == "labels"):
             self.close_connection = True

@@ -1,12 +1,15 @@
-"""The dataset catalogue: one SQLite file listing every episode and every session.
+"""The dataset catalogue: every episode and every session, in a dataset folder's SQLite file (the default)
+or on a PostgreSQL server (a `postgresql://` URL, for a fleet); collector/session/catalog_engine.py holds
+the little that differs between the two.
 
-Several stations (processes, possibly on several machines sharing a local disk) write one catalogue:
-- the database runs in WAL mode, so readers (the dashboard, `collector catalog`) never block writers;
-- every write is one short `BEGIN IMMEDIATE` transaction, which takes the write lock up front, and a
-  generous busy timeout makes a second writer wait for it instead of failing;
+Several stations (processes, possibly on several machines) write one catalogue:
+- readers (the dashboard, `collector catalog`) never block writers (SQLite in WAL mode; PostgreSQL MVCC);
+- every write is one short transaction that takes the write lock up front (SQLite `BEGIN IMMEDIATE`
+  with a generous busy timeout; PostgreSQL an advisory lock), so a second writer waits instead of failing;
 - episode numbers are allocated inside such a transaction (max + 1), so two stations can never get the
   same number, and since rows are never deleted no number is ever reused or skipped.
-Connections are short-lived (one per operation) so a Catalog object is safe to use from any thread.
+Connections are per operation (SQLite) or pooled (PostgreSQL), so a Catalog object is safe to use from any
+thread. A folder bound to a server (its catalog.url) opens the server's catalogue even when given the path.
 
 Episode status (the lifecycle):
   recording   number allocated, take in progress (if its station is not running, the take was interrupted)
@@ -30,14 +33,17 @@ labels) and, when a reviewer overrode the outcome, `outcome` is the reviewer's w
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+from sqlalchemy.exc import DBAPIError
 
 from collector.errors import DataError
+from collector.session.catalog_engine import (Connection, Database, bound_url, error_reason, is_catalog_url,
+                                              public_url)
 
 SCHEMA_VERSION = 4  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
@@ -45,7 +51,6 @@ OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
 INTERRUPTIONS = ("", "SIGINT", "SIGTERM", "SIGHUP", "crash", "disk_full")
 REVIEW_VERDICTS = ("unreviewed", "accepted", "rejected", "disputed")
-BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -220,74 +225,71 @@ class EpisodeRow:
         return dict(self.__dict__)
 
     @classmethod
-    def from_sql(cls, row: sqlite3.Row) -> "EpisodeRow":
-        values = dict(row)
+    def from_sql(cls, row) -> "EpisodeRow":
+        values = row.as_dict()
         values["qa_problems"] = json.loads(values["qa_problems"] or "[]")
         values["conditions"] = json.loads(values["conditions"] or "{}")
         return cls(**values)
 
 
 class Catalog:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """A dataset's catalogue: a SQLite file (a Path) or a PostgreSQL database (a `postgresql://` URL)."""
+
+    def __init__(self, target: Union[Path, str]):
+        if not is_catalog_url(target):
+            target = bound_url(Path(target)) or Path(target)  # a folder bound to a server opens the server's
+        if is_catalog_url(target):
+            self.path = public_url(str(target))  # what messages name (never the password)
+        else:
+            self.path = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(str(target) if is_catalog_url(target) else self.path)
         try:
             self._create_schema()
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: not a usable catalogue ({exc}); restore it from a backup or move it"
-                            " away (`collector catalog rebuild` re-creates it from the episode files)") from None
+        except DBAPIError as exc:
+            raise DataError(f"{self.path}: not a usable catalogue ({error_reason(exc)}); restore it from a backup"
+                            " or move it away (`collector catalog rebuild` re-creates it from the episode files)"
+                            ) from None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db.is_postgres
 
     def _create_schema(self) -> None:
-        with self._connect() as conn:
-            # journal_mode needs to be set outside a transaction; it persists in the file.
-            conn.execute("PRAGMA journal_mode=WAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        key = ("schema", self.db.where)
+        if self.is_postgres and key in _READY:
+            return  # one check per process: a server catalogue is opened by many short-lived Catalog objects
+        self.db.prepare_file()
+        with self.db.writing() as conn:
+            version = self.db.schema_version(conn)
             if version > SCHEMA_VERSION:
                 raise DataError(f"{self.path}: catalogue schema {version} is newer than this collector "
                                 f"understands ({SCHEMA_VERSION}); upgrade collector")
-            with self._write(conn):
-                # executescript() would commit on its own, so the statements run one by one in the transaction.
-                columns = {r[1] for r in conn.execute("PRAGMA table_info(episodes)").fetchall()}
-                if columns and "interrupted_by" not in columns:
-                    for statement in _MIGRATE_TO_2:
-                        conn.execute(statement)
-                if columns and "review_verdict" not in columns:
-                    for statement in _MIGRATE_TO_4:
-                        conn.execute(statement)
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+            columns = self.db.columns(conn, "episodes")
+            if columns and "interrupted_by" not in columns:
+                for statement in _MIGRATE_TO_2:
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if columns and "review_verdict" not in columns:
+                for statement in _MIGRATE_TO_4:
+                    conn.execute(statement)
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(self.db.ddl(statement))
+            if version != SCHEMA_VERSION:
+                self.db.set_schema_version(conn, SCHEMA_VERSION)
+        _READY.add(key)
 
     # -- connections -------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DataError(f"{self.path}: cannot open catalogue: {exc}") from None
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
-        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        return _ClosingConnection(conn)
-
     @contextmanager
-    def _write(self, conn) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn, self._write(conn):
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction, the write lock taken up front (SQLite BEGIN IMMEDIATE, PostgreSQL an
+        advisory lock). Statements use `?` placeholders; rows read as row[0] or row["name"]."""
+        with self.db.writing() as conn:
             yield conn
 
     @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for queries only (WAL: it never blocks a writer)."""
-        with self._connect() as conn:
+    def reading(self) -> Iterator[Connection]:
+        """A connection for queries only (it never blocks a writer)."""
+        with self.db.reading() as conn:
             yield conn
 
     # -- episodes ------------------------------------------------------------------------------
@@ -298,26 +300,28 @@ class Catalog:
         now = utc_now()
         with self.transaction() as conn:
             index = conn.execute("SELECT COALESCE(MAX(episode_index), 0) + 1 FROM episodes").fetchone()[0]
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO episodes (episode_index, episode_id, session_id, plan, task, instruction, lighting,"
                 " weight, operator, station, robot, backend, conditions, started_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING *",
                 (index, episode_id_for(index), session_id, plan, task, instruction, lighting, weight, operator,
                  station, robot, backend, json.dumps(conditions or {}, sort_keys=True, default=str), now, now),
-            )
-            row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (index,)).fetchone()
+            ).fetchone()
         return EpisodeRow.from_sql(row)
 
     def insert_episode(self, row: Dict[str, Any]) -> None:
         """Insert a complete row as is (used by `catalog rebuild`, which takes numbers from the files)."""
-        values = dict(row)
-        values["qa_problems"] = json.dumps(list(values.get("qa_problems", [])))
-        values["conditions"] = json.dumps(values.get("conditions", {}), sort_keys=True, default=str)
-        values.setdefault("updated_at", utc_now())
-        columns = ", ".join(values)
+        self.insert_episodes([row])
+
+    def insert_episodes(self, rows: Sequence[Dict[str, Any]]) -> None:
+        """Insert complete rows as they are, in one transaction (rows with the same columns)."""
+        prepared = [_episode_values(row) for row in rows]
+        if not prepared:
+            return
+        columns = list(prepared[0])
         with self.transaction() as conn:
-            conn.execute(f"INSERT INTO episodes ({columns}) VALUES ({','.join('?' * len(values))})",
-                         tuple(values.values()))
+            conn.executemany(f"INSERT INTO episodes ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+                             [tuple(values[c] for c in columns) for values in prepared])
 
     def update_episode(self, episode_index: int, **fields: Any) -> EpisodeRow:
         unknown = set(fields) - set(_UPDATABLE)
@@ -334,16 +338,15 @@ class Catalog:
         fields["updated_at"] = utc_now()
         assignments = ", ".join(f"{name}=?" for name in fields)
         with self.transaction() as conn:
-            cursor = conn.execute(f"UPDATE episodes SET {assignments} WHERE episode_index=?",
-                                  (*fields.values(), episode_index))
-            if cursor.rowcount != 1:
+            row = conn.execute(f"UPDATE episodes SET {assignments} WHERE episode_index=? RETURNING *",
+                               (*fields.values(), episode_index)).fetchone()
+            if row is None:
                 raise DataError(f"{self.path}: no episode number {episode_index} in the catalogue")
-            row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (episode_index,)).fetchone()
         return EpisodeRow.from_sql(row)
 
     def episode(self, key) -> EpisodeRow:
         """One episode by number (int or digits) or id ('episode_000007')."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             if isinstance(key, int) or str(key).isdigit():
                 row = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (int(key),)).fetchone()
             else:
@@ -364,17 +367,17 @@ class Catalog:
             if name not in _FILTERABLE:
                 raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)})")
             values = [value] if isinstance(value, (str, int)) else list(value)
-            clauses.append(f"{name} IN ({','.join('?' * len(values))})")
+            clauses.append(f"{name} IN ({','.join('?' * len(values))})" if values else "1=0")
             params.extend(values)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         if order not in ("episode_index", "started_at"):
             raise ValueError(order)
-        with self._connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(f"SELECT * FROM episodes{where} ORDER BY {order}", params).fetchall()
         return [EpisodeRow.from_sql(r) for r in rows]
 
     def last_episode(self, session_id: str) -> Optional[EpisodeRow]:
-        with self._connect() as conn:
+        with self.reading() as conn:
             row = conn.execute("SELECT * FROM episodes WHERE session_id=? ORDER BY episode_index DESC LIMIT 1",
                                (session_id,)).fetchone()
         return EpisodeRow.from_sql(row) if row else None
@@ -394,8 +397,9 @@ class Catalog:
                     raise DataError(f"{self.path}: {row.episode_id}: a review record without record_id "
                                     "(record what save_labels returned)")
                 conn.execute(
-                    "INSERT OR IGNORE INTO reviews (episode_index, reviewer, record_id, revision, verdict, reasons,"
-                    " outcome, subtasks, instructions, notes, saved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO reviews (episode_index, reviewer, record_id, revision, verdict, reasons,"
+                    " outcome, subtasks, instructions, notes, saved_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT (record_id) DO NOTHING",
                     (row.episode_index, labels.reviewer, labels.record_id, int(labels.revision), labels.verdict,
                      json.dumps(list(labels.reasons)), labels.outcome,
                      json.dumps([_subtask_json(s) for s in labels.subtasks]), json.dumps(list(labels.instructions)),
@@ -410,9 +414,9 @@ class Catalog:
             elif current["recorded_outcome"]:  # the override was withdrawn: back to the recorded outcome
                 fields.update(outcome=current["recorded_outcome"], recorded_outcome="")
             fields["updated_at"] = utc_now()
-            conn.execute(f"UPDATE episodes SET {', '.join(f'{k}=?' for k in fields)} WHERE episode_index=?",
-                         (*fields.values(), row.episode_index))
-            updated = conn.execute("SELECT * FROM episodes WHERE episode_index=?", (row.episode_index,)).fetchone()
+            updated = conn.execute(f"UPDATE episodes SET {', '.join(f'{k}=?' for k in fields)}"
+                                   " WHERE episode_index=? RETURNING *",
+                                   (*fields.values(), row.episode_index)).fetchone()
         return EpisodeRow.from_sql(updated)
 
     def review(self, episode):
@@ -444,7 +448,8 @@ class Catalog:
                 conn.execute("UPDATE sessions SET state='running', host=?, pid=?, updated_at=?, resumed=resumed+1"
                              " WHERE session_id=?", (host, pid, now, session_id))
             else:
-                conn.execute("INSERT INTO sessions VALUES (?,?,?,?,?,'running',?,?,?,?,0)",
+                conn.execute("INSERT INTO sessions (session_id, plan, plan_fingerprint, station, operator, state,"
+                             " host, pid, started_at, updated_at, resumed) VALUES (?,?,?,?,?,'running',?,?,?,?,0)",
                              (session_id, plan, plan_fingerprint, station, operator, host, pid, now, now))
         return bool(existing)
 
@@ -454,15 +459,32 @@ class Catalog:
                          (state, utc_now(), session_id))
 
     def sessions(self, **filters: Any) -> List[Dict[str, Any]]:
+        unknown = set(filters) - set(_SESSION_COLUMNS)
+        if unknown:
+            raise ValueError(f"cannot filter sessions on {sorted(unknown)}")
         clauses = " AND ".join(f"{k}=?" for k in filters)
-        with self._connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(f"SELECT * FROM sessions{' WHERE ' + clauses if clauses else ''}"
                                 " ORDER BY started_at", tuple(filters.values())).fetchall()
         return [dict(r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        with self._connect() as conn:
-            return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return self.db.integrity_ok()
+
+
+# Schema checks done in this process, per PostgreSQL catalogue (SQLite files are checked on every open,
+# as before: a file can be replaced under a running process by `catalog rebuild`).
+_READY: set = set()
+_SESSION_COLUMNS = ("session_id", "plan", "plan_fingerprint", "station", "operator", "state", "host", "pid",
+                    "started_at", "updated_at", "resumed")
+
+
+def _episode_values(row: Dict[str, Any]) -> Dict[str, Any]:
+    values = dict(row)
+    values["qa_problems"] = json.dumps(list(values.get("qa_problems", [])))
+    values["conditions"] = json.dumps(values.get("conditions", {}), sort_keys=True, default=str)
+    values.setdefault("updated_at", utc_now())
+    return values
 
 
 def _records_of(review) -> List[Any]:
@@ -480,19 +502,19 @@ def _subtask_json(subtask) -> Dict[str, Any]:
     return {"name": subtask.name, "start_t": float(subtask.start_t), "end_t": float(subtask.end_t)}
 
 
-def _review_rows(conn, episode_index: int) -> List[sqlite3.Row]:
+def _review_rows(conn, episode_index: int) -> list:
     return conn.execute("SELECT * FROM reviews WHERE episode_index=? ORDER BY revision, saved_at",
                         (episode_index,)).fetchall()
 
 
-def _decoded_review(row: sqlite3.Row) -> Dict[str, Any]:
+def _decoded_review(row) -> Dict[str, Any]:
     values = dict(row)
     for key in ("reasons", "subtasks", "instructions"):
         values[key] = json.loads(values[key] or "[]")
     return values
 
 
-def _review_of(rows: Sequence[sqlite3.Row]):
+def _review_of(rows: Sequence):
     """The rows as a Review, so the catalogue adds labels up exactly as the episode file's reader does."""
     from collector.review.annotations import Labels, Review
 
@@ -502,20 +524,3 @@ def _review_of(rows: Sequence[sqlite3.Row]):
 def _check_value(name: str, value, allowed: Sequence[str]) -> None:
     if value is not None and value not in allowed:
         raise ValueError(f"{name} {value!r} not in {allowed}")
-
-
-class _ClosingConnection:
-    """A sqlite3 connection whose `with` block closes it (sqlite3's own only ends a transaction)."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self._conn = conn
-
-    def __getattr__(self, name):
-        return getattr(self._conn, name)
-
-    def __enter__(self):
-        return self._conn
-
-    def __exit__(self, *exc):
-        self._conn.close()
-        return False

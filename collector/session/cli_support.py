@@ -23,12 +23,20 @@ def add_run_options(parser: argparse.ArgumentParser, default_out=None) -> None:
                         help="who is operating, recorded with every episode (default: your user name)")
     parser.add_argument("--no-render", action="store_true",
                         help="simulation without cameras (faster; episodes then have no images)")
+    parser.add_argument("--catalog", default=None, metavar="URL",
+                        help="keep the catalogue on this PostgreSQL server (postgresql://USER@HOST/DB) instead of"
+                             " the folder's catalog.sqlite; the folder remembers it (docs/fleet.md)")
 
 
 def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     """Build the driver for the plan's backend and open the runner (lock, resume, recovery)."""
     from collector.session.drivers import make_driver
 
+    from collector.session.layout import DatasetLayout
+
+    # Before the driver starts, so a bad URL fails fast; --catalog wins over the plan's `catalog:`.
+    DatasetLayout(args.out).bind_catalog(getattr(args, "catalog", None) or plan.catalog,
+                                         "--catalog" if getattr(args, "catalog", None) else f"{plan.name}: catalog")
     operator_input = args.operator_input or plan.operator
     driver = make_driver(plan, operator=operator_input, render=not args.no_render,
                          policy=getattr(args, "policy", None))

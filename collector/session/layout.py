@@ -1,7 +1,8 @@
 """The dataset folder: where episodes, discarded takes, plan snapshots and the catalogue live.
 
     <dataset>/
-      catalog.sqlite          the catalogue (SQLite, WAL mode: also catalog.sqlite-wal / -shm)
+      catalog.sqlite          the catalogue (SQLite, WAL mode: also catalog.sqlite-wal / -shm), or
+      catalog.url             the URL of the PostgreSQL catalogue the folder is bound to (a fleet's)
       episodes/               kept episodes, episode_000001.hdf5 ... (numbers are dataset-wide)
       discarded/              takes the operator discarded, kept until `collector catalog clean`
       sessions/<id>.yaml      the plan each session ran, as it was loaded (for auditing)
@@ -20,6 +21,7 @@ from typing import Optional
 
 from collector.errors import ConfigError, DataError
 from collector.review.annotations import fold_journal, review_sidecars
+from collector.session.catalog_engine import CATALOG_URL_FILE, bound_url, check_catalog_url, public_url
 
 CATALOG_FILE = "catalog.sqlite"
 
@@ -55,8 +57,49 @@ class DatasetLayout:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
+    @property
+    def catalog_url_path(self) -> Path:
+        return self.root / CATALOG_URL_FILE
+
+    @property
+    def catalog_url(self) -> Optional[str]:
+        """The server catalogue this folder is bound to, or None (its own catalog.sqlite)."""
+        return bound_url(self.catalog_path)
+
+    @property
+    def catalog_location(self):
+        """What Catalog() opens for this folder: the bound URL, else the catalog.sqlite path."""
+        return self.catalog_url or self.catalog_path
+
     def exists(self) -> bool:
-        return self.catalog_path.is_file()
+        return self.catalog_path.is_file() or self.catalog_url_path.is_file()
+
+    def bind_catalog(self, url: Optional[str], where: str = "--catalog", migrated: bool = False) -> "DatasetLayout":
+        """Make the folder's catalogue the server at `url` (None: leave the folder as it is).
+
+        Binding is written once (catalog.url) so every later command on the folder finds the server; a
+        folder that already has a SQLite catalogue (unless `migrated` into the server), or is bound elsewhere,
+        is refused rather than split."""
+        if url is None:
+            return self
+        check_catalog_url(url, where)
+        current = self.catalog_url
+        if current is not None:
+            if current != url:
+                raise ConfigError(f"{where}: {self.root} is bound to the catalogue {public_url(current)}"
+                                  f" ({self.catalog_url_path.name}), not {public_url(url)}")
+            return self
+        if self.catalog_path.exists() and not migrated:
+            raise ConfigError(f"{where}: {self.root} has its own catalogue ({CATALOG_FILE}); copy it to the server"
+                              f" first: collector catalog migrate {self.root} URL")
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"{self.root}: dataset path exists and is not a folder")
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = self.catalog_url_path.with_suffix(".url.tmp")
+        partial.write_text(url + "\n", encoding="utf-8")
+        partial.chmod(0o600)  # it may carry a password
+        os.replace(partial, self.catalog_url_path)
+        return self
 
     def relative(self, path: Path) -> str:
         """Path stored in the catalogue: relative to the dataset root, so the folder can be moved."""

@@ -55,6 +55,7 @@ class EpisodeLifecycle:
     # -- recording -----------------------------------------------------------------------------
     def begin(self, cell: Cell, streams: Sequence, conditions: Dict, extra_metadata: Optional[Dict] = None) -> Take:
         from collector.recorder import EpisodeWriter
+        from collector.recorder.vocabulary import aligned_hand_streams
 
         instruction = self.plan.task(cell.task).instruction_for(conditions)
         row = self.catalog.allocate_episode(
@@ -70,7 +71,7 @@ class EpisodeLifecycle:
         }
         try:
             writer = EpisodeWriter(self.layout.episodes_dir, episode_id=row.episode_id, streams=list(streams),
-                                   metadata=metadata)
+                                   metadata=metadata, aligned_streams=aligned_hand_streams(streams))
             writer.start()
         except Exception as exc:
             # The number stays accounted for: the row says the take never started and why.

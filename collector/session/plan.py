@@ -36,11 +36,12 @@ COUNT_MODES = ("good", "accepted")
 TOP_LEVEL_KEYS = (
     "name", "description", "robot", "backend", "operator", "tasks", "lighting", "weights",
     "takes_per_cell", "episode_time_limit_s", "order", "seed", "reset", "outcome",
-    "max_attempts_per_cell", "scene", "focus", "count",
+    "max_attempts_per_cell", "scene", "focus", "count", "publish", "catalog",
 )
 TASK_KEYS = ("name", "instruction", "episode_time_limit_s")
 RESET_KEYS = ("mode", "settle_s")
 FOCUS_KEYS = ("by", "extra_takes")
+PUBLISH_KEYS = ("to", "keep_local")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class TaskSpec:
         if self.instruction_is_default and isinstance(conditions.get("instruction"), str) and conditions["instruction"]:
             return conditions["instruction"]
         return self.instruction
+
+
+@dataclass(frozen=True)
+class PublishSpec:
+    """`publish: {to: URL, keep_local: true}`: each kept take is copied to shared storage (collector/fleet)."""
+    to: str
+    keep_local: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class Plan:
     focus: FocusSpec = FocusSpec()
     count: str = "good"  # good: kept successful takes that passed QA; accepted: and the reviewers accepted them
     description: str = ""
+    publish: Optional[PublishSpec] = None
+    catalog: Optional[str] = None  # a PostgreSQL catalogue URL (docs/fleet.md); None: the folder's catalog.sqlite
     source: Optional[Path] = None
     text: str = ""  # the YAML as loaded, snapshotted into the dataset so a session can be audited
 
@@ -342,7 +352,9 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
         raise reader.fail(["outcome"], "'auto' outcome needs the sim's success check; on hardware use 'operator'")
 
     focus = _focus(reader, data.get("focus", "none"))
+    publish = _publish(reader, data["publish"]) if data.get("publish") is not None else None
     count = reader.choice(data.get("count", "good"), ["count"], COUNT_MODES)
+    catalog = _catalog_url(reader, data["catalog"]) if data.get("catalog") is not None else None
 
     scene = data.get("scene")
     if scene is not None:
@@ -362,9 +374,29 @@ def parse_plan(text: str, source: str = "<plan>", known: Optional[KnownNames] = 
         name=name, robot=robot, backend=backend, tasks=tuple(tasks), lighting=lighting, weights=weights,
         takes_per_cell=takes, episode_time_limit_s=time_limit, operator=operator, order=order, seed=seed,
         reset=ResetSpec(reset_mode, settle), outcome=outcome, max_attempts_per_cell=max_attempts,
-        scene=scene, focus=focus, count=count, description=description.strip(),
+        scene=scene, focus=focus, count=count, description=description.strip(), publish=publish,
+        catalog=catalog,
         source=Path(source) if not source.startswith("<") else None, text=text,
     )
+
+
+def _catalog_url(reader: _Reader, value) -> str:
+    from collector.session.catalog_engine import is_catalog_url
+
+    url = reader.string(value, ["catalog"])
+    if not is_catalog_url(url):
+        raise reader.fail(["catalog"], f"{url!r} is not a catalogue URL (expected postgresql://USER@HOST/DATABASE)")
+    return url
+
+
+def _publish(reader: _Reader, value) -> PublishSpec:
+    mapping = reader.mapping({"to": value} if isinstance(value, str) else value, ["publish"], PUBLISH_KEYS)
+    if "to" not in mapping:
+        raise reader.fail(["publish"], "needs 'to': a folder or a storage URL (file://, s3://, gs://)")
+    keep_local = mapping.get("keep_local", True)
+    if not isinstance(keep_local, bool):
+        raise reader.fail(["publish", "keep_local"], f"must be true or false, got {_kind(keep_local)}")
+    return PublishSpec(reader.string(mapping["to"], ["publish", "to"]), keep_local)
 
 
 def _focus(reader: _Reader, value) -> FocusSpec:

@@ -62,13 +62,12 @@ def record_evaluation(dataset_dir, results: Dict[str, Any]) -> int:
     with _catalogue(dataset_dir).transaction() as conn:
         known = conn.execute("SELECT policy_id FROM policies WHERE checkpoint_sha256=?",
                              (results["checkpoint_sha256"],)).fetchone()
-        cursor = conn.execute(
+        evaluation_id = conn.execute(
             "INSERT INTO evaluations (policy_id, checkpoint, checkpoint_sha256, policy, success_rate, rollouts,"
-            " results, created, recorded_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            " results, created, recorded_at) VALUES (?,?,?,?,?,?,?,?,?) RETURNING evaluation_id",
             (known[0] if known else None, results["checkpoint"], results["checkpoint_sha256"], results["policy"],
              float(results["success_rate"]), int(results["rollouts"]),
-             json.dumps(results, sort_keys=True, default=str), created, utc_now()))
-        evaluation_id = cursor.lastrowid
+             json.dumps(results, sort_keys=True, default=str), created, utc_now())).fetchone()[0]
         conn.executemany(
             "INSERT INTO evaluation_cells (evaluation_id, task, lighting, weight, theme, rollouts, successes,"
             " success_rate, episodes) VALUES (?,?,?,?,?,?,?,?,?)",

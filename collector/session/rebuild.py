@@ -19,6 +19,7 @@ from typing import Dict, List
 
 from collector.errors import ConfigError
 from collector.session.catalog import INTERRUPTIONS, Catalog, utc_now
+from collector.session.catalog_engine import public_url
 from collector.session.layout import DatasetLayout
 
 _NUMBERED = re.compile(r"^episode_(\d+)$")
@@ -27,6 +28,9 @@ _NUMBERED = re.compile(r"^episode_(\d+)$")
 def rebuild_catalog(layout: DatasetLayout, force: bool = False) -> str:
     from collector.recorder.schema import PARTIAL_SUFFIX, episode_files_under
 
+    if layout.catalog_url is not None:  # a server's catalogue holds other folders' rows: never overwritten from here
+        raise ConfigError(f"{layout.root}: its catalogue is on a server ({public_url(layout.catalog_url)});"
+                          " rebuild re-creates a folder's own catalog.sqlite only")
     if layout.catalog_path.exists():
         if not force:
             raise ConfigError(f"{layout.catalog_path} exists; pass --force to move it aside and rebuild")

@@ -107,6 +107,7 @@ class SessionRunner:
         self.forced_cell: Optional[Cell] = None  # re-record: the next take repeats this cell
         self.policy = PolicySuccess()  # the latest policy evaluation per cell, read once at open
         self.display = None  # --display: a LiveDisplay each take is also streamed to (collector/review/live_display.py)
+        self.publisher = None  # the plan's `publish:` copies kept takes to shared storage (collector/fleet)
 
     # -- opening and closing ---------------------------------------------------------------------
     def open(self) -> "SessionRunner":
@@ -125,6 +126,7 @@ class SessionRunner:
             snapshot = self.layout.sessions_dir / f"{self.session_id}.yaml"
             if not snapshot.exists():
                 snapshot.write_text(self.plan.text, encoding="utf-8")
+            self._start_publisher()
         except BaseException:
             self._lock.release()
             raise
@@ -155,6 +157,8 @@ class SessionRunner:
                 final = state or ("finished" if not self.open_cells() else "stopped")
                 self.catalog.close_session(self.session_id, final)
             try:
+                if self.publisher is not None:
+                    self.publisher.stop()  # a file mid-upload stays queued and is published on the next start
                 if self.display is not None:
                     self.display.close()
                 self.driver.close()
@@ -280,7 +284,16 @@ class SessionRunner:
         self._after_take(row)
         return row
 
+    def _start_publisher(self) -> None:
+        if self.plan.publish is not None:
+            from collector.fleet.publisher import BackgroundPublisher
+
+            self.publisher = BackgroundPublisher(self.layout.root, self.plan.publish.to,
+                                                 keep_local=self.plan.publish.keep_local).start()
+
     def _after_take(self, row: EpisodeRow) -> None:
+        if self.publisher is not None:
+            self.publisher.notify()
         self.live.update(last_episode=_row_summary(row), coverage=self.coverage().as_dict(), totals=self.totals(),
                          episode=None)
 

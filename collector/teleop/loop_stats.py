@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class LoopStats:
     sink_rejected: int = 0
     ik_failures: int = 0
     gate: Dict[str, int] = field(default_factory=dict)
+    hand_tracking_lost: List[Tuple[float, str]] = field(default_factory=list)  # (session time, side) per loss
 
     def reset(self) -> None:
         """Start counting afresh (each episode); the loop's stages keep this same object."""
@@ -54,4 +55,5 @@ class LoopStats:
             "sink_rejected": self.sink_rejected,
             "ik_failures": self.ik_failures,
             "gate": dict(self.gate),
+            "hand_tracking_lost": [{"t": t, "side": side} for t, side in self.hand_tracking_lost],
         }

@@ -17,10 +17,11 @@ from typing import Dict, Optional
 import numpy as np
 
 from collector.teleop.arbiter import CommandSource, Proposal, TickContext
+from collector.teleop.hand_drive import HandDrive
 from collector.teleop.ik import ArmIK
 from collector.teleop.retarget import RetargetOutput, Retargeter
 from collector.teleop.robot_limits import gripper_indices, head_mapping
-from collector.teleop.safety import GateState
+from collector.teleop.safety import GateState, HandTrackingHold
 
 log = logging.getLogger("collector.teleop.loop")
 
@@ -37,7 +38,9 @@ class OperatorSource(CommandSource):
         self.workspace = workspace
         self.stats = stats
         self.ik = ArmIK(kin, cfg.ik, control_dt, {j: float(v) for j, v in zip(kin.command_joints, limits.velocity)})
-        self.retargeter = Retargeter(cfg.retarget, cfg.input, home_ee, head_mapping(robot, kin, limits))
+        hands = HandDrive(robot, cfg.retarget) if robot.hands else None  # dexterous hands: fingers, not grippers
+        self.retargeter = Retargeter(cfg.retarget, cfg.input, home_ee, head_mapping(robot, kin, limits), hands)
+        self.hand_hold = HandTrackingHold(hands.indices) if hands is not None else None
         self.gripper_idx = gripper_indices(robot, kin)
         head = robot.head or {}
         self.head_idx = (kin.index(head["pan"]), kin.index(head["tilt"])) \
@@ -56,6 +59,8 @@ class OperatorSource(CommandSource):
         self._ticks = 0
         self._pickup = {}
         self._head_offset = self._head_held = None
+        if self.hand_hold is not None:
+            self.hand_hold.reset()
 
     def observe(self, tick: TickContext) -> None:
         self._ticks += 1
@@ -94,13 +99,24 @@ class OperatorSource(CommandSource):
                         q_desired[self.gripper_idx[side]] = self._picked_up(side, self.robot.gripper_command(side, closure))
                 if rt.head is not None and self.head_idx is not None:
                     q_desired[self.head_idx[0]], q_desired[self.head_idx[1]] = self._head(rt.head)
+                for side, fingers in rt.fingers.items():
+                    if fingers is not None:
+                        q_desired[self.retargeter.hands.indices[side]] = fingers
             else:
                 self.stats.ik_failures += 1
                 log.warning("IK failed: %s", result.error)
         elif rt is not None and not rt.engaged:
             self.ik.reset()  # after re-engagement each arm restarts from where it is held
             self.targets = {s: None for s in self.robot.end_effectors}
+        if self.hand_hold is not None and rt is not None:
+            q_desired = self._hold_lost_hands(tick, q_desired, rt.hand_tracked)
         return Proposal(q_desired, enable, tick.operator_input_t, self.targets)
+
+    def _hold_lost_hands(self, tick: TickContext, q_desired, tracked):
+        known = len(self.hand_hold.losses)
+        q_desired = self.hand_hold.apply(tick.now, q_desired, tick.command, tracked)
+        self.stats.hand_tracking_lost.extend(self.hand_hold.losses[known:])
+        return q_desired
 
     def _picked_up(self, side: str, wanted: float) -> float:
         """After a takeover a gripper holds its opening until the operator's command meets or crosses it."""

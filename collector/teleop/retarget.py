@@ -1,4 +1,4 @@
-"""Operator frame -> robot frame: end-effector targets, gripper closure, neck pan/tilt, deadman.
+"""Operator frame -> robot frame: end-effector targets, gripper closure or finger targets, neck pan/tilt, deadman.
 
 Mapping (per arm, all in robot world coordinates after `R`, the operator->robot axis change):
     target_pos = robot_anchor_pos + scale * R (wrist_pos - operator_anchor_pos)
@@ -7,10 +7,14 @@ The first engagement is the calibration: the operator's pose then (their neutral
 anchored to the robot's home end-effector pose. Every later engagement (deadman pressed again,
 clutch released, tracking regained) re-anchors to where the robot's command is now, so the
 robot never jumps; this is DROID's grip-button clutch.
+
+A robot with dexterous hands (`hands:` in its YAML) gets finger targets instead of a gripper closure:
+collector/teleop/hand_drive.py (trigger -> grasp synergy amount, thumbstick flick -> synergy choice,
+hand tracking -> fingertip retargeting).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -31,6 +35,10 @@ class RetargetOutput:
     enable: bool  # resolved deadman (button or gesture)
     clutch: bool
     engaged: bool  # enable and not clutch: the operator is driving the robot
+    # Dexterous hands only (empty for a gripper robot): side -> actuated finger targets (None: keep),
+    # and side -> whether this message tracked that hand (a controller or a skeleton was present).
+    fingers: Dict[str, Optional[np.ndarray]] = field(default_factory=dict)
+    hand_tracked: Dict[str, bool] = field(default_factory=dict)
 
 
 def is_fist(hand: HandSkeleton, radius_m: float) -> bool:
@@ -67,7 +75,9 @@ class Retargeter:
         input_cfg: InputConfig,
         home_ee: Dict[str, PoseTuple],
         head: Optional[HeadMapping] = None,
+        hands=None,
     ):
+        """hands: a HandDrive (collector/teleop/hand_drive.py) for a robot with dexterous hands, else None."""
         self.cfg = cfg
         self.input_cfg = input_cfg
         self.R = OPERATOR_FRAMES[cfg.operator_frame]
@@ -75,6 +85,7 @@ class Retargeter:
         self.home_ee = {s: (np.asarray(p, float), quat_to_mat(np.asarray(q, float))) for s, (p, q) in home_ee.items()}
         self.sides = tuple(s for s in SIDES if s in self.home_ee)
         self.head_mapping = head
+        self.hands = hands
         self.calibrated = False
         self._anchors: Dict[str, Optional[_Anchor]] = {s: None for s in self.sides}
         self._head_anchor: Optional[np.ndarray] = None
@@ -124,6 +135,8 @@ class Retargeter:
         self._anchors = {s: None for s in self.sides}
         self._head_anchor = None
         self._was_engaged = False
+        if self.hands is not None:
+            self.hands.reset()
 
     def release(self) -> None:
         """Drop the arm anchors (not the calibration) so the next engagement re-anchors."""
@@ -167,6 +180,9 @@ class Retargeter:
                 self.calibrated = True
         head = self._head(msg) if engaged else None
         self._was_engaged = engaged
+        fingers, hand_tracked = self.hands.update(msg) if self.hands is not None else ({}, {})
+        if not engaged:
+            fingers = {side: None for side in fingers}
         return RetargetOutput(
             targets=targets,
             gripper={s: self.gripper_closure(msg, s) if engaged else None for s in self.sides},
@@ -174,6 +190,8 @@ class Retargeter:
             enable=enable,
             clutch=msg.clutch,
             engaged=engaged,
+            fingers=fingers,
+            hand_tracked=hand_tracked,
         )
 
     def _head(self, msg: OperatorInput) -> Optional[Tuple[float, float]]:

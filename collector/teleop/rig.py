@@ -38,8 +38,11 @@ class Rig:
     def recorder(self, out_dir, name: str, metadata: Optional[dict] = None, **writer_kwargs):
         """A started EpisodeWriter for one episode of this rig: its streams, plus the robot side's metadata."""
         from collector.recorder import EpisodeWriter
+        from collector.recorder.vocabulary import aligned_hand_streams
 
-        writer = EpisodeWriter(out_dir, name, self.loop.stream_specs(),
+        specs = self.loop.stream_specs()
+        writer_kwargs.setdefault("aligned_streams", aligned_hand_streams(specs))
+        writer = EpisodeWriter(out_dir, name, specs,
                                metadata={**(metadata or {}), **self.loop.recording_metadata()}, **writer_kwargs)
         writer.start()
         return writer

@@ -15,13 +15,15 @@ and the time of the last fresh operator input, and returns the command actually 
 
 Invariants (property-tested): every returned command is inside the joint limits, moves no
 joint faster than its velocity limit, and equals the previous command whenever it must hold.
+Finger joints of dexterous hands are joints of the command vector like any other, so all of this
+covers them; HandTrackingHold (below) adds the hold of a hand whose tracking is lost.
 """
 from __future__ import annotations
 
 import enum
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -161,3 +163,40 @@ class SafetyGate:
         self.state = GateState.ACTIVE
         self.counts[GateState.ACTIVE] += 1
         return GateOutput(q_new.copy(), GateState.ACTIVE, "", clamped)
+
+
+class HandTrackingHold:
+    """Hold on lost hand tracking: a dexterous hand whose tracking is lost freezes its fingers.
+
+    Every tick it gets the desired command, the last safe command (the gate's) and which hands the
+    operator's newest message tracked. A hand not tracked keeps its fingers at the last safe command
+    whatever the desired command says (an IK or a policy cannot move them), and each loss (tracked ->
+    not tracked) is counted with its session time; the hand follows again once it is tracked.
+    """
+
+    def __init__(self, hand_indices: Dict[str, np.ndarray]):
+        self.hand_indices = {side: np.asarray(index, dtype=int) for side, index in hand_indices.items()}
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracked = {side: True for side in self.hand_indices}
+        self.losses: List[Tuple[float, str]] = []  # (session time, side), in order
+
+    def loss_counts(self) -> Dict[str, int]:
+        return {side: sum(1 for _, s in self.losses if s == side) for side in self.hand_indices}
+
+    def apply(self, t: float, q_desired: Optional[np.ndarray], q_last: Optional[np.ndarray],
+              tracked: Dict[str, bool]) -> Optional[np.ndarray]:
+        """q_desired with every untracked hand's fingers replaced by their values in q_last."""
+        for side in self.hand_indices:
+            now_tracked = bool(tracked.get(side, self.tracked[side]))
+            if self.tracked[side] and not now_tracked:
+                self.losses.append((float(t), side))
+            self.tracked[side] = now_tracked
+        if q_desired is None or q_last is None:
+            return q_desired
+        out = np.array(q_desired, dtype=np.float64, copy=True)
+        for side, index in self.hand_indices.items():
+            if not self.tracked[side]:
+                out[index] = np.asarray(q_last, dtype=np.float64)[index]
+        return out

@@ -213,3 +213,26 @@ def _remove(path: Path) -> None:
 
 def dumps(value) -> str:
     return json.dumps(value, sort_keys=True, default=json_default)
+
+
+def hand_observations(episode: AlignedEpisode) -> List[Tuple[str, str, Optional[List[str]]]]:
+    """(aligned-view key, flat name, entry names) of each hand stream's field in the view: touch, grasp force,
+    tracking, retarget residual (collector/recorder/vocabulary.py), e.g. ("observations/hand_touch/left",
+    "hand_touch_left", ["thumb", ..., "palm"]). Empty for an episode without hands."""
+    from collector.recorder.vocabulary import HAND_STREAMS
+
+    specs = episode.reader().streams
+    found = []
+    for stream in HAND_STREAMS:
+        spec = specs.get(stream)
+        if spec is None:
+            continue
+        attrs = spec.attrs or {}
+        for field_name, field_spec in spec.fields.items():
+            key = f"observations/{stream}/{field_name}"
+            if not episode.has(key):
+                continue
+            width = int(np.prod(field_spec.shape)) if field_spec.shape else 1
+            names = (attrs.get("names") or {}).get(field_name) or attrs.get("sides")
+            found.append((key, f"{stream}_{field_name}", list(names) if names and len(names) == width else None))
+    return found

@@ -24,6 +24,9 @@
                                            commanded: LeRobot's human-in-the-loop convention), and
                                            complementary_info.subtask_index (int64: the subtask at the frame, a
                                            position in info.json collector.subtasks; -1 outside every segment)
+                                           Robots with hands add observation.hand_touch.<side>,
+                                           observation.grasp_force.<side>, observation.hand_tracking.tracked/lost
+                                           (and observation.retarget_residual.<side>), named in info.json
       videos/observation.images.<cam>/chunk-000/file-000.mp4
                                            frames of many episodes back to back
 
@@ -44,9 +47,10 @@ import numpy as np
 
 from collector.dataset.control import OPERATOR, RowControl, source_vocabulary
 from collector.dataset.episode import AlignedEpisode
-from collector.dataset.exports.common import (atomic_output, episode_rate, export_header, instructions_of, joint_names,
-                                              provenance)
-from collector.dataset.normalization import DEFAULT_IMAGE_SAMPLES, IMAGE_PREFIX, STANDARD_FEATURES, image_sample_rows
+from collector.dataset.exports.common import (atomic_output, episode_rate, export_header, hand_observations,
+                                              instructions_of, joint_names, provenance)
+from collector.dataset.normalization import (DEFAULT_IMAGE_SAMPLES, IMAGE_PREFIX, STANDARD_FEATURES, feature_name,
+                                             image_sample_rows)
 from collector.dataset.selection import EpisodeRef
 from collector.dataset.statistics import FeatureStats, merge_all
 from collector.episodes.video import encode_video, probe, concat_videos
@@ -101,6 +105,10 @@ def convert_episode(item, workdir: str, cameras: Optional[Sequence[str]], codec:
                 values = episode.read(key).astype(np.float32).reshape(length, -1)
                 columns[feature] = values
                 names[feature] = joint_names(episode, stream, values.shape[1])
+        for key, _, hand_names in hand_observations(episode):
+            feature = feature_name(key)
+            columns[feature] = episode.read(key).astype(np.float32).reshape(length, -1)
+            names[feature] = hand_names
         if "observation.state" not in columns or "action" not in columns:
             raise DataError(f"{ref.path}: needs /observations/qpos and /action for a LeRobot export")
         stats = {name: FeatureStats.of(values.astype(np.float64), axis=0) for name, values in columns.items()}

@@ -10,6 +10,9 @@ replay would use (collector.episodes.topics), plus
   (std_msgs/String) at the first control tick and at every handover: a state topic, as Foxglove's
   State Transitions panel shows it; the per-tick code stays on /collector/control/source, and the
   metadata record's `control_sources` is the take's {source id: code} map;
+- the hand streams of a robot with hands (hand_touch, grasp_force, hand_tracking, retarget_residual) on
+  /collector/<stream>/<side or field> (std_msgs/Float64MultiArray), their entries named in the metadata
+  record's `topic_entry_names` ({topic: [names]});
 - for a reviewed episode, the reviewers' labels (collector/review) as an MCAP metadata record
   "collector.annotations" (verdict, reviewers, reasons, outcome override, instructions and subtasks as
   JSON, every saved record), the same JSON on /collector/annotations (std_msgs/String) at the first
@@ -98,6 +101,9 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
             info.update({"session_clock_offset_ns": str(offset), "source_path": str(ref.path.resolve()),
                          "export": dumps(export_header(source, filters, "mcap")), "provenance": dumps(record)})
             control_names = source_ids(reader.streams[CONTROL].attrs or {}) if CONTROL in names else None
+            entry_names = _topic_entry_names(reader.streams, routes)
+            if entry_names:
+                info["topic_entry_names"] = dumps(entry_names)
             if control_names is not None:
                 info["control_sources"] = dumps({name: code for code, name in sorted(control_names.items())})
             in_control = None
@@ -142,6 +148,21 @@ def export_episode_mcap(ref: EpisodeRef, out_path, streams: Optional[Sequence[st
             write_subtasks_until(float("inf"))
             writer.finish()
     return {"path": str(out_path), "messages": sum(counts.values()) + 1, "topics": counts}
+
+
+def _topic_entry_names(specs, routes) -> Dict[str, list]:
+    """{topic: entry names} of the per-field array topics whose stream names its entries (the hand streams:
+    attrs names/sides), since a Float64MultiArray only labels its dimensions."""
+    out = {}
+    for route in routes:
+        attrs = specs[route.stream].attrs or {}
+        if route.ros_type != "std_msgs/msg/Float64MultiArray" or len(route.fields) != 1:
+            continue
+        names = (attrs.get("names") or {}).get(route.fields[0]) if isinstance(attrs.get("names"), dict) else None
+        names = names or attrs.get("sides")
+        if names:
+            out[route.topic] = list(names)
+    return out
 
 
 def _annotation_metadata(record: Dict) -> Dict[str, str]:

@@ -15,6 +15,8 @@
         control_source (T,) int64  who commanded each step: a position in /data attr control_sources
                                 (JSON list: operator, policy, ...); load it with dataset_keys like rewards
         obs/qpos, obs/qvel, obs/effort (T, n) float32; obs/<camera>_image (T, H, W, 3) uint8
+        obs/hand_touch_<side>, obs/grasp_force_<side>, obs/hand_tracking_{tracked,lost},
+        obs/retarget_residual_<side> (T, k) float32   robots with hands (attr names: JSON list of the entries)
         next_obs/<key>          obs shifted by one step (last step repeated); HDF5 virtual datasets
                                 pointing into obs/, so they cost no space and read like real data
     /mask/<filter key>          demo names (bytes): train / valid (split by episode), and one key per
@@ -49,8 +51,8 @@ import numpy as np
 
 from collector.dataset.control import source_vocabulary
 from collector.dataset.episode import AlignedEpisode
-from collector.dataset.exports.common import (atomic_output, dumps, episode_rate, export_header, instructions_of,
-                                              provenance)
+from collector.dataset.exports.common import (atomic_output, dumps, episode_rate, export_header, hand_observations,
+                                              instructions_of, provenance)
 from collector.dataset.selection import EpisodeRef
 from collector.dataset.split import split_episodes
 from collector.errors import DataError
@@ -75,6 +77,10 @@ def write_part(item, workdir: str, cameras: Optional[Sequence[str]]) -> Dict[str
         for key, name in LOWDIM.items():
             if episode.has(key):
                 obs.create_dataset(name, data=episode.read(key).astype(np.float32))
+        for key, name, names in hand_observations(episode):
+            ds = obs.create_dataset(name, data=episode.read(key).astype(np.float32).reshape(length, -1))
+            if names:
+                ds.attrs["names"] = json.dumps(names)
         if not episode.has("action"):
             raise DataError(f"{ref.path}: no /action; nothing to imitate")
         actions = episode.read("action").astype(np.float32)

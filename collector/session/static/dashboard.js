@@ -196,6 +196,7 @@ function buildSparklines(groups) {
 }
 
 function formatValue(value, unit) {
+  if (value == null) return "—";  // the server sends null for a NaN/inf reading
   return `${value.toFixed(unit === "m" ? 4 : 3)}${unit ? " " + unit : ""}`;
 }
 
@@ -214,7 +215,10 @@ function renderRobot(s) {
   const xOf = (t) => SPARK.left + (t - t0) / HISTORY_S * (SPARK.width - SPARK.left - SPARK.right);
   for (const { group, lines, values, high, low } of sparkGroups) {
     let lo = Infinity, hi = -Infinity;
-    for (const [, q] of jointHistory) for (const i of group.indices) { lo = Math.min(lo, q[i]); hi = Math.max(hi, q[i]); }
+    for (const [, q] of jointHistory) {
+      for (const i of group.indices) if (q[i] != null) { lo = Math.min(lo, q[i]); hi = Math.max(hi, q[i]); }
+    }
+    if (!Number.isFinite(lo)) { lo = 0; hi = 0; }  // nothing but null readings so far
     if (hi - lo < group.min_span) {  // sensor noise on a still joint stays a flat line
       const middle = (hi + lo) / 2;
       lo = middle - group.min_span / 2;
@@ -226,7 +230,8 @@ function renderRobot(s) {
     group.indices.forEach((index, k) => {
       // A robot at rest sends one state: draw it as a level line across the window.
       const samples = jointHistory.length > 1 ? jointHistory : [[t0, jointHistory[0][1]], ...jointHistory];
-      lines[k].setAttribute("points", samples.map(([t, q]) => `${xOf(t).toFixed(1)},${yOf(q[index]).toFixed(1)}`).join(" "));
+      lines[k].setAttribute("points", samples.filter(([, q]) => q[index] != null)
+        .map(([t, q]) => `${xOf(t).toFixed(1)},${yOf(q[index]).toFixed(1)}`).join(" "));
       values[k].textContent = `${group.joints[k]} ${formatValue(robot.position[index], group.unit)}`;
     });
   }

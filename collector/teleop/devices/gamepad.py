@@ -6,6 +6,7 @@ Control scheme (Linux gamepad API codes, Xbox/PlayStation layouts alike):
     d-pad       = wrist pitch / roll             LT / RT     = left / right gripper closure (analogue)
     B held      = clutch (robot holds, the virtual hands stop; re-anchors on release)
     X           = latch the active grippers closed / open      START = re-centre the hands
+    SELECT      = dexterous hands: next grasp synergy of the active hands (the right one if none is active)
 The device integrates stick velocities into virtual wrist poses and publishes them as an
 OperatorInput, exactly as a VR headset's tracked wrists would arrive.
 """
@@ -158,7 +159,11 @@ class GamepadDevice(InputDevice):
         hands.closure["left"] = 1.0 if self.latched["left"] else self.axes[ABS_Z]
         hands.closure["right"] = 1.0 if self.latched["right"] else self.axes[ABS_RZ]
         names = {BUTTON_NAMES[c]: p for c, p in self.buttons.items()}
-        return hands.message(now, self.name, buttons={"left": names, "right": names})
+        msg = hands.message(now, self.name, buttons={"left": names, "right": names})
+        if self.buttons[BTN_SELECT]:  # held SELECT is a thumbstick flick: one synergy step per press
+            for side in active or ["right"]:
+                msg.controller(side).thumbstick = np.array([1.0, 0.0])
+        return msg
 
     def close(self) -> None:
         try:

@@ -6,6 +6,7 @@ toggle (space) here, not a hold-to-run button; everything else is a fixed step p
     w/s forward/back   a/d left/right   r/f up/down   q/e yaw   t/g pitch   z/c roll
     tab switch arm     o toggle gripper  space toggle enable (deadman)   k hold clutch toggle
     h re-centre hands  x disable         p take over from / hand back to a policy (collect --policy)
+    n next grasp synergy of the current hand (dexterous hands: open, power, pinch, tripod; o closes it)
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class KeyboardDevice(InputDevice):
         self._echo_help = echo_help
         self.keys_read = 0
         self.takeover_press = False  # `p` was pressed: the next message holds the takeover button
+        self.synergy_press = False  # `n` was pressed: the next message flicks the current side's thumbstick
 
     def start(self, context: DeviceContext) -> None:
         if self._echo_help:
@@ -100,6 +102,8 @@ class KeyboardDevice(InputDevice):
             hands.recentre()
         elif key == "p":
             self.takeover_press = True
+        elif key == "n":
+            self.synergy_press = True
 
     def poll(self, now: float) -> Optional[OperatorInput]:
         for key in self._read_keys():
@@ -108,7 +112,11 @@ class KeyboardDevice(InputDevice):
         # A terminal reports presses, not holds: `p` holds the takeover button for one message.
         buttons = {"right": {"menu": True}} if self.takeover_press else None
         self.takeover_press = False
-        return self.hands.message(now, self.name, buttons=buttons)
+        msg = self.hands.message(now, self.name, buttons=buttons)
+        if self.synergy_press:  # a thumbstick flick for one message selects the next synergy (hand_drive.py)
+            msg.controller(self.side).thumbstick = np.array([1.0, 0.0])
+            self.synergy_press = False
+        return msg
 
     def close(self) -> None:
         try:

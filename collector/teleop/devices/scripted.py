@@ -42,6 +42,14 @@ FINGERTIP_BELOW_CENTRE_M = 0.03
 PALM_ABOVE_CENTRE_M = 0.03
 # Tremor: a few incommensurate frequencies in the 4-11 Hz band of physiological tremor.
 TREMOR_HZ = (4.3, 7.1, 10.6)
+# Dexterous hands (robots/humanoid_dex): the grasp centre site is 2.1 cm in front of the palm's skin and
+# the fingers lie along the approach axis, so the hand comes in from the side, palm towards the object, and
+# wraps it with the power synergy. A 5 cm object on the table is shorter than the palm is wide (the palm's
+# lower edge is 4.7 cm below the grasp centre): the palm is rolled to face down-inwards so it clears the table.
+DEX_PALM_SKIN_M = 0.021
+DEX_PALM_LOWER_EDGE_M = 0.047
+DEX_PALM_ROLL_RAD = math.radians(35)
+DEX_TABLE_CLEARANCE_M = 0.006
 
 
 @dataclass
@@ -110,6 +118,8 @@ class ScriptedOperator(InputDevice):
     POUR_SHAKES = 2
     SHAKE_RAD = 0.2
     EXTRA_TILT_RAD = 0.0
+    DEX_POUR_GRASP_RAISE_M = 0.0
+    GRASP_SYNERGY = "power"  # dexterous hands: chosen by thumbstick flicks before the take's first grasp
 
     def __init__(self, cfg: ScriptedConfig, seed: Optional[int] = None, hand_tracking: bool = False,
                  enable_delay_s: float = 0.2):
@@ -137,7 +147,10 @@ class ScriptedOperator(InputDevice):
         self.rng = np.random.default_rng([0 if seed is None else int(seed), 77])
         self.home = {s: (p.copy(), mat_to_quat(r)) for s, (p, r) in self.retargeter.home_ee.items()}
         self.tremor_phase = self.rng.uniform(0, 2 * math.pi, size=(2, len(TREMOR_HZ), 3))
+        self.hands = getattr(self.retargeter, "hands", None)  # a HandDrive: the robot has dexterous hands
         planners = {"pick_place": self._plan_pick_place, "pour": self._plan_pour}
+        if self.hands is not None:
+            planners = {"pick_place": self._plan_pick_place_dex, "pour": self._plan_pour_dex}
         if task.name not in planners:
             raise DeviceError(f"the scripted operator has no plan for task {task.name!r} (has {sorted(planners)})")
         self.task_name = task.name
@@ -146,6 +159,7 @@ class ScriptedOperator(InputDevice):
         self._seq = 0
         self._done = False
         self._polled_until = None
+        self._flicked = {side: False for side in self.home}
 
     @property
     def done(self) -> bool:
@@ -302,6 +316,145 @@ class ScriptedOperator(InputDevice):
         plan.add("rest", 0.3)
         return plan
 
+    # -- plans for dexterous hands -------------------------------------------------------------------
+    def _side_grip(self, side: str, roll: float, inward_deg: float = 45.0) -> Tuple[np.ndarray, np.ndarray]:
+        """Fingers level, `inward_deg` towards the midline, the palm rolled `roll` rad from vertical to face
+        down onto the object: (quaternion, the unit vector from the grasp centre towards the palm)."""
+        inward = -1.0 if side == "left" else 1.0
+        approach = np.array([math.cos(math.radians(inward_deg)), inward * math.sin(math.radians(inward_deg)), 0.0])
+        closing = -np.cross([0.0, 0.0, 1.0], approach)
+        up = np.array([0.0, 0.0, 1.0])
+        # The hands are mirror images but their grasp frames are not: the left palm lies on the frame's -y,
+        # so the same frame puts the left palm on the mirrored side.
+        palm_sign = -1.0 if side == "left" else 1.0
+        towards_palm = math.cos(roll) * palm_sign * closing + math.sin(roll) * up
+        y_axis = palm_sign * towards_palm
+        x_axis = np.cross(y_axis, approach)  # the thumb's side: up on both hands
+        return mat_to_quat(np.column_stack([x_axis, y_axis, approach])), towards_palm
+
+    def _clearest_grip(self, side: str, centre: np.ndarray, others) -> Tuple[np.ndarray, np.ndarray]:
+        """The side grip whose wrist, palm and fingers pass farthest from the other objects on the table
+        (a person turns the hand so as not to knock the neighbours over)."""
+        best = None
+        for inward_deg in (45.0, 20.0, 70.0, -5.0, 95.0, 120.0):
+            grip_q, towards_palm = self._side_grip(side, DEX_PALM_ROLL_RAD, inward_deg)
+            approach = quat_to_mat(grip_q)[:, 2]
+            palm_h = towards_palm - [0.0, 0.0, towards_palm[2]]
+            palm_h /= np.linalg.norm(palm_h)
+            # The palm reaches ~5 cm towards its side (its rolled lower edge), the wrist 10 cm back.
+            hand = [centre + along * approach + out * palm_h
+                    for along in (-0.10, -0.05, 0.0, 0.05, 0.10) for out in (0.02, 0.05)]
+            clearance = min((float(np.linalg.norm((p - o)[:2])) for p in hand for o in others), default=math.inf)
+            if best is None or clearance > best[0] + 0.01:  # the default unless another is clearly better
+                best = (clearance, grip_q, towards_palm)
+        return best[1], best[2]
+
+    @staticmethod
+    def _palm_on(centre: np.ndarray, radius: float, towards_palm: np.ndarray, lift: float) -> np.ndarray:
+        """The grasp centre `lift` m above `centre` whose palm skin touches a round object of `radius`."""
+        sin_roll = float(towards_palm[2])
+        horizontal = towards_palm - [0.0, 0.0, sin_roll]
+        horizontal /= np.linalg.norm(horizontal)
+        along = (radius - DEX_PALM_SKIN_M - lift * sin_roll) / math.sqrt(max(1e-9, 1.0 - sin_roll ** 2))
+        return centre + along * horizontal + [0.0, 0.0, lift]
+
+    def _plan_pick_place_dex(self, targets: dict) -> Plan:
+        name = targets["target_object"]
+        obj = targets["objects"][name]
+        place = targets["place"]
+        centre = self._world_to_model(obj["grasp_point"])
+        side = self._arm_for(centre[1])
+        height = float(obj["height"])
+        table_z = float(obj["top_z"]) - self.kin.base_offset[2] - height
+        others = [self._world_to_model(o["grasp_point"]) for n, o in targets["objects"].items() if n != name]
+        grip_q, towards_palm = self._clearest_grip(side, centre, others)
+        # Raise the grasp centre until the palm's lower edge clears the table.
+        edge_drop = DEX_PALM_LOWER_EDGE_M * math.cos(DEX_PALM_ROLL_RAD) - DEX_PALM_SKIN_M * math.sin(DEX_PALM_ROLL_RAD)
+        lift = max(0.0, table_z + edge_drop + DEX_TABLE_CLEARANCE_M - centre[2])
+        grasp = self._palm_on(centre, 0.5 * float(obj["grasp_width"]), towards_palm, lift)
+        back = 0.05 * towards_palm
+        above = grasp + back + [0, 0, 0.08]
+        offset = grasp - centre  # the grasp centre relative to the object's, kept while carried
+        place_pos = self._world_to_model(place["position"]) + offset
+        carry_z = max(float(place["wall_top_z"]) - self.kin.base_offset[2] + height + 0.06 + offset[2], above[2])
+
+        plan = self._new_plan()
+        self._move(plan, "approach", side, above, grip_q)
+        plan.add("align", self._pause())
+        self._move(plan, "descend", side, grasp + back, grip_q, slow=1.4, aim=0.5)
+        self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
+        plan.add("grasp", 1.2 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
+        plan.add("settle", 0.3 + self._pause())
+        self._move(plan, "lift", side, grasp + [0, 0, carry_z - grasp[2]], grip_q, slow=1.3, aim=0.3)
+        self._move(plan, "carry", side, [place_pos[0], place_pos[1], carry_z], grip_q, slow=1.2, aim=0.5)
+        self._move(plan, "lower", side, place_pos, grip_q, slow=1.5, aim=0.5)
+        plan.add("release", 0.4 * self.rng.uniform(0.9, 1.2), closure={side: 0.0})
+        plan.add("let go", 0.2 + self._pause())
+        self._move(plan, "retreat", side, place_pos + back + [0, 0, 0.08], grip_q)
+        home_p, home_q = self.home[side]
+        self._move(plan, "return", side, home_p, home_q)
+        plan.add("rest", 0.3)
+        return plan
+
+    def _plan_pour_dex(self, targets: dict) -> Plan:
+        pitcher = targets["objects"]["pitcher"]
+        pour = targets["pour"]
+        centre = self._world_to_model(pitcher["grasp_point"])
+        side = self._arm_for(centre[1])
+        grip_q, towards_palm = self._side_grip(side, 0.0)
+        radius = 0.5 * float(pitcher.get("grasp_width", 0.077))
+        # As low as the palm's lower edge allows: the thumb, above the grasp centre, then reaches the body.
+        base_z = float(pitcher["rim_z"]) - float(pitcher["height"]) - self.kin.base_offset[2]
+        lowest = base_z + DEX_PALM_LOWER_EDGE_M + DEX_TABLE_CLEARANCE_M
+        held_at = centre.copy()
+        held_at[2] = max(lowest, min(centre[2], lowest + self.DEX_POUR_GRASP_RAISE_M))
+        grasp = self._palm_on(held_at, radius, towards_palm, 0.0)
+        offset = grasp - centre  # from the task's grasp point, which the pour hint places
+        back = 0.05 * towards_palm
+        hold = self._world_to_model(pour["hold_position"])
+        axis = np.asarray(pour["tilt_axis"], float)
+        axis /= np.linalg.norm(axis)
+        tilt = float(pour.get("tilt_rad", 2.2)) + self.EXTRA_TILT_RAD
+        tilt_time = float(pour.get("tilt_duration_s", 3.0))
+        lift = grasp + [0, 0, max(0.10, hold[2] - centre[2] + 0.03)]
+
+        def hand_for_tilt(angle: float) -> PoseTuple:
+            # The pitcher tips about the axis through its grasp point; the hand, off that point, swings with it.
+            q_tilt = axis_angle_quat(axis, angle)
+            return hold + quat_to_mat(q_tilt) @ offset, quat_mul(q_tilt, grip_q)
+
+        plan = self._new_plan()
+        # Over the pitcher's rim first: the hand turns into the grip clear of it, then comes down beside it.
+        high = grasp + back
+        high[2] = max(self.home[side][0][2], grasp[2] + 0.15)
+        self._move(plan, "approach", side, high, grip_q, slow=1.1)
+        plan.add("align", self._pause())
+        self._move(plan, "descend", side, grasp + back, grip_q, slow=1.3, aim=0.5)
+        self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
+        plan.add("grasp", 0.5 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
+        plan.add("settle", 0.3 + self._pause())
+        self._move(plan, "lift", side, lift, grip_q, slow=1.5, aim=0.3)
+        self._move(plan, "carry", side, hold + offset + [0, 0, lift[2] - hold[2] - offset[2]], grip_q, slow=1.4, aim=0.3)
+        self._move(plan, "lower to cup", side, hold + offset, grip_q, slow=1.5, aim=0.3)
+        plan.add("aim", self._pause())
+        for fraction, share in ((0.45, 0.2), (0.75, 0.35), (1.0, 0.45)):
+            plan.add(f"pour {int(fraction * 100)}%", tilt_time * share * self.rng.uniform(0.9, 1.15),
+                     {side: hand_for_tilt(fraction * tilt)})
+        for k in range(self.POUR_SHAKES):
+            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt + self.SHAKE_RAD)})
+            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt - self.SHAKE_RAD / 2)})
+        plan.add("drain", 1.0 + self._pause(), {side: hand_for_tilt(tilt)})
+        self._move(plan, "tip back", side, hold + offset, grip_q, slow=1.5)
+        self._move(plan, "return pitcher", side, lift, grip_q, slow=1.3)
+        self._move(plan, "set down", side, grasp + [0, 0, 0.005], grip_q, slow=1.6, aim=0.3)
+        plan.add("release", 0.4, closure={side: 0.0})
+        plan.add("let go", 0.2 + self._pause())
+        self._move(plan, "retreat", side, grasp + back, grip_q)
+        home_p, home_q = self.home[side]
+        self._move(plan, "return", side, home_p, home_q)
+        plan.add("rest", 0.3)
+        return plan
+
     # -- output ------------------------------------------------------------------------------------
     def _tremor(self, side_index: int, t: float) -> np.ndarray:
         # Amplitude falls as 1/f (faster components are smaller), so the tremor's speed stays a few cm/s.
@@ -349,11 +502,19 @@ class ScriptedOperator(InputDevice):
             if self.hand_tracking:
                 kwargs[f"{side}_hand"] = self._hand(wrist, c)
             else:
-                kwargs[f"{side}_controller"] = ControllerState(trigger=c)
+                kwargs[f"{side}_controller"] = ControllerState(trigger=c, thumbstick=self._synergy_flick(side))
         msg = OperatorInput(stamp=now, seq=self._seq, source=self.name, head=Pose(NEUTRAL_HEAD),
                             enable=t >= self.enable_delay_s, clutch=False, **kwargs)
         self._seq += 1
         return msg
+
+    def _synergy_flick(self, side: str) -> np.ndarray:
+        """Dexterous hands: flick the thumbstick right (one message on, one off) until the hand's selected
+        synergy is GRASP_SYNERGY, as an operator steps through them on a controller."""
+        flick = (self.hands is not None and not self._flicked[side]
+                 and self.hands.synergy(side) != self.GRASP_SYNERGY)
+        self._flicked[side] = flick
+        return np.array([1.0 if flick else 0.0, 0.0])
 
     def close(self) -> None:
         pass

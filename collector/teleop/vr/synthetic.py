@@ -19,8 +19,9 @@ from collector.teleop.vr.protocol import hand_to_wire, pose_to_wire
 HEAD_HEIGHT_M = 1.6
 HAND_REST = {"left": np.array([-0.2, 1.1, -0.35]), "right": np.array([0.2, 1.1, -0.35])}
 
-# Finger bases relative to the wrist (metres, hand frame: x toward the thumb side for the right hand,
-# -z along the fingers) and phalanx lengths, metacarpal first.
+# Finger bases relative to the wrist (metres, hand frame: x toward the thumb side for the left hand,
+# -z along the fingers) and phalanx lengths, metacarpal first. With the palm down and the WebXR joint frame
+# (+Y out of the back of the hand), a right thumb is on -x: the right hand mirrors these x values.
 _FINGERS = {
     "thumb": ((0.025, 0.0, -0.02), (0.04, 0.035, 0.03, 0.0)),
     "index": ((0.02, 0.0, -0.02), (0.065, 0.04, 0.025, 0.02)),
@@ -38,7 +39,7 @@ def _yaw_quaternion(angle: float) -> np.ndarray:
 
 def hand_skeleton(side: str, wrist: np.ndarray, closure: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(25x3 positions, 25x4 wxyz orientations, 25 radii) of an upright hand; closure 0 open .. 1 pinched."""
-    mirror = -1.0 if side == "left" else 1.0
+    mirror = 1.0 if side == "left" else -1.0
     positions = {"wrist": wrist.copy()}
     for finger, (base, lengths) in _FINGERS.items():
         point = wrist + np.array([mirror * base[0], base[1], base[2]])
