@@ -16,6 +16,7 @@ import pytest
 
 from collector.cli import main
 from collector.errors import ConfigError, DataError
+from collector.file_digest import file_sha256
 from collector.session import policy_records as records
 from collector.session.catalog import SCHEMA_VERSION, Catalog
 from collector.session.cells import Cell, focus_note, next_cell
@@ -75,7 +76,7 @@ def test_checkpoint_and_evaluations_round_trip(tmp_path):
                                           details={"steps": 40})
     # the same file again is the same row (episodes updated), not a second policy
     assert records.record_checkpoint(root, checkpoint, policy="act", episodes=["episode_000001"]) == policy_id
-    sha = records._file_sha256(checkpoint)
+    sha = file_sha256(checkpoint)
     older = results([cell("pick_place", "dim", "light", 1, 4)], created="2026-12-01T09:00:00+00:00", sha=sha,
                      checkpoint=str(checkpoint))
     newer = results([cell("pick_place", "bright", "light", 3, 4), cell("pour", "bright", "light", 0, 2)],
@@ -244,7 +245,7 @@ def test_train_registers_its_checkpoint_and_catalog_lists_it(tmp_path, capsys, m
     assert summary["registered"] == [{"dataset": str(root), "policy_id": policy["policy_id"]}]
     trained_on = [r.episode_id for r in Catalog(root / "catalog.sqlite").episodes(outcome="success")]
     assert policy["episodes"] == trained_on and len(trained_on) == 2  # the filter's episodes, not all three
-    assert policy["checkpoint"] == str(out) and policy["checkpoint_sha256"] == records._file_sha256(out)
+    assert policy["checkpoint"] == str(out) and policy["checkpoint_sha256"] == file_sha256(out)
     assert policy["policy"] == "baseline" and policy["details"]["steps"] == 2
 
     records.record_evaluation(root, results([cell("pick_place", "dim", "light", 1, 2)], sha=policy["checkpoint_sha256"],

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 from collector.errors import CollectorError, ConfigError, DataError
-from collector.fleet.storage import Store, sha256_of_file
+from collector.file_digest import file_sha256
+from collector.fleet.storage import Store
 from collector.fleet.upload_queue import Upload, UploadQueue
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class Publisher:
 
     def _upload_and_verify(self, local: Path, key: str):
         stat = local.stat()
-        digest = sha256_of_file(local)
+        digest = file_sha256(local)
         url = self.store.put(local, key)
         remote = self.store.sha256(key)
         if remote != digest:
@@ -202,7 +203,7 @@ def _changed_since(local: Path, upload: Upload) -> bool:
         return False
     if upload.local_mtime_ns is not None and local.stat().st_mtime_ns == upload.local_mtime_ns:
         return False
-    return sha256_of_file(local) != upload.sha256
+    return file_sha256(local) != upload.sha256
 
 
 class BackgroundPublisher:

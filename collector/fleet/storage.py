@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from collector.errors import ConfigError, DataError
+from collector.file_digest import file_sha256
+from collector.recorder.disk_writer import fsync_path
 
 CHUNK_BYTES = 8 * 1024 * 1024
 UPLOADING_SUFFIX = ".uploading"  # a folder copy's name until it is complete (one per object: a retry overwrites it)
@@ -28,14 +30,6 @@ UPLOADING_SUFFIX = ".uploading"  # a folder copy's name until it is complete (on
 
 def is_url(source) -> bool:
     return isinstance(source, str) and "://" in source
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _filesystem(url: str, storage_options: Optional[Dict] = None):
@@ -75,7 +69,7 @@ class Store:
             staging = target + UPLOADING_SUFFIX
             self.fs.makedirs(os.path.dirname(target), exist_ok=True)
             self.fs.put_file(str(local), staging)
-            _fsync_file(staging)
+            fsync_path(staging)
             self.fs.mv(staging, target)  # a rename on one filesystem: the name appears with the whole file
         else:
             self.fs.put_file(str(local), target)
@@ -127,14 +121,6 @@ def _as_url(destination: str) -> str:
 def _protocols(fs) -> tuple:
     protocol = fs.protocol
     return protocol if isinstance(protocol, tuple) else (protocol,)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- reading published episodes ----------------------------------------------------------------------

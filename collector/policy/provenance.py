@@ -2,7 +2,6 @@
 of its file, the dataset folders, the filters and the collector version."""
 from __future__ import annotations
 
-import hashlib
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,18 +10,8 @@ from typing import Iterable, List, Optional, Set
 import collector
 from collector.dataset.selection import EpisodeRef
 from collector.errors import DataError
+from collector.file_digest import file_sha256
 from collector.recorder import schema
-
-HASH_BLOCK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def training_provenance(refs: Iterable[EpisodeRef], sources: List[str], filters: str,
                         held_out: Iterable[EpisodeRef] = ()) -> dict:

@@ -26,6 +26,7 @@ import numpy as np
 
 from collector.errors import CollectorError, DataError
 from collector.recorder import schema
+from collector.recorder.disk_writer import fsync_path
 from collector.recorder.aligned import AlignedViewConfig, write_aligned_view
 from collector.recorder.raw_store import consistent_length, truncate
 from collector.recorder.storage_guard import MiB, StorageGuard
@@ -103,14 +104,6 @@ def _remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def recover_episode(path, min_free_bytes: int = 16 * MiB) -> Path:
@@ -201,7 +194,7 @@ def _finish(work: Path, path: Path, min_free_bytes: int) -> None:
         h5.close()
         raise
     h5.close()
-    _fsync_file(work)
+    fsync_path(work)
     log.info("%s: %s", path, f"rows trimmed {trimmed}" if trimmed else "no rows trimmed")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from collector.errors import DataError
+from collector.file_digest import file_sha256
 from collector.session.catalog import Catalog, utc_now
 from collector.session.layout import DatasetLayout
 
@@ -41,7 +42,7 @@ def record_checkpoint(dataset_dir, checkpoint_path, *, policy: str, episodes: It
     if checkpoint_sha256 is None:
         if not path.is_file():
             raise DataError(f"{path}: checkpoint file not found; cannot register it")
-        checkpoint_sha256 = _file_sha256(path)
+        checkpoint_sha256 = file_sha256(path)
     created = _utc_stamp(created or utc_now(), f"{path}: created")
     row = (str(path), checkpoint_sha256, str(policy), json.dumps(sorted(set(map(str, episodes)))),
            json.dumps(details or {}, sort_keys=True, default=str), created, utc_now())
@@ -237,9 +238,3 @@ def _utc_stamp(text: str, where: str) -> str:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return stamp.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _file_sha256(path: Path) -> str:
-    from collector.policy.provenance import file_sha256  # torch-free, but keeps session imports light
-
-    return file_sha256(path)

@@ -60,6 +60,7 @@ class TakeDriver(ABC):
     camera_streams: tuple = ()
     joint_stream: Optional[str] = None
     joint_names: Optional[List[str]] = None
+    robot = None  # the RobotSpec the driver loaded, if it loads one (the dashboard's joint groups reuse it)
 
     @abstractmethod
     def streams(self) -> list:
@@ -136,7 +137,7 @@ class SessionRunner:
         self.live.update(plan=self.plan.name, session_id=self.session_id, station=self.station,
                          operator=self.operator, backend=self.plan.backend, coverage=self.coverage().as_dict(),
                          totals=self.totals(), last_episode=self._last_row_dict(),
-                         joint_groups=dashboard_joint_groups(self.plan.robot))
+                         joint_groups=dashboard_joint_groups(self.driver.robot or self.plan.robot))
         return self
 
     def _session_to_use(self):

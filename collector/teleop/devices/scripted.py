@@ -246,16 +246,8 @@ class ScriptedOperator(InputDevice):
         self._move(plan, "descend", side, grasp, down, slow=1.6, aim=0.5)
         plan.add("grasp", 0.35 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
         plan.add("settle", 0.25 + self._pause())
-        self._move(plan, "lift", side, grasp + [0, 0, carry_z - grasp[2]], down, slow=1.3, aim=0.3)
-        self._move(plan, "carry", side, [place_pos[0], place_pos[1], carry_z], down, slow=1.2, aim=0.5)
-        self._move(plan, "lower", side, place_pos, down, slow=1.5, aim=0.5)
-        plan.add("release", 0.3 * self.rng.uniform(0.9, 1.2), closure={side: 0.0})
-        plan.add("let go", 0.2 + self._pause())
-        self._move(plan, "retreat", side, place_pos + [0, 0, 0.10], down)
-        home_p, home_q = self.home[side]
-        self._move(plan, "return", side, home_p, home_q)
-        plan.add("rest", 0.3)
-        return plan
+        return self._carry_and_place(plan, side, down, grasp, carry_z, place_pos, release_s=0.3,
+                                     retreat_to=place_pos + [0, 0, 0.10])
 
     def _plan_pour(self, targets: dict) -> Plan:
         pitcher = targets["objects"]["pitcher"]
@@ -292,9 +284,24 @@ class ScriptedOperator(InputDevice):
         self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
         plan.add("grasp", 0.4 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
         plan.add("settle", 0.3 + self._pause())
-        self._move(plan, "lift", side, lift, grip_q, slow=1.5, aim=0.3)
-        self._move(plan, "carry", side, hold + [0, 0, lift[2] - hold[2]], grip_q, slow=1.4, aim=0.3)
-        self._move(plan, "lower to cup", side, hold, grip_q, slow=1.5, aim=0.3)
+        self._pour_and_set_down(plan, side, grip_q, grasp, lift, hold, tilt, tilt_time, hand_for_tilt)
+        return self._release_and_return(plan, side, grip_q, 0.35, retreat_to=pre)
+
+    # -- the second half of every plan: the same for grippers and dexterous hands ----------------------
+    def _carry_and_place(self, plan: Plan, side: str, quat, grasp, carry_z: float, place_pos, release_s: float,
+                         retreat_to) -> Plan:
+        """Lift the held object to carry_z, carry it over place_pos, lower it there, let go, go home."""
+        self._move(plan, "lift", side, grasp + [0, 0, carry_z - grasp[2]], quat, slow=1.3, aim=0.3)
+        self._move(plan, "carry", side, [place_pos[0], place_pos[1], carry_z], quat, slow=1.2, aim=0.5)
+        self._move(plan, "lower", side, place_pos, quat, slow=1.5, aim=0.5)
+        return self._release_and_return(plan, side, quat, release_s * self.rng.uniform(0.9, 1.2), retreat_to)
+
+    def _pour_and_set_down(self, plan: Plan, side: str, quat, grasp, lift, held_at_cup, tilt: float,
+                           tilt_time: float, hand_for_tilt) -> None:
+        """Lift the pitcher, hold it at held_at_cup, tip it, shake it, tip it back and set it down."""
+        self._move(plan, "lift", side, lift, quat, slow=1.5, aim=0.3)
+        self._move(plan, "carry", side, held_at_cup + [0, 0, lift[2] - held_at_cup[2]], quat, slow=1.4, aim=0.3)
+        self._move(plan, "lower to cup", side, held_at_cup, quat, slow=1.5, aim=0.3)
         plan.add("aim", self._pause())
         # Tip in stages: quickly to where the water reaches the lip, then slowly while it pours.
         for fraction, share in ((0.45, 0.2), (0.75, 0.35), (1.0, 0.45)):
@@ -305,12 +312,14 @@ class ScriptedOperator(InputDevice):
             plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt + self.SHAKE_RAD)})
             plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt - self.SHAKE_RAD / 2)})
         plan.add("drain", 1.0 + self._pause(), {side: hand_for_tilt(tilt)})
-        self._move(plan, "tip back", side, hold, grip_q, slow=1.5)
-        self._move(plan, "return pitcher", side, lift, grip_q, slow=1.3)
-        self._move(plan, "set down", side, grasp + [0, 0, 0.005], grip_q, slow=1.6, aim=0.3)
-        plan.add("release", 0.35, closure={side: 0.0})
+        self._move(plan, "tip back", side, held_at_cup, quat, slow=1.5)
+        self._move(plan, "return pitcher", side, lift, quat, slow=1.3)
+        self._move(plan, "set down", side, grasp + [0, 0, 0.005], quat, slow=1.6, aim=0.3)
+
+    def _release_and_return(self, plan: Plan, side: str, quat, release_s: float, retreat_to) -> Plan:
+        plan.add("release", release_s, closure={side: 0.0})
         plan.add("let go", 0.2 + self._pause())
-        self._move(plan, "retreat", side, pre, grip_q)
+        self._move(plan, "retreat", side, retreat_to, quat)
         home_p, home_q = self.home[side]
         self._move(plan, "return", side, home_p, home_q)
         plan.add("rest", 0.3)
@@ -385,16 +394,8 @@ class ScriptedOperator(InputDevice):
         self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
         plan.add("grasp", 1.2 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
         plan.add("settle", 0.3 + self._pause())
-        self._move(plan, "lift", side, grasp + [0, 0, carry_z - grasp[2]], grip_q, slow=1.3, aim=0.3)
-        self._move(plan, "carry", side, [place_pos[0], place_pos[1], carry_z], grip_q, slow=1.2, aim=0.5)
-        self._move(plan, "lower", side, place_pos, grip_q, slow=1.5, aim=0.5)
-        plan.add("release", 0.4 * self.rng.uniform(0.9, 1.2), closure={side: 0.0})
-        plan.add("let go", 0.2 + self._pause())
-        self._move(plan, "retreat", side, place_pos + back + [0, 0, 0.08], grip_q)
-        home_p, home_q = self.home[side]
-        self._move(plan, "return", side, home_p, home_q)
-        plan.add("rest", 0.3)
-        return plan
+        return self._carry_and_place(plan, side, grip_q, grasp, carry_z, place_pos, release_s=0.4,
+                                     retreat_to=place_pos + back + [0, 0, 0.08])
 
     def _plan_pour_dex(self, targets: dict) -> Plan:
         pitcher = targets["objects"]["pitcher"]
@@ -433,27 +434,8 @@ class ScriptedOperator(InputDevice):
         self._move(plan, "reach in", side, grasp, grip_q, slow=1.6, aim=0.5)
         plan.add("grasp", 0.5 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
         plan.add("settle", 0.3 + self._pause())
-        self._move(plan, "lift", side, lift, grip_q, slow=1.5, aim=0.3)
-        self._move(plan, "carry", side, hold + offset + [0, 0, lift[2] - hold[2] - offset[2]], grip_q, slow=1.4, aim=0.3)
-        self._move(plan, "lower to cup", side, hold + offset, grip_q, slow=1.5, aim=0.3)
-        plan.add("aim", self._pause())
-        for fraction, share in ((0.45, 0.2), (0.75, 0.35), (1.0, 0.45)):
-            plan.add(f"pour {int(fraction * 100)}%", tilt_time * share * self.rng.uniform(0.9, 1.15),
-                     {side: hand_for_tilt(fraction * tilt)})
-        for k in range(self.POUR_SHAKES):
-            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt + self.SHAKE_RAD)})
-            plan.add(f"shake {k + 1}", 0.15, {side: hand_for_tilt(tilt - self.SHAKE_RAD / 2)})
-        plan.add("drain", 1.0 + self._pause(), {side: hand_for_tilt(tilt)})
-        self._move(plan, "tip back", side, hold + offset, grip_q, slow=1.5)
-        self._move(plan, "return pitcher", side, lift, grip_q, slow=1.3)
-        self._move(plan, "set down", side, grasp + [0, 0, 0.005], grip_q, slow=1.6, aim=0.3)
-        plan.add("release", 0.4, closure={side: 0.0})
-        plan.add("let go", 0.2 + self._pause())
-        self._move(plan, "retreat", side, grasp + back, grip_q)
-        home_p, home_q = self.home[side]
-        self._move(plan, "return", side, home_p, home_q)
-        plan.add("rest", 0.3)
-        return plan
+        self._pour_and_set_down(plan, side, grip_q, grasp, lift, hold + offset, tilt, tilt_time, hand_for_tilt)
+        return self._release_and_return(plan, side, grip_q, 0.4, retreat_to=grasp + back)
 
     # -- output ------------------------------------------------------------------------------------
     def _tremor(self, side_index: int, t: float) -> np.ndarray:
