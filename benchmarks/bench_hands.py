@@ -63,7 +63,8 @@ def scripted_dex_success(tasks: Sequence[str] = ("pick_place", "pour"), lighting
                          weights: Sequence[str] = (), repeats: int = 1, base_seed: int = 3000,
                          workers: int = 1, progress=None) -> dict:
     """Success of the scripted dexterous operator over lighting x weight x repeats, per task:
-    {"pick_success": rate, "pour_success": rate, "episodes": {...}, "cells": {task: {"lighting/weight": [ok, n]}}}."""
+    {"pick_success": rate, "pour_success": rate, "episodes": {...}, "cells": {task: {"lighting/weight": [ok, n]}},
+     "per_weight": {task: {weight: [ok, n]}}}."""
     from collector.sim import lighting_presets, weight_presets
 
     lightings = list(lightings or lighting_presets())
@@ -83,7 +84,7 @@ def scripted_dex_success(tasks: Sequence[str] = ("pick_place", "pour"), lighting
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
-    summary: dict = {"episodes": {}, "cells": {}}
+    summary: dict = {"episodes": {}, "cells": {}, "per_weight": {}}
     for task in tasks:
         mine = [o for o in outcomes if o["task"] == task]
         key = "pick_success" if task == "pick_place" else f"{task}_success"
@@ -95,6 +96,12 @@ def scripted_dex_success(tasks: Sequence[str] = ("pick_place", "pour"), lighting
             cell[0] += int(o["success"])
             cell[1] += 1
         summary["cells"][task] = cells
+        per_weight: Dict[str, list] = {}
+        for o in mine:  # lighting does not enter the physics (rendering off): the weight is the condition that matters
+            tally = per_weight.setdefault(o["weight"], [0, 0])
+            tally[0] += int(o["success"])
+            tally[1] += 1
+        summary["per_weight"][task] = per_weight
     return summary
 
 

@@ -7,12 +7,24 @@ cannot add one). `GET /?token=T` trades the token for the cookie and redirects t
 bar. Every error is JSON {"ok": false, "error": one line}. Subclasses set `app` (the name errors start
 with), `cookie` and `hint` (what to open), and answer in `route_get` / `route_post`.
 `GatedServer` binds the handler to loopback behind one AccessGate and serves it on its own thread.
+
+Beyond loopback (`floor=FloorAccess`, collector/accounts/floor.py: `--listen ADDRESS` with TLS and at least
+one account in the catalogue) the same classes serve over TLS and the per-run token gives way to
+accounts: every request needs a login (GET/POST /login, a `Secure; HttpOnly; SameSite=Strict` session
+cookie, POST /logout), the person's role must allow the page (collector/accounts/roles.py: the app name
+is the page), a foreign Origin is still refused, and a change (POST) must also carry the page's
+X-Collector-Token, here derived from the session (`page_token()`), so a cross-site form cannot make one.
+The Host may be any name (TLS and the host-bound cookie stand where the loopback rule stood). Routes
+read who is logged in as `self.person` (an Account, None on loopback).
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
+import socket
+import ssl
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +32,11 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from collector.accounts.roles import role_allows, whose_page
+from collector.accounts.sessions import csrf_token
 from collector.errors import CollectorError, ConfigError
 from collector.json_values import json_default
-from collector.web_auth import AccessGate, check_user_token, new_token
+from collector.web_auth import AccessGate, check_user_token, new_token, token_matches
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +45,8 @@ LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 TOKEN_HEADER = "X-Collector-Token"
+LOGIN_PAGE = Path(__file__).parent / "accounts" / "login.html"
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 _DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 
@@ -90,6 +106,9 @@ class GatedHandler(BaseHTTPRequestHandler):
     access: AccessGate
     hint = "open the URL the command printed (it contains the access token)"
     max_body_bytes = 100_000
+    floor = None  # the FloorAccess of a server beyond loopback (accounts, TLS); None on loopback
+    person = None  # beyond loopback: the Account logged in for this request
+    session_token: Optional[str] = None
 
     def log_message(self, fmt, *args):  # the access log goes to logging, quietly
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -101,10 +120,12 @@ class GatedHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         headers = dict(headers or {})
         headers.setdefault("Cache-Control", "no-store")
+        # Beyond loopback no URL carries a token, and a form's POST must name its page in Origin (under
+        # no-referrer browsers send "Origin: null", which the gate refuses).
+        headers.setdefault("Referrer-Policy", "same-origin" if self.floor is not None else "no-referrer")
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -123,11 +144,7 @@ class GatedHandler(BaseHTTPRequestHandler):
     def cookie_token(self) -> Optional[str]:
         # Read by hand: the browser also sends the cookies other localhost apps set, and SimpleCookie
         # drops the whole header (ours included) at the first name it finds illegal ("cart[1]=...").
-        for part in self.headers.get("Cookie", "").split(";"):
-            name, _, value = part.partition("=")
-            if name.strip() == self.cookie:
-                return value.strip().strip('"') or None
-        return None
+        return self.cookie_named(self.cookie)
 
     def token_candidates(self, query: Dict[str, list]) -> Tuple[Optional[str], ...]:
         if self.command == "POST":
@@ -138,6 +155,8 @@ class GatedHandler(BaseHTTPRequestHandler):
 
     def gate(self) -> Optional[Tuple[str, Dict[str, list]]]:
         """(path, query) when the request may proceed; None after answering its refusal."""
+        if self.floor is not None:
+            return self.login_gate()
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         if not host_is_loopback(self.headers.get("Host") or ""):
@@ -159,6 +178,125 @@ class GatedHandler(BaseHTTPRequestHandler):
         else:
             message = self.hint
         self.send_error_json(refusal.status, f"{self.app}: {message}")
+        return None
+
+    # -- the gate beyond loopback: accounts --------------------------------------------------------
+    @property
+    def login_cookie_name(self) -> str:
+        # __Host-: browsers keep it only if Secure, Path=/ and set by this very host (no Domain).
+        return f"__Host-{self.cookie}_login"
+
+    def login_gate(self) -> Optional[Tuple[str, Dict[str, list]]]:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        peer, origin = self.client_address[0], self.headers.get("Origin")
+        if origin is not None and not self.access.origin_allowed(origin, "https", self.headers.get("Host") or ""):
+            self.access.refused_origins += 1
+            self.access.refused += 1
+            log.warning("%s refused %s %s from %s: foreign Origin", self.app, self.command, parts.path, peer)
+            self.send_error_json(HTTPStatus.FORBIDDEN, f"{self.app}: requests from another web page (Origin) "
+                                                       "are refused; see --allow-origin")
+            return None
+        if parts.path == "/login":
+            if self.command == "POST":
+                self.answer(self.log_in)
+            else:
+                self.send_login_page(HTTPStatus.OK, "")
+            return None
+        token = self.cookie_named(self.login_cookie_name)
+        try:
+            person = self.floor.sessions.account(token)
+            if parts.path == "/logout" and self.command == "POST":
+                self.floor.sessions.logout(token)
+        except CollectorError as exc:  # the catalogue (where sessions live) is unreachable: say so, go on
+            self.send_error_json(HTTPStatus.SERVICE_UNAVAILABLE, f"{self.app}: cannot check the login: {exc}")
+            return None
+        if parts.path == "/logout" and self.command == "POST":
+            self.send_body(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/login", "Connection": "close",
+                                                                   "Set-Cookie": self.login_cookie("", max_age=0)})
+            return None
+        if person is None:
+            self.access.refused += 1
+            if self.command in ("GET", "HEAD") and parts.path in ("/", "/index.html"):
+                self.send_body(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/login"})
+            else:
+                self.send_error_json(HTTPStatus.UNAUTHORIZED, f"{self.app}: log in first (open /login)")
+            return None
+        if not role_allows(person.role, self.app):
+            self.access.refused += 1
+            self.send_error_json(HTTPStatus.FORBIDDEN, f"{self.app}: {person.name} is a {person.role}; this page "
+                                                       f"is for {whose_page(self.app)}")
+            return None
+        if self.command == "POST" and not token_matches(csrf_token(token), self.headers.get(TOKEN_HEADER)):
+            # The session cookie alone is not enough for a change, as on loopback.
+            self.access.refused += 1
+            self.send_error_json(HTTPStatus.FORBIDDEN, f"{self.app}: changes need the page's {TOKEN_HEADER} "
+                                                       "header; reload the page")
+            return None
+        self.person, self.session_token = person, token
+        return parts.path, query
+
+    def log_in(self) -> None:
+        """POST /login (a form: name, password): the session cookie and back to the page, or the form again."""
+        peer = self.client_address[0]
+        form = self.read_form_body()
+        name, password = (form.get("name") or [""])[0].strip(), (form.get("password") or [""])[0]
+        if self.access.limiter.blocked(peer):
+            self.access.refused += 1
+            self.send_login_page(HTTPStatus.TOO_MANY_REQUESTS, "Too many wrong passwords from this address; "
+                                                               "wait a minute.")
+            return
+        login = self.floor.sessions.login(name, password) if name and password else None
+        if login is None:
+            self.access.limiter.record_failure(peer)
+            self.access.refused += 1
+            log.warning("%s: failed login for %r from %s", self.app, name[:64], peer)
+            self.send_login_page(HTTPStatus.UNAUTHORIZED, "Wrong name or password.")
+            return
+        token, account = login
+        log.info("%s: %s (%s) logged in from %s", self.app, account.name, account.role, peer)
+        max_age = int(self.floor.sessions.ttl_s)
+        self.send_body(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Connection": "close",
+                                                               "Set-Cookie": self.login_cookie(token, max_age=max_age)})
+
+    def login_cookie(self, value: str, max_age: int) -> str:
+        return f"{self.login_cookie_name}={value}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+
+    def send_login_page(self, status: int, message: str) -> None:
+        page = LOGIN_PAGE.read_text(encoding="utf-8").replace("{{APP}}", html.escape(self.app))
+        page = page.replace("{{MESSAGE}}", html.escape(message))
+        # do_POST closes the connection after a request the gate answered: say so, so clients reconnect.
+        self.send_body(status, page.encode(), STATIC_TYPES[".html"],
+                       {"Connection": "close"} if self.command == "POST" else None)
+
+    def read_form_body(self) -> Dict[str, list]:
+        length = self.body_length()
+        try:
+            return parse_qs(self.rfile.read(length).decode("utf-8"), max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest(f"{self.app}: the login form could not be read") from None
+
+    def page_token(self) -> str:
+        """The token a page puts in its X-Collector-Token header: the server's (loopback) or the session's CSRF token."""
+        if self.floor is not None:
+            return csrf_token(self.session_token or "")
+        return self.access.token
+
+    def page_html(self, page: str) -> str:
+        """A page as served: beyond loopback with who is logged in and a Log out button."""
+        if self.person is None:
+            return page
+        bar = ('<form method="post" action="/logout" id="collector-account" style="position:fixed;right:8px;'
+               'bottom:8px;margin:0;font:12px system-ui,sans-serif;background:#fffe;padding:4px 8px;'
+               f'border-radius:4px;z-index:1000">{html.escape(self.person.name)} ({html.escape(self.person.role)}) '
+               '<button type="submit">Log out</button></form>')
+        return page.replace("</body>", bar + "</body>", 1)
+
+    def cookie_named(self, cookie: str) -> Optional[str]:
+        for part in self.headers.get("Cookie", "").split(";"):
+            name, _, value = part.partition("=")
+            if name.strip() == cookie:
+                return value.strip().strip('"') or None
         return None
 
     # -- routes --------------------------------------------------------------------------------
@@ -200,11 +338,21 @@ class GatedHandler(BaseHTTPRequestHandler):
                                  f"{self.app}: unexpected {type(exc).__name__}: {exc}"[:300])
 
     def trade_token_for_cookie(self, token: str) -> None:
+        if self.floor is not None:  # logged in: there is no access token to trade, just tidy the URL
+            self.send_body(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/"})
+            return
         cookie = f"{self.cookie}={token}; HttpOnly; SameSite=Strict; Path=/"
         self.send_body(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
 
     def read_json_body(self):
         """The request's JSON body; BadRequest for a bad length, too many bytes or not JSON."""
+        length = self.body_length()
+        try:
+            return json.loads(self.rfile.read(length) or b"{}")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise BadRequest(f"{self.app}: the body must be a JSON object") from None
+
+    def body_length(self) -> int:
         # A negative or huge Content-Length would make read() wait for bytes that never come.
         text = (self.headers.get("Content-Length") or "0").strip()
         if not text.isascii() or not text.isdigit():
@@ -213,17 +361,42 @@ class GatedHandler(BaseHTTPRequestHandler):
         if length > self.max_body_bytes:
             raise BadRequest(f"{self.app}: body of {length} bytes exceeds {self.max_body_bytes}",
                              HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        try:
-            return json.loads(self.rfile.read(length) or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadRequest(f"{self.app}: the body must be a JSON object") from None
+        return length
 
 
 def allowed_bind(host: str, app: str) -> str:
     if host not in LOOPBACK_BINDS:
-        raise ConfigError(f"{app} host {host!r}: it only binds to localhost "
-                          "(reach it remotely with `ssh -L PORT:localhost:PORT station`)")
+        raise ConfigError(f"{app} host {host!r}: without accounts and TLS it only binds to localhost "
+                          "(reach it remotely with `ssh -L PORT:localhost:PORT station`, or see --listen)")
     return host
+
+
+class _TlsHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer over TLS. The handshake runs on the connection's own thread: done in accept(),
+    one client that connects and says nothing would stall every other."""
+
+    ssl_context: ssl.SSLContext
+
+    def __init__(self, address, handler, ssl_context: ssl.SSLContext):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.ssl_context = ssl_context
+        super().__init__(address, handler)
+
+    def finish_request(self, request, client_address):
+        request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+        try:
+            connection = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:  # plain HTTP, a scanner, a browser refusing the certificate
+            log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+            return
+        try:
+            connection.settimeout(None)
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            connection.close()
+
+    def handle_error(self, request, client_address):
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
 class GatedServer:
@@ -235,16 +408,26 @@ class GatedServer:
     app = "web"
 
     def __init__(self, handler: type, *, host: str, port: int, token: Optional[str],
-                 allowed_origins: Sequence[str] = ()):
-        # A page that starts recordings or saves labels is never exposed beyond this machine;
-        # remote users forward the port over SSH.
-        allowed_bind(host, self.app)
+                 allowed_origins: Sequence[str] = (), floor=None):
+        # A page that starts recordings or saves labels is exposed beyond this machine only with TLS and
+        # accounts (`floor`, a collector.accounts.floor.FloorAccess); otherwise remote users forward the
+        # port over SSH.
+        if floor is None:
+            allowed_bind(host, self.app)
+        elif floor.accounts.count() == 0:
+            raise ConfigError(f"{self.app}: {floor.accounts.catalog.path} has no accounts; add one first: "
+                              "collector accounts DATASET add NAME --role admin")
+        self.floor = floor
+        self.host = host
         self.token = check_user_token(token) if token else new_token()
         self.access = AccessGate(self.token, allowed_origins, unauthorized=HTTPStatus.UNAUTHORIZED)
         self.closing = threading.Event()
-        bound = type(handler.__name__, (handler,), {"server_app": self, "access": self.access})
+        bound = type(handler.__name__, (handler,), {"server_app": self, "access": self.access, "floor": floor})
         try:
-            self.httpd = ThreadingHTTPServer((host, port), bound)
+            if floor is None:
+                self.httpd = ThreadingHTTPServer((host, port), bound)
+            else:
+                self.httpd = _TlsHTTPServer((host, port), bound, floor.ssl_context)
         except OSError as exc:
             raise ConfigError(f"{self.app}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.httpd.daemon_threads = True
@@ -257,6 +440,10 @@ class GatedServer:
 
     @property
     def url(self) -> str:
+        if self.floor is not None:
+            from collector.accounts.floor import url_host
+
+            return f"https://{url_host(self.host)}:{self.port}/"
         return f"http://localhost:{self.port}/?token={self.token}"
 
     @property

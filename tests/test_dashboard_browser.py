@@ -37,6 +37,7 @@ def session(tmp_path):
     plan = tmp_path / "web.yaml"
     plan.write_text(PLAN)
     out = tmp_path / "data"
+    record_policy_evaluation(out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "collector", "session", "--plan", str(plan), "--out", str(out),
                              "--port", "0", "--station", "web1", "--operator-name", "tester"],
@@ -56,6 +57,23 @@ def session(tmp_path):
             proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def record_policy_evaluation(out: Path) -> None:
+    """A catalogued evaluation of a policy in the plan's only cell (1 of 4 rollouts succeeded), as
+    `collector eval` leaves it: the coverage matrix must show it beside the demonstrations."""
+    from collector.session.layout import DatasetLayout
+    from collector.session.policy_records import record_evaluation
+
+    layout = DatasetLayout(out).ensure()
+    Catalog(layout.catalog_path)
+    cell = {"task": "pick_place", "lighting": "dim", "weight": "light", "theme": "kitchen", "rollouts": 4,
+            "successes": 1, "success_rate": 0.25, "episodes": []}
+    record_evaluation(out, {"checkpoint": "/policies/act_pick.pt", "checkpoint_sha256": "ab" * 32, "policy": "act",
+                            "trained_on": {"dataset": str(out), "episodes": 4}, "seeds": [1_000_000],
+                            "cells": [cell], "by_condition": {}, "success_rate": 0.25, "rollouts": 4,
+                            "inference_ms": {"p50": 2.0, "p99": 4.0}, "tick_ms": {"p50": 0.1},
+                            "created": "2026-12-02T06:00:00Z"})
 
 
 def screenshot(driver, out: Path, name: str) -> Path:
@@ -86,6 +104,8 @@ def test_dashboard_records_an_episode_from_the_browser(browser, session):
     assert "in the blue tray" in text("instruction")  # the sim's instruction for the object it placed
     table = text("coverage-table")
     assert "0/2" in table and "pick_place / light" in table
+    assert "p 25%" in table  # the latest policy evaluation's success in the cell, beside the demos
+    assert "act_pick.pt" in text("coverage-policy") and "25% of 4 rollouts" in text("coverage-policy")
     # the preview frame of the prepared scene is shown before anything is recorded
     head = wait.until(lambda d: d.find_element(By.ID, "camera-camera_head"))
     wait.until(lambda d: int(head.get_attribute("data-seq") or 0) > 0)

@@ -168,6 +168,25 @@ def test_scripted_dex_pick_and_place_take_succeeds_and_validates(tmp_path):
         rig.close()
 
 
+@pytest.mark.parametrize("task, seed", [("pick_place", 3000), ("pour", 3000)])
+def test_scripted_dex_take_on_the_heavy_preset_succeeds_and_validates(tmp_path, task, seed):
+    """The heavy preset is where a closed finger is pressed past its limit by the held object (QA allows for the
+    squeeze of the other digits, collector/sim/limits.py) and where a weak grasp lets go."""
+    rig = build_sim_rig(robot="humanoid_dex", task=task, device="scripted", render=False)
+    try:
+        conditions = rig.backend.reset(seed=seed, weight="heavy")
+        writer = rig.recorder(tmp_path, f"dex_{task}_heavy", {"task": task, "robot": "humanoid_dex", "sim": True,
+                                                            "operator": "scripted", "conditions": conditions})
+        result = rig.run_episode(max_duration_s=30.0, sink=writer, seed=seed)
+        path = writer.stop(outcome="success" if result.success else "failure",
+                           metadata_updates=operator_phases_metadata(rig.device))
+        assert conditions["weights"]["preset"] == "heavy"
+        assert result.success, result.metrics
+        assert validate_episode(path) == []
+    finally:
+        rig.close()
+
+
 def test_keyboard_n_and_gamepad_select_step_the_synergy(tmp_path):
     import os
     import threading

@@ -115,3 +115,67 @@ def test_stations_register_and_send_heartbeats(catalog_location):
     assert two["silent_s"] >= 0.3
     registry.register("st2", robot="humanoid_dex", cameras=["head"], version="0.2.0")  # a restart, upgraded
     assert [s["version"] for s in registry.stations()] == ["0.1.0", "0.2.0"]
+
+
+def test_a_claim_takes_the_first_preferred_cell_with_a_free_slot(catalog_location):
+    claims = CellClaims(Catalog(catalog_location), "hall", lease_s=30)
+    claims.need([(cell, 1) for cell in CELLS])
+    order = [CELLS[5], CELLS[2], CELLS[7]]
+    first = claims.claim("st1", order)
+    second = claims.claim("st2", order)  # st1 holds the first choice: the next one
+    assert (first.cell, second.cell) == (CELLS[5], CELLS[2])
+    assert claims.finish(first, good=False)  # a failed take frees its cell for the next station that prefers it
+    assert claims.claim("st3", order).cell == CELLS[5]
+    assert claims.claim("st4", [CELLS[5], CELLS[2]]) is None  # held: nothing of these cells is free
+    assert claims.claim("st4", []) is None
+    assert claims.release("st2") == 1  # a station stopping frees what it holds, without an attempt
+    again = claims.claim("st4", [CELLS[2]])
+    assert again.cell == CELLS[2]
+    (slot,) = [s for s in claims.slots() if (s["task"], s["lighting"], s["weight"]) == CELLS[2]]
+    assert (slot["holder"], slot["claims"], slot["attempts"]) == ("st4", 2, 0)
+
+
+def _take(catalog, cell, station, outcome="success", qa="pass"):
+    row = catalog.allocate_episode(session_id=f"s-{station}", plan="hall", task=cell[0], lighting=cell[1],
+                                   weight=cell[2], station=station)
+    return catalog.update_episode(row.episode_index, status="kept", outcome=outcome, qa=qa)
+
+
+def _good(row):
+    return row["status"] in ("kept", "recovered") and row["outcome"] == "success" and row["qa"] == "pass"
+
+
+def test_takes_judged_after_their_claim_are_accounted_once(catalog_location):
+    """A station's good take without a slot (recovered after a kill -9, marked good later) completes a free
+    slot of its cell, or is an extra take when another station completed it; a take no longer good frees
+    its slot; the first layout counts the good takes already in the catalogue."""
+    catalog = Catalog(catalog_location)
+    pour, pick = ("pour", "dim", "heavy"), ("pick_place", "dim", "heavy")
+    legacy = _take(catalog, pour, "old")  # recorded before claims existed
+    claims = CellClaims(catalog, "hall", lease_s=30)
+    claims.need([(pour, 2), (pick, 1)], done={pour: [legacy.episode_id]})
+    claims.need([(pour, 2), (pick, 1)], done={pour: ["ignored"]})  # laid out already: only the first one adopts
+    assert [(s["done"], s["episode_id"]) for s in claims.slots()] == [(0, ""), (1, legacy.episode_id), (0, "")]
+
+    taken = claims.claim("st2", [pick])
+    theirs = _take(catalog, pick, "st2")
+    assert claims.finish(taken, good=True, episode_id=theirs.episode_id)
+    recovered = _take(catalog, pick, "st1")  # st1's take of the same cell, settled after st1 lost its claim
+    mine = _take(catalog, pour, "st1")
+    rows, done = claims.reconcile(lambda: catalog.episodes(plan="hall"), "st1", _good)
+    assert len(rows) == 4
+    assert (done.completed, done.extra, done.reopened) == ([mine.episode_id], [recovered.episode_id], [])
+    assert claims.reconcile(lambda: catalog.episodes(plan="hall"), "st1", _good)[1].completed == []  # once
+    assert claims.claim("st3", [pour, pick]) is None  # pour's two slots are done, pick's one too
+
+    catalog.update_episode(theirs.episode_index, status="discarded")  # st2's operator threw it away
+    _, done = claims.reconcile(lambda: catalog.episodes(plan="hall"), "st1", _good)
+    assert done.reopened == [theirs.episode_id] and done.completed == [recovered.episode_id]  # the extra fills it
+    assert {s["episode_id"] for s in claims.slots()} == {legacy.episode_id, mine.episode_id, recovered.episode_id}
+
+    claims.need([(pour, 1), (pick, 1)])  # the plan asks fewer now: only free slots beyond the need go
+    assert len(claims.slots()) == 3
+    catalog.update_episode(mine.episode_index, outcome="failure")
+    claims.reconcile(lambda: catalog.episodes(plan="hall"), "st1", _good)
+    claims.need([(pour, 1), (pick, 1)])
+    assert [(s["slot"], s["episode_id"]) for s in claims.slots()] == [(0, recovered.episode_id), (0, legacy.episode_id)]

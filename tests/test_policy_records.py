@@ -127,12 +127,13 @@ def test_old_catalogues_gain_the_policy_tables_on_open(tmp_path):
     # Make it a schema-1 catalogue: no policy tables, no interrupted_by column.
     with sqlite3.connect(root / "catalog.sqlite") as conn:
         conn.executescript("DROP TABLE policies; DROP TABLE evaluations; DROP TABLE evaluation_cells;"
+                           " DROP INDEX episodes_condition; DROP INDEX episodes_plan_cell;"  # schema 5's
                            " ALTER TABLE episodes DROP COLUMN interrupted_by; PRAGMA user_version=1;")
     upgraded = Catalog(root / "catalog.sqlite")
     assert upgraded.episode(1).task == "pick_place"
     with sqlite3.connect(root / "catalog.sqlite") as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert {"policies", "evaluations", "evaluation_cells"} <= tables
     assert records.record_evaluation(root, results([cell("pick_place", "dim", "light", 1, 2)])) == 1
 

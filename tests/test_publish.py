@@ -133,6 +133,55 @@ def test_delete_local_after_verify_and_dataset_tools_read_the_published_copies(d
     assert "3 of 3 episode(s) passed" in capsys.readouterr().out
 
 
+def test_the_catalogue_records_where_each_episode_lives_and_readers_find_it_there(dataset, tmp_path, capsys,
+                                                                                  monkeypatch):
+    from collector.session.catalog import Catalog
+
+    monkeypatch.setenv("COLLECTOR_CACHE", str(tmp_path / "cache"))
+    station = _copy_dataset(dataset, tmp_path)
+    local_read = EpisodeDataset(station, chunk=4, normalize=False)
+    picks = (0, len(local_read) - 1)
+    before = {i: local_read[i] for i in picks}
+    share = tmp_path / "share"
+    assert main(["publish", str(station), "--to", f"file://{share}", "--once", "--delete-local"]) == 0
+    assert "3 local copies deleted" in capsys.readouterr().out
+    catalog = Catalog(station / "catalog.sqlite")
+    rows = catalog.episodes(status=["kept", "recovered"])
+    assert len(rows) == 3 and _episode_files(station) == []
+    assert {r.episode_id: r.location for r in rows} == {
+        r.episode_id: f"file://{share}/episodes/{Path(r.path).name}" for r in rows}
+    assert main(["catalog", "list", str(station), "--unpublished", "--status", "kept"]) == 0
+    assert "no episodes match" in capsys.readouterr().out
+    # Episodes verified before the catalogue had locations (an older collector) get theirs on the next run.
+    catalog.set_locations({r.episode_id: "" for r in rows})
+    assert main(["publish", str(station), "--to", f"file://{share}", "--once"]) == 0
+    assert "3 already published" in capsys.readouterr().out
+    assert all(r.location.startswith(f"file://{share}/") for r in catalog.episodes(status=["kept", "recovered"]))
+    # Without this station's upload queue (a reader on another machine has only the catalogue), the
+    # dataset is still read whole, from where the catalogue says each episode lives.
+    for name in ("publish.sqlite", "publish.sqlite-wal", "publish.sqlite-shm"):
+        (station / name).unlink(missing_ok=True)
+    after = EpisodeDataset(station, chunk=4, normalize=False)
+    assert len(after) == len(local_read)
+    for i in picks:
+        for key, value in before[i].items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(after[i][key], value)
+
+
+def test_a_local_copy_stays_while_the_catalogue_cannot_record_where_it_went(dataset, tmp_path, capsys):
+    station = _copy_dataset(dataset, tmp_path)
+    for stale in station.glob("catalog.sqlite*"):
+        stale.unlink()
+    (station / "catalog.url").write_text(f"postgresql://postgres@127.0.0.1:{_free_port()}/gone\n")  # no server there
+    share = tmp_path / "share"
+    assert main(["publish", str(station), "--to", f"file://{share}", "--once", "--delete-local"]) == 0
+    out = capsys.readouterr().out
+    assert "catalogue not updated with where 1 episode(s) live" in out and "local copies deleted" not in out
+    assert [p.name for p in _episode_files(station)] == [p.name for p in _episode_files(share)]  # none deleted
+    assert all(u.state == "verified" and not u.local_deleted for u in UploadQueue(station).all())
+
+
 def test_damaged_remote_copy_is_detected_and_uploaded_again(dataset, tmp_path, capsys):
     station = _copy_dataset(dataset, tmp_path)
     share = tmp_path / "share"

@@ -49,7 +49,8 @@ def test_a_schema_3_catalogue_is_upgraded_on_open_and_keeps_its_rows(tmp_path):
     old.allocate_episode(session_id="s", plan="p", task="pour", lighting="dim", weight="light")
     old.update_episode(1, status="kept", outcome="success", qa="pass")
     with sqlite3.connect(path) as conn:  # what a collector of schema 3 wrote: no reviews, no review columns
-        conn.executescript("DROP TABLE reviews; ALTER TABLE episodes DROP COLUMN review_verdict;"
+        conn.executescript("DROP TABLE reviews; DROP INDEX episodes_condition; DROP INDEX episodes_plan_cell;"
+                           " ALTER TABLE episodes DROP COLUMN review_verdict;"
                            " ALTER TABLE episodes DROP COLUMN reviewers;"
                            " ALTER TABLE episodes DROP COLUMN recorded_outcome; PRAGMA user_version=3;")
     upgraded = Catalog(path)
@@ -57,7 +58,7 @@ def test_a_schema_3_catalogue_is_upgraded_on_open_and_keeps_its_rows(tmp_path):
     assert (row.task, row.outcome, row.verdict, row.reviewers, row.recorded_outcome) == \
         ("pour", "success", "unreviewed", 0, "")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         columns = {r[1] for r in conn.execute("PRAGMA table_info(reviews)")}
     assert {"episode_index", "reviewer", "record_id", "verdict", "reasons", "outcome", "subtasks", "instructions",
             "notes", "saved_at"} <= columns

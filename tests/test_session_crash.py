@@ -403,7 +403,8 @@ def test_takes_interrupted_in_a_catalogue_of_the_previous_version_do_not_use_up_
     path = tmp_path / "catalog.sqlite"
     Catalog(path)  # then taken back to schema 1, which had no interrupted_by column
     conn = sqlite3.connect(path)
-    conn.executescript("ALTER TABLE episodes DROP COLUMN interrupted_by; PRAGMA user_version=1;")
+    conn.executescript("DROP INDEX episodes_plan_cell;"  # schema 5's index (over interrupted_by)
+                       " ALTER TABLE episodes DROP COLUMN interrupted_by; PRAGMA user_version=1;")
     for index, status, note in ((1, "recovered", "interrupted; recovered up to the last flush"),
                                 (2, "kept", "interrupted by Ctrl-C")):
         conn.execute("INSERT INTO episodes (episode_index, episode_id, session_id, plan, task, lighting, weight,"

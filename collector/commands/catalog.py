@@ -3,6 +3,7 @@
     collector catalog list data/ --task pour --lighting dim --outcome success   # successful pours in dim light
     collector catalog list data/ --qa fail --json
     collector catalog list data/ --verdict accepted       # takes the reviewers accepted (--unreviewed: not yet)
+    collector catalog list data/ --unpublished            # takes not yet on shared storage (--published: are)
     collector catalog reviews data/             # every reviewed take, and how far two reviewers agree
     collector catalog summary data/
     collector catalog mark data/ episode_000012 failure
@@ -27,7 +28,7 @@ from collector.session.layout import DatasetLayout
 from collector.text_table import format_table, format_value
 
 LIST_COLUMNS = ("episode_id", "task", "lighting", "weight", "outcome", "qa", "verdict", "status", "duration_s",
-                "operator", "station", "path")
+                "operator", "station", "path", "location")
 
 
 def _open(dataset: str, url=None):
@@ -53,6 +54,8 @@ def _filters(args) -> dict:
         if "verdict" in filters:
             raise ConfigError("give either --verdict or --reviewed/--unreviewed, not both")
         filters["verdict"] = [v for v in REVIEW_VERDICTS if (v != "unreviewed") == reviewed]
+    if getattr(args, "published", None) is not None:
+        filters["published"] = args.published  # has (or lacks) a location on shared storage
     return filters
 
 
@@ -324,6 +327,11 @@ def register(subparsers):
                               help="only episodes a reviewer gave a verdict")
         reviewed.add_argument("--unreviewed", dest="reviewed", action="store_const", const=False,
                               help="only episodes no reviewer gave a verdict yet")
+        published = sub.add_mutually_exclusive_group()
+        published.add_argument("--published", dest="published", action="store_const", const=True,
+                               help="only episodes on shared storage (their location is set: collector publish)")
+        published.add_argument("--unpublished", dest="published", action="store_const", const=False,
+                               help="only episodes not yet published")
         sub.set_defaults(func=func)
         return sub
 

@@ -5,7 +5,9 @@ views, robot state, the current task, its instruction and the condition it needs
 the coverage matrix (task x lighting x weight), the last episode's QA result, and buttons with
 keyboard shortcuts: Start (S), Stop (Space), Success (Y), Failure (N), Discard (D), Re-record (R).
 
-From another machine: ssh -L 8787:localhost:8787 STATION, then open the printed URL there.
+From another machine: ssh -L 8787:localhost:8787 STATION, then open the printed URL there, or serve the
+dashboard on the floor's network with `--listen 0.0.0.0 --tls-self-signed` (needs accounts in the catalogue:
+`collector accounts`; each take then records the logged-in operator who started it; docs/fleet.md).
 Ctrl-C ends the session (a take in progress is finalized); the same command resumes it.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import logging
 import threading
 
+from collector.accounts.floor import add_listen_options
 from collector.session.cli_support import add_run_options, load_plan_arg, open_runner
 from collector.session.dashboard import DashboardServer
 from collector.session.interactive import InteractiveSession
@@ -26,21 +29,28 @@ log = logging.getLogger(__name__)
 
 
 def run(args) -> int:
+    from collector.accounts.floor import floor_access
     from collector.web_auth import check_allowed_origin
 
     origins = [check_allowed_origin(o) for o in args.allow_origin or ()]  # before anything is created
     plan = load_plan_arg(args.plan, args)
+    host, floor = floor_access(args, lambda: _catalog_of(args, plan))
     live = LiveState()
     runner = open_runner(plan, args, live=live)
     session = InteractiveSession(runner, auto_start=args.auto)
     recent = (lambda limit: [r.as_dict() for r in runner.catalog.episodes(plan=plan.name)[-limit:]])
     state = "interrupted"
     try:
-        with DashboardServer(live, session.handle, port=args.port, token=args.token, recent_episodes=recent,
-                             allowed_origins=origins) as dash:
+        with DashboardServer(live, session.handle, host=host, port=args.port, token=args.token,
+                             recent_episodes=recent, allowed_origins=origins, floor=floor,
+                             take_operator=lambda name: _take_operator(runner, name)) as dash:
             print(f"dashboard: {dash.url}", flush=True)
-            print(f"  remote:  ssh -L {dash.port}:localhost:{dash.port} <this station>, then open the URL above",
-                  flush=True)
+            if floor is None:
+                print(f"  remote:  ssh -L {dash.port}:localhost:{dash.port} <this station>, then open the URL above",
+                      flush=True)
+            else:
+                print(f"  log in as an operator or admin; TLS certificate SHA-256 "
+                      f"{floor.certificate.sha256_fingerprint}", flush=True)
             if runner.recovered:
                 print("resumed: " + ", ".join(f"{r.episode_id} {r.status}" for r in runner.recovered), flush=True)
             if args.exit_when_done:
@@ -63,6 +73,26 @@ def run(args) -> int:
     return 0
 
 
+def _catalog_of(args, plan):
+    """The catalogue the session will use, if it exists yet (the accounts live there); None otherwise."""
+    from collector.session.catalog import Catalog
+    from collector.session.layout import DatasetLayout
+
+    url = args.catalog or plan.catalog
+    if url:
+        return Catalog(url)
+    layout = DatasetLayout(args.out)
+    return Catalog(layout.catalog_location) if layout.exists() else None
+
+
+def _take_operator(runner, name: str) -> None:
+    """The logged-in person who starts a take is its operator (and the operator of the takes after it)."""
+    runner.operator = name
+    if runner.lifecycle is not None:
+        runner.lifecycle.operator = name
+    runner.live.update(operator=name)
+
+
 def _quit_when_done(session: InteractiveSession) -> None:
     while not session.finished.is_set():
         snapshot = session.live.snapshot()
@@ -82,6 +112,7 @@ def register(subparsers):
     parser.add_argument("--token", default=None, help="access token (default: a new random one each run)")
     parser.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                         help="also accept dashboard requests from pages at ORIGIN (scheme://host:port; repeatable)")
+    add_listen_options(parser)
     parser.add_argument("--auto", action="store_true",
                         help="start each take without pressing Start (watch a scripted run on the dashboard)")
     parser.add_argument("--exit-when-done", action="store_true", help="end the session when the plan is covered")

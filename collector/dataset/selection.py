@@ -161,7 +161,7 @@ def _project_names() -> Dict[str, Iterable[str]]:
 
 def catalog_values(catalog, name: str) -> List[str]:
     """Distinct values of one filterable column in a catalogue (every status)."""
-    return sorted({str(getattr(row, name)) for row in catalog.episodes()})
+    return catalog.values(name)
 
 
 def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
@@ -178,7 +178,7 @@ def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
             continue
         path = layout.absolute(row.path)
         if not path.is_file():
-            path = _published_copy(root, row.episode_id) or path
+            path = _published_copy(root, row.episode_id, row.location) or path
         if not path.is_file():
             raise DataError(f"{root}: catalogue lists {row.episode_id} at {row.path}, but the file is missing")
         refs.append(EpisodeRef(path=path, episode_id=row.episode_id, task=row.task, lighting=row.lighting,
@@ -187,12 +187,13 @@ def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
     return refs
 
 
-def _published_copy(root: Path, episode_id: str) -> Optional[Path]:
-    """A local copy of an episode whose file was deleted after publishing (`collector publish --delete-local`)."""
+def _published_copy(root: Path, episode_id: str, location: str = "") -> Optional[Path]:
+    """A local copy of an episode whose file was deleted after publishing (`collector publish --delete-local`):
+    from where the catalogue says it lives, else from this folder's upload queue."""
     from collector.fleet.storage import open_episode_url
     from collector.fleet.upload_queue import published_location
 
-    url = published_location(root, episode_id)
+    url = location or published_location(root, episode_id)
     return open_episode_url(url) if url else None
 
 

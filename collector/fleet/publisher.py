@@ -5,6 +5,10 @@ Episodes are recorded locally first (fast, crash-safe); the publisher copies eve
 reads each copy back to check its SHA-256, and records it in the durable queue (upload_queue.py).
 Failed attempts are retried with exponential backoff. The local file is deleted only when asked
 (`keep_local=False`) and only after its remote copy was verified.
+
+A verified episode's URL is also written into the dataset's catalogue (`location`), before its local
+copy may go: the queue is this station's, the catalogue (a fleet's, on its server) is what every
+reader on any machine opens, so that is where a reader finds an episode whose local file is gone.
 """
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ class Publisher:
         self.max_backoff_s = max_backoff_s
         self.report = report or (lambda text: log.info("%s", text))
         self.stop = stop or threading.Event()
+        self._catalogued = False  # verified episodes of earlier runs written into the catalogue
 
     # -- what to publish ---------------------------------------------------------------------------
 
@@ -106,6 +111,7 @@ class Publisher:
     # -- publishing --------------------------------------------------------------------------------
 
     def publish_pending(self) -> PublishSummary:
+        self._catalogue_verified()
         summary = PublishSummary(already=sum(u.state == "verified" for u in self.queue.all(self.destination)))
         for upload in self.queue.pending(self.destination):
             if self.stop.is_set():
@@ -167,14 +173,36 @@ class Publisher:
                 continue
             elapsed = time.monotonic() - started
             self.queue.mark_verified(upload, url=url, sha256=digest, size=size, local_mtime_ns=mtime_ns)
+            located = self._record_locations({upload.episode_id: url} if _is_episode_file(upload.key) else {})
             summary.published += 1
             summary.bytes += size
             summary.seconds += elapsed
             self.report(f"published {upload.key} ({size / 1e6:.1f} MB, {size / 1e6 / max(elapsed, 1e-6):.1f} MB/s, "
                         f"sha256 {digest[:12]}) -> {url}")
-            if not self.keep_local:
+            if not self.keep_local and located:
                 self._delete_local(upload, local, summary)
             return
+
+    def _catalogue_verified(self) -> None:
+        """Episodes verified before the catalogue had a location (or while it was unreachable) get theirs."""
+        if self._catalogued:
+            return
+        verified = {u.episode_id: u.url for u in self.queue.all(self.destination)
+                    if u.state == "verified" and _is_episode_file(u.key)}
+        self._catalogued = self._record_locations(verified)
+
+    def _record_locations(self, locations: Dict[str, str]) -> bool:
+        """Write episodes' URLs into the catalogue; False if it could not be reached (the copy stays local)."""
+        if not locations or not self.layout.exists():  # a folder of episode files without a catalogue
+            return True
+        from collector.session.catalog import Catalog
+
+        try:
+            Catalog(self.layout.catalog_location).set_locations(locations)
+        except DataError as exc:
+            self.report(f"catalogue not updated with where {len(locations)} episode(s) live: {exc}")
+            return False
+        return True
 
     def _upload_and_verify(self, local: Path, key: str):
         stat = local.stat()
@@ -196,6 +224,12 @@ class Publisher:
         local.unlink()
         self.queue.mark_local_deleted(upload)
         summary.deleted_local += 1
+
+
+def _is_episode_file(key: str) -> bool:
+    from collector.recorder import schema
+
+    return schema.is_final_name(key.rsplit("/", 1)[-1])
 
 
 def _changed_since(local: Path, upload: Upload) -> bool:

@@ -10,9 +10,15 @@ from torch import nn
 
 from collector.policy.base import Policy, PolicyBatch, PolicySpec, masked_l1
 from collector.policy.image_encoder import ConvEncoder, encode_cameras
+from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 
+# image_features: "flatten" (the coarse feature map, flattened: where things are, by cell) or
+# "keypoints" (a spatial softmax per feature: collector.policy.keypoints). Checkpoints written before
+# the key existed were "flatten", so that stays the key's default.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
-            "dropout": 0.0}
+            "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
+            "keypoint_strides": [2, 2, 1], "keypoints": 32}
+IMAGE_FEATURES = ("flatten", "keypoints")
 
 
 class BaselinePolicy(Policy):
@@ -23,9 +29,15 @@ class BaselinePolicy(Policy):
         if unknown:
             raise TypeError(f"unknown baseline hyperparameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
         hp = {**DEFAULTS, **hyperparameters}
+        if hp["image_features"] not in IMAGE_FEATURES:
+            raise TypeError(f"image_features must be one of {', '.join(IMAGE_FEATURES)}, got {hp['image_features']!r}")
         super().__init__(spec, **hp)
+        self.keypoint_features = hp["image_features"] == "keypoints"
         image_features = 0
-        if spec.cameras:
+        if spec.cameras and self.keypoint_features:
+            self.backbone = KeypointEncoder(hp["keypoint_channels"], hp["keypoint_strides"], hp["keypoints"])
+            image_features = len(spec.cameras) * self.backbone.output_dim
+        elif spec.cameras:
             # a narrow 1x1 output keeps the flattened map (where things are) small enough for an MLP
             self.backbone = ConvEncoder(hp["cnn_channels"], hp["feature_channels"])
             fh, fw = self.backbone.output_size(spec.image_size)
@@ -39,7 +51,9 @@ class BaselinePolicy(Policy):
 
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
         parts = [batch["state"], self.conditioning(batch["conditioning"]).sum(dim=1)]
-        if self.spec.cameras:
+        if self.spec.cameras and self.keypoint_features:
+            parts.insert(0, encode_keypoints(self.backbone, batch["images"]))
+        elif self.spec.cameras:
             parts.insert(0, encode_cameras(self.backbone, batch["images"]).flatten(1))
         out = self.head(torch.cat(parts, dim=1))
         return out.view(-1, self.spec.chunk, self.spec.action_dim)

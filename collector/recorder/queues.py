@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class SampleQueue:
         self.dropped = 0
         self.high_water = 0
         self.total_in = 0
+        self.total_out = 0
 
     def put_nowait(self, item: Any) -> bool:
         """Queue the item, or count it as dropped if the queue is full. Never blocks."""
@@ -57,12 +58,20 @@ class SampleQueue:
                 self.high_water = len(self._items)
             return True
 
-    def put_wait(self, item: Any, stop: threading.Event, timeout: Optional[float] = None) -> bool:
-        """Wait for room (back-pressure) unless `stop` is set or `timeout` seconds pass (then drop)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def put_wait(self, item: Any, stop: Union[threading.Event, Callable[[], bool]],
+                 stall_timeout: Optional[float] = None) -> bool:
+        """Wait for room (back-pressure) unless `stop` is set (an Event, or a callable that says so:
+        e.g. the consumer failed) or the consumer takes nothing out for `stall_timeout` seconds (then
+        drop): a slow consumer is waited for, only a stalled or failed one is not."""
+        stopped = stop.is_set if isinstance(stop, threading.Event) else stop
+        deadline = None if stall_timeout is None else time.monotonic() + stall_timeout
         with self._not_full:
+            taken = self.total_out
             while len(self._items) >= self.capacity:
-                if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                if self.total_out != taken:  # the consumer is making progress: the stall clock restarts
+                    taken = self.total_out
+                    deadline = None if stall_timeout is None else time.monotonic() + stall_timeout
+                if stopped() or (deadline is not None and time.monotonic() >= deadline):
                     self.dropped += 1
                     return False
                 self._not_full.wait(0.05)
@@ -77,6 +86,7 @@ class SampleQueue:
         with self._lock:
             n = len(self._items) if limit <= 0 else min(limit, len(self._items))
             out = [self._items.popleft() for _ in range(n)]
+            self.total_out += len(out)
             if out:
                 self._not_full.notify_all()
             return out
@@ -89,6 +99,7 @@ class SampleQueue:
             if not self._items:
                 return None
             item = self._items.popleft()
+            self.total_out += 1
             self._not_full.notify_all()
             return item
 

@@ -43,10 +43,12 @@ log = logging.getLogger(__name__)
 _NEW, _RECORDING, _STOPPING, _STOPPED, _FAILED, _DISCARDED = (
     "new", "recording", "stopping", "stopped", "failed", "discarded")
 
-# How long a lockstep producer may wait for room in a full queue before the sample is dropped after
-# all: long enough for a disk writer starved by a loaded CPU, short enough that a recorder that stopped
-# draining (a failed disk) cannot hang the loop.
-LOCKSTEP_WAIT_S = 5.0
+# How long a lockstep producer waits for room in a full queue while the recorder takes *nothing* out
+# of it before the sample is dropped after all. A failed disk or worker stops the wait at once (the
+# writer's error, its abort); this limit is only for a recorder that stalls without failing. 5 s was
+# too short: a corrected take recorded beside CPU- and fsync-heavy jobs (load average ~28) dropped
+# samples from four streams while its writer was starved.
+LOCKSTEP_WAIT_S = 60.0
 
 # HDF5 chunk cache per dataset: holds the open chunk of each appendable dataset between flushes.
 _CHUNK_CACHE_BYTES = 2 * MiB
@@ -315,6 +317,10 @@ class EpisodeWriter(Sink):
             dropped += self._disk_queues[name].dropped
         return dropped
 
+    def _stop_waiting(self) -> bool:
+        """A lockstep push stops waiting for room once the episode is aborted or a worker failed."""
+        return self._abort.is_set() or self.error is not None
+
     def _on_worker_error(self, exc: BaseException) -> None:
         self._worker_error = exc
         log.error("recorder frame worker failed: %s", exc)
@@ -349,7 +355,8 @@ class EpisodeWriter(Sink):
                 return False
             sample, queue = PushedSample(stamp, arrays, time.monotonic()), self._push_queues[stream]
             waits = self.wait_for_room_s > 0 and self.error is None
-            if not (queue.put_wait(sample, self._abort, self.wait_for_room_s) if waits else queue.put_nowait(sample)):
+            if not (queue.put_wait(sample, self._stop_waiting, self.wait_for_room_s) if waits
+                    else queue.put_nowait(sample)):
                 self._log.warn((stream, "dropped"), f"stream {stream!r}: queue full "
                                                     f"({self._push_queues[stream].capacity} samples), sample dropped")
                 return False

@@ -23,6 +23,10 @@ cookie, POSTs only with the X-Collector-Token header.
   POST /api/episode/ID/labels                     {verdict, reasons, outcome, subtasks, instructions, notes,
                                                   reviewer?} -> saved (durable) and mirrored in the catalogue
 
+Beyond loopback (`--listen` with TLS and accounts, collector/web_pages.py) every request needs a login with
+the reviewer or admin role, and labels are saved under the logged-in name (a different `reviewer` in a
+POST is refused; the page's name field is read-only).
+
 Saving: `save_labels(..., fold=False)` makes the labels durable in the episode's review journal with one
 fsync; folding the journal into the episode file (a copy of the whole file) runs on a background
 thread when the reviewer moves to another episode, and for every episode left when the server closes.
@@ -158,14 +162,15 @@ class ReviewServer(GatedServer):
     app = APP
 
     def __init__(self, dataset, *, host: str = "127.0.0.1", port: int = 8790, token: Optional[str] = None,
-                 reviewer: Optional[str] = None, allowed_origins: Sequence[str] = ()):
+                 reviewer: Optional[str] = None, allowed_origins: Sequence[str] = (), floor=None):
         self.layout = DatasetLayout(dataset)
         if not self.layout.exists():
             raise ConfigError(f"{self.layout.root}: not a dataset (no {self.layout.catalog_path.name}); "
                               "record one with `collector demo` or `collector collect`")
         self.catalog = Catalog(self.layout.catalog_path)
         self.reviewer = check_reviewer(reviewer if reviewer is not None else default_reviewer())
-        super().__init__(_Handler, host=host, port=port, token=token, allowed_origins=allowed_origins)
+        super().__init__(_Handler, host=host, port=port, token=token, allowed_origins=allowed_origins,
+                         floor=floor)
         self.episodes = _OpenEpisodes()
         self.folder = _Folder()  # after the socket: a failed bind leaves no thread behind
         self._frame_paths: Dict[str, Path] = {}
@@ -225,7 +230,7 @@ class ReviewServer(GatedServer):
         return {"dataset": str(self.layout.root), "reviewer": self.reviewer, "episodes": len(rows),
                 "filters": values, "verdicts": list(EPISODE_VERDICTS), "queues": list(QUEUES)}
 
-    def listing(self, query: Dict[str, list]) -> List[dict]:
+    def listing(self, query: Dict[str, list], default: Optional[str] = None) -> List[dict]:
         filters = {}
         for name in TEXT_FILTERS + tuple(CLOSED_FILTERS):
             value = query_value(query, name, APP)
@@ -236,7 +241,7 @@ class ReviewServer(GatedServer):
                 filters[name] = value
         reviewed = _choice(query, "reviewed", ("yes", "no"))
         verdict = _choice(query, "verdict", EPISODE_VERDICTS)
-        reviewer = self._reviewer_param(query)
+        reviewer = self._reviewer_param(query, default)
         # The catalogue's mirror of the reviews (one query for the whole dataset, however many files):
         # each reviewer's newest verdict per episode.
         verdicts: Dict[int, Dict[str, Optional[str]]] = {}
@@ -256,12 +261,12 @@ class ReviewServer(GatedServer):
                         "outcome_override": row.outcome if row.recorded_outcome else None})
         return out
 
-    def next_episode(self, query: Dict[str, list]) -> Optional[str]:
+    def next_episode(self, query: Dict[str, list], default: Optional[str] = None) -> Optional[str]:
         queue_name = _choice(query, "queue", QUEUES) or "unreviewed"
         after = query_value(query, "after", APP) or ""
-        reviewer = self._reviewer_param(query)
+        reviewer = self._reviewer_param(query, default)
         query = {k: v for k, v in query.items() if k not in ("queue", "after", "verdict", "reviewed")}
-        rows = self.listing(query)
+        rows = self.listing(query, default)
         if queue_name == "unreviewed":
             rows = [r for r in rows if r["verdict"] == "unreviewed"]
         else:
@@ -271,10 +276,10 @@ class ReviewServer(GatedServer):
         candidates = later or [i for i in ids if i != after]
         return candidates[0] if candidates else None
 
-    def _reviewer_param(self, query: Dict[str, list]) -> str:
+    def _reviewer_param(self, query: Dict[str, list], default: Optional[str] = None) -> str:
         name = query_value(query, "reviewer", APP)
         if not name:
-            return self.reviewer
+            return default or self.reviewer
         try:
             return check_reviewer(name)
         except ConfigError as exc:
@@ -350,10 +355,16 @@ class ReviewServer(GatedServer):
 
         return encode_jpeg(sequence[index], 90).tobytes(), float(stamps[index])
 
-    def save(self, episode_id: str, body) -> dict:
+    def save(self, episode_id: str, body, reviewer: Optional[str] = None) -> dict:
+        """Saves the page's labels; `reviewer` (a logged-in person) is the only name they may carry."""
+        if reviewer is not None and isinstance(body, dict):
+            if body.get("reviewer") not in (None, "", reviewer):
+                raise BadRequest(f"{APP}: labels are saved under the logged-in name {reviewer!r}, not "
+                                 f"{str(body['reviewer'])[:64]!r}", HTTPStatus.FORBIDDEN)
+            body = {**body, "reviewer": reviewer}
         row = self.row(episode_id)
         path = self.path_of(row)
-        labels = labels_from_json(body, self.reviewer)
+        labels = labels_from_json(body, reviewer or self.reviewer)
         saved = save_labels(path, labels, fold=False)
         self.folder.saved(path)
         review = read_review(path)
@@ -450,28 +461,36 @@ class _Handler(GatedHandler):
     server_version = "collector-review"
     hint = "open the URL printed by `collector review` (it contains the access token)"
 
+    @property
+    def logged_in(self) -> Optional[str]:
+        """The logged-in person's name (beyond loopback), else None."""
+        return self.person.name if self.person is not None else None
+
     def route_get(self, path: str, query: Dict[str, list]) -> None:
         app = self.server_app
         parts = path.strip("/").split("/")
+        me = self.logged_in
         if path == "/" and "token" in query:
             self.trade_token_for_cookie(app.token)
         elif path in ("/", "/index.html"):
-            page = (STATIC_DIR / "review.html").read_text(encoding="utf-8").replace("{{TOKEN}}", app.token)
-            page = page.replace("{{REVIEWER}}", html.escape(app.reviewer, quote=True))
-            self.send_body(HTTPStatus.OK, page.encode(), STATIC_TYPES[".html"])
+            page = (STATIC_DIR / "review.html").read_text(encoding="utf-8").replace("{{TOKEN}}", self.page_token())
+            page = page.replace("{{REVIEWER}}", html.escape(me or app.reviewer, quote=True))
+            if me is not None:  # no free-text name when logged in
+                page = page.replace('<input id="reviewer"', '<input id="reviewer" readonly', 1)
+            self.send_body(HTTPStatus.OK, self.page_html(page).encode(), STATIC_TYPES[".html"])
         elif parts[0] == "static" and len(parts) == 2:
             file = static_file(STATIC_DIR, parts[1])
             if file is None:
                 raise BadRequest(f"{APP}: no file {parts[1][:80]}", HTTPStatus.NOT_FOUND)
             self.send_body(HTTPStatus.OK, file.read_bytes(), STATIC_TYPES[file.suffix])
         elif path == "/api/info":
-            self.send_json(HTTPStatus.OK, app.info())
+            self.send_json(HTTPStatus.OK, {**app.info(), "reviewer": me or app.reviewer, "logged_in": me is not None})
         elif path == "/api/episodes":
-            self.send_json(HTTPStatus.OK, app.listing(query))
+            self.send_json(HTTPStatus.OK, app.listing(query, me))
         elif path == "/api/next":
-            self.send_json(HTTPStatus.OK, {"episode_id": app.next_episode(query)})
+            self.send_json(HTTPStatus.OK, {"episode_id": app.next_episode(query, me)})
         elif parts[:2] == ["api", "episode"] and len(parts) == 3:
-            self.send_json(HTTPStatus.OK, app.episode_view(parts[2], app._reviewer_param(query)))
+            self.send_json(HTTPStatus.OK, app.episode_view(parts[2], app._reviewer_param(query, me)))
         elif parts[:2] == ["api", "episode"] and len(parts) == 4 and parts[3] == "timeline":
             self.send_json(HTTPStatus.OK, app.timeline(parts[2]))
         elif parts[:2] == ["api", "episode"] and len(parts) == 4 and parts[3] == "suggestions":
@@ -493,4 +512,4 @@ class _Handler(GatedHandler):
             self.close_connection = True
             raise BadRequest(f"{APP}: no action endpoint {path[:80]}", HTTPStatus.NOT_FOUND)
         body = self.read_json_body()
-        self.send_json(HTTPStatus.OK, self.server_app.save(parts[2], body))
+        self.send_json(HTTPStatus.OK, self.server_app.save(parts[2], body, self.logged_in))

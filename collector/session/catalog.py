@@ -29,6 +29,14 @@ Reviews (collector/review/annotations.py): every saved record of a reviewer's la
 they add up to: `review_verdict` (unreviewed/accepted/rejected/disputed), `reviewers` (how many gave
 labels) and, when a reviewer overrode the outcome, `outcome` is the reviewer's word while
 `recorded_outcome` keeps what was recorded ('' while no reviewer has overridden it).
+
+`location` is where a published episode lives (the URL of its verified remote copy, set by
+collector/fleet/publisher.py; '' while only the station's folder has it): a reader on another machine,
+or after the local copy was deleted, finds the episode there.
+
+At a fleet's scale (a million rows, issue 18) every list is one indexed query and coverage one
+GROUP BY (`cell_counts`): the indexes below match the filters the tools use (a cell with its outcome
+and verdict; a plan's cells with what coverage counts, so the GROUP BY reads the index only).
 """
 from __future__ import annotations
 
@@ -45,7 +53,8 @@ from collector.errors import DataError
 from collector.session.catalog_engine import (Connection, Database, bound_url, error_reason, is_catalog_url,
                                               public_url)
 
-SCHEMA_VERSION = 4  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews
+SCHEMA_VERSION = 5  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews;
+# 5: episodes.location and the indexes for a million episodes
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
 OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
@@ -78,12 +87,20 @@ CREATE TABLE IF NOT EXISTS episodes (
     review_verdict TEXT NOT NULL DEFAULT 'unreviewed',
     reviewers     INTEGER NOT NULL DEFAULT 0,
     recorded_outcome TEXT NOT NULL DEFAULT '',
+    location      TEXT NOT NULL DEFAULT '',
     started_at    TEXT NOT NULL,
     finished_at   TEXT,
     updated_at    TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS episodes_cell ON episodes (plan, task, lighting, weight);
 CREATE INDEX IF NOT EXISTS episodes_station_status ON episodes (station, status);
+-- A cell's takes by outcome and verdict ("successful pours under dim light with heavy objects, accepted").
+CREATE INDEX IF NOT EXISTS episodes_condition ON episodes (task, lighting, weight, outcome, review_verdict);
+-- Everything coverage counts, per plan and cell: its GROUP BY never touches the table.
+CREATE INDEX IF NOT EXISTS episodes_plan_cell ON episodes
+    (plan, task, lighting, weight, status, outcome, qa, review_verdict, interrupted_by);
+CREATE INDEX IF NOT EXISTS episodes_operator ON episodes (operator);
+-- Only published episodes carry a location: a partial index stays as small as they are few.
+CREATE INDEX IF NOT EXISTS episodes_published ON episodes (location) WHERE location <> '';
 CREATE TABLE IF NOT EXISTS sessions (
     session_id  TEXT PRIMARY KEY,
     plan        TEXT NOT NULL,
@@ -167,11 +184,19 @@ _MIGRATE_TO_4 = (
     "ALTER TABLE episodes ADD COLUMN recorded_outcome TEXT NOT NULL DEFAULT ''",
 )
 
+# Catalogues of schema 1-4 lack `location` (no episode of theirs was recorded as published) and the
+# indexes for large catalogues (CREATE INDEX IF NOT EXISTS adds them); the plan-cell index replaces
+# episodes_cell, whose columns it begins with.
+_MIGRATE_TO_5 = (
+    "ALTER TABLE episodes ADD COLUMN location TEXT NOT NULL DEFAULT ''",
+    "DROP INDEX IF EXISTS episodes_cell",
+)
+
 # Columns a caller may change after the row exists (numbers, ids and cells never change).
 _UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions",
-              "interrupted_by")
+              "interrupted_by", "location")
 _FILTERABLE = ("plan", "task", "lighting", "weight", "operator", "station", "robot", "backend", "status",
-               "outcome", "qa", "session_id", "interrupted_by", "review_verdict")
+               "outcome", "qa", "session_id", "interrupted_by", "review_verdict", "location")
 # Filter names that differ from their column (`verdict` reads better on the command line).
 _FILTER_COLUMNS = {"verdict": "review_verdict"}
 
@@ -213,6 +238,7 @@ class EpisodeRow:
     review_verdict: str = "unreviewed"
     reviewers: int = 0
     recorded_outcome: str = ""
+    location: str = ""
 
     @property
     def verdict(self) -> str:
@@ -227,9 +253,13 @@ class EpisodeRow:
     @classmethod
     def from_sql(cls, row) -> "EpisodeRow":
         values = row.as_dict()
-        values["qa_problems"] = json.loads(values["qa_problems"] or "[]")
-        values["conditions"] = json.loads(values["conditions"] or "{}")
-        return cls(**values)
+        values["qa_problems"] = _json_or(values["qa_problems"], "[]", list)
+        values["conditions"] = _json_or(values["conditions"], "{}", dict)
+        # A list may return thousands of rows: the fields are set at once, not by the frozen
+        # dataclass's __init__ (one object.__setattr__ per field made it 3x slower; no field validates).
+        episode = cls.__new__(cls)
+        episode.__dict__.update(values)
+        return episode
 
 
 class Catalog:
@@ -271,6 +301,9 @@ class Catalog:
                     conn.execute(statement)
             if columns and "review_verdict" not in columns:
                 for statement in _MIGRATE_TO_4:
+                    conn.execute(statement)
+            if columns and "location" not in columns:
+                for statement in _MIGRATE_TO_5:
                     conn.execute(statement)
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(self.db.ddl(statement))
@@ -357,24 +390,70 @@ class Catalog:
 
     def episodes(self, order: str = "episode_index", **filters: Any) -> List[EpisodeRow]:
         """Episodes matching every filter; a filter value may be a single value or a list of values.
+        `published=True/False`: only episodes with (without) a location on shared storage.
 
         e.g. episodes(task="pour", lighting="dim", outcome="success")"""
-        clauses, params = [], []
-        for name, value in filters.items():
-            if value is None:
-                continue
-            name = _FILTER_COLUMNS.get(name, name)
-            if name not in _FILTERABLE:
-                raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)})")
-            values = [value] if isinstance(value, (str, int)) else list(value)
-            clauses.append(f"{name} IN ({','.join('?' * len(values))})" if values else "1=0")
-            params.extend(values)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = _where(filters)
         if order not in ("episode_index", "started_at"):
             raise ValueError(order)
         with self.reading() as conn:
             rows = conn.execute(f"SELECT * FROM episodes{where} ORDER BY {order}", params).fetchall()
         return [EpisodeRow.from_sql(r) for r in rows]
+
+    def values(self, name: str) -> List[str]:
+        """Distinct values of one filterable column (every status), sorted."""
+        name = _FILTER_COLUMNS.get(name, name)
+        if name not in _FILTERABLE:
+            raise ValueError(f"cannot list values of {name!r} (one of: {', '.join(_FILTERABLE)})")
+        with self.reading() as conn:
+            return sorted(str(r[0]) for r in conn.execute(f"SELECT DISTINCT {name} FROM episodes").fetchall())
+
+    def cell_counts(self, plan: str, count: str = "good") -> Dict[tuple, Dict[str, int]]:
+        """Per (task, lighting, weight) of a plan: its good takes, attempts and the attempts that count
+        towards the cell's limit, as collector/session/coverage.py defines them, in one GROUP BY."""
+        attempted = "status IN ('kept', 'recovered', 'interrupted')"
+        good = "status IN ('kept', 'recovered') AND outcome = 'success' AND qa = 'pass'"
+        if count == "accepted":
+            good += " AND review_verdict = 'accepted'"
+        with self.reading() as conn:
+            rows = conn.execute(
+                f"SELECT task, lighting, weight, SUM(CASE WHEN {good} THEN 1 ELSE 0 END),"
+                f" SUM(CASE WHEN {attempted} THEN 1 ELSE 0 END),"
+                f" SUM(CASE WHEN {attempted} AND interrupted_by = '' THEN 1 ELSE 0 END)"
+                " FROM episodes WHERE plan=? GROUP BY task, lighting, weight", (plan,)).fetchall()
+        return {(r[0], r[1], r[2]): {"good": int(r[3]), "attempts": int(r[4]), "capped": int(r[5])} for r in rows}
+
+    def coverage(self, plan, policy=None):
+        """The plan's Coverage (collector/session/coverage.py) from one GROUP BY, not from every row:
+        equal to Coverage.from_rows(plan, episodes(plan=plan.name), policy)."""
+        from collector.session.cells import Cell
+        from collector.session.coverage import Coverage
+
+        coverage = Coverage(plan) if policy is None else Coverage(plan, policy=policy)
+        for (task, lighting, weight), counts in self.cell_counts(plan.name, plan.count).items():
+            cell = Cell(task, lighting, weight)
+            for counter, key in ((coverage.good_counts, "good"), (coverage.attempt_counts, "attempts"),
+                                 (coverage.capped_counts, "capped")):
+                if counts[key]:
+                    counter[cell] = counts[key]
+        return coverage
+
+    def set_location(self, episode, url: str) -> bool:
+        """Record where the episode (number or id) now lives on shared storage; False if no such episode."""
+        return self.set_locations({episode: url}) == 1
+
+    def set_locations(self, locations: Dict[Any, str]) -> int:
+        """set_location for many episodes in one transaction (rows already there are left alone);
+        how many rows changed."""
+        changed = 0
+        now = utc_now()
+        with self.transaction() as conn:
+            for episode, url in locations.items():
+                by_number = isinstance(episode, int) or str(episode).isdigit()
+                key = "episode_index" if by_number else "episode_id"
+                changed += conn.execute(f"UPDATE episodes SET location=?, updated_at=? WHERE {key}=? AND location<>?",
+                                        (url, now, int(episode) if by_number else str(episode), url)).rowcount
+        return changed
 
     def last_episode(self, session_id: str) -> Optional[EpisodeRow]:
         with self.reading() as conn:
@@ -427,15 +506,12 @@ class Catalog:
 
     def review_records(self, **filters: Any) -> List[Dict[str, Any]]:
         """Every mirrored review record (JSON columns decoded), oldest first, of the episodes matching filters."""
-        indices = [r.episode_index for r in self.episodes(**filters)] if filters else None
+        where, params = _where(filters, table="episodes.")
         with self.reading() as conn:
             rows = conn.execute("SELECT reviews.*, episodes.episode_id FROM reviews JOIN episodes USING"
-                                " (episode_index) ORDER BY episode_index, revision, saved_at").fetchall()
-        records = [_decoded_review(r) for r in rows]
-        if indices is None:
-            return records
-        wanted = set(indices)
-        return [r for r in records if r["episode_index"] in wanted]
+                                f" (episode_index){where} ORDER BY episode_index, revision, saved_at",
+                                params).fetchall()
+        return [_decoded_review(r) for r in rows]
 
     # -- sessions ------------------------------------------------------------------------------
     def open_session(self, *, session_id: str, plan: str, plan_fingerprint: str, station: str, operator: str,
@@ -477,6 +553,29 @@ class Catalog:
 _READY: set = set()
 _SESSION_COLUMNS = ("session_id", "plan", "plan_fingerprint", "station", "operator", "state", "host", "pid",
                     "started_at", "updated_at", "resumed")
+
+
+def _where(filters: Dict[str, Any], table: str = "") -> tuple:
+    """The WHERE clause and parameters of episodes(**filters): every filter an `IN`, so one indexed query."""
+    clauses, params = [], []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if name == "published":
+            clauses.append(f"{table}location {'<>' if value else '='} ''")
+            continue
+        name = _FILTER_COLUMNS.get(name, name)
+        if name not in _FILTERABLE:
+            raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)}, published)")
+        values = [value] if isinstance(value, (str, int)) else list(value)
+        clauses.append(f"{table}{name} IN ({','.join('?' * len(values))})" if values else "1=0")
+        params.extend(values)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def _json_or(text: Optional[str], empty: str, kind):
+    """Decoded JSON; the empty value without parsing (most rows have no QA problems)."""
+    return kind() if not text or text == empty else json.loads(text)
 
 
 def _episode_values(row: Dict[str, Any]) -> Dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def add_run_options(parser: argparse.ArgumentParser, default_out=None) -> None:
     parser.add_argument("--catalog", default=None, metavar="URL",
                         help="keep the catalogue on this PostgreSQL server (postgresql://USER@HOST/DB) instead of"
                              " the folder's catalog.sqlite; the folder remembers it (docs/fleet.md)")
+    parser.add_argument("--claim-lease", type=_lease_seconds, default=None, metavar="S",
+                        help="how long a cell this station claimed stays its own after its last heartbeat"
+                             " (default 60 s; docs/fleet.md)")
+
+
+def _lease_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def open_runner(plan: Plan, args, live=None) -> SessionRunner:
@@ -41,7 +55,8 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     driver = make_driver(plan, operator=operator_input, render=not args.no_render,
                          policy=getattr(args, "policy", None))
     runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
-                           operator=args.operator_name or _user(), live=live)
+                           operator=args.operator_name or _user(), live=live,
+                           lease_s=getattr(args, "claim_lease", None))
     try:
         if getattr(args, "display", None) is not None:  # collect/session --display
             from collector.review.live_display import open_display

@@ -25,12 +25,14 @@ its token; the cookie is HttpOnly and SameSite=Strict; POSTs must also carry the
 X-Collector-Token header, which a cross-site form cannot add; requests whose Host is not a loopback name
 are refused (DNS rebinding). Errors are JSON {"ok": false, "error": one line}: a malformed query value
 (`?limit=abc`) is answered 400 naming the parameter, a button the session cannot act on now 409.
+
+Beyond loopback (`collector session --listen` with TLS and accounts, collector/web_pages.py) every request
+needs a login with the operator or admin role, and whoever presses Start (or Re-record) is recorded as the
+operator of the takes that follow (`take_operator`).
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 from http import HTTPStatus
 from pathlib import Path
@@ -39,7 +41,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from collector.errors import CollectorError
-from collector.json_values import json_default
+from collector.json_values import tolerant_json_bytes
 from collector.session.live import LiveState
 from collector.web_pages import STATIC_TYPES, BadRequest, GatedHandler, GatedServer, query_int, static_file
 
@@ -88,12 +90,15 @@ class DashboardServer(GatedServer):
 
     def __init__(self, live: LiveState, control: Callable[[str], str], *, host: str = "127.0.0.1",
                  port: int = 8787, token: Optional[str] = None,
-                 recent_episodes: Optional[Callable[[int], list]] = None, allowed_origins: Sequence[str] = ()):
+                 recent_episodes: Optional[Callable[[int], list]] = None, allowed_origins: Sequence[str] = (),
+                 floor=None, take_operator: Optional[Callable[[str], None]] = None):
         self.live = live
         self.control = control
         self.recent_episodes = recent_episodes
+        self.take_operator = take_operator  # called with the logged-in name before a take starts
         self.jpeg = _JpegCache()
-        super().__init__(_Handler, host=host, port=port, token=token, allowed_origins=allowed_origins)
+        super().__init__(_Handler, host=host, port=port, token=token, allowed_origins=allowed_origins,
+                         floor=floor)
 
 
 class _Handler(GatedHandler):
@@ -105,14 +110,7 @@ class _Handler(GatedHandler):
     max_body_bytes = MAX_BODY_BYTES
 
     def json_bytes(self, payload) -> bytes:
-        # The live view must keep going whatever a driver puts in its status or joint state: unknown
-        # objects show as text, NaN and infinities as null (the page's JSON.parse refuses them, and one
-        # refused snapshot stopped the whole page).
-        try:
-            return json.dumps(payload, default=_as_text, allow_nan=False).encode()
-        except ValueError:
-            plain = json.loads(json.dumps(payload, default=_as_text))
-            return json.dumps(_finite(plain), allow_nan=False).encode()
+        return tolerant_json_bytes(payload)
 
     # -- GET -------------------------------------------------------------------------------------
     def route_get(self, path: str, query: Dict[str, list]) -> None:
@@ -121,8 +119,8 @@ class _Handler(GatedHandler):
             self.trade_token_for_cookie(dashboard.token)  # and drop it from the address bar and history
         elif path in ("/", "/index.html"):
             page = (STATIC_DIR / "dashboard.html").read_text(encoding="utf-8")
-            page = page.replace("{{TOKEN}}", dashboard.token)
-            self.send_body(HTTPStatus.OK, page.encode(), STATIC_TYPES[".html"])
+            page = page.replace("{{TOKEN}}", self.page_token())
+            self.send_body(HTTPStatus.OK, self.page_html(page).encode(), STATIC_TYPES[".html"])
         elif path.startswith("/static/"):
             name = path.removeprefix("/static/")
             file = static_file(STATIC_DIR, name)
@@ -179,6 +177,8 @@ class _Handler(GatedHandler):
         action = body.get("action") if isinstance(body, dict) else None
         if action not in ACTIONS:
             raise BadRequest(f"{APP}: unknown action {str(action)[:40]!r} (one of {', '.join(ACTIONS)})")
+        if self.person is not None and action in ("start", "rerecord") and self.server_app.take_operator:
+            self.server_app.take_operator(self.person.name)  # the take records who started it
         try:
             message = self.server_app.control(action)
         except CollectorError as exc:  # the operator's message as the session said it, e.g. nothing to discard
@@ -186,20 +186,3 @@ class _Handler(GatedHandler):
             return
         self.send_json(HTTPStatus.OK, {"ok": True, "message": message})
 
-
-def _as_text(value):
-    try:
-        return json_default(value)
-    except TypeError:
-        return str(value)
-
-
-def _finite(value):
-    """`value` (plain JSON data) with every NaN and infinity replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value

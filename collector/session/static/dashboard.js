@@ -108,12 +108,35 @@ function renderCoverage(cov, cell) {
         td.textContent = `${c.good}/${c.needed}`;
         td.dataset.cell = `${task}|${lighting}|${weight}`;
         td.title = `${c.attempts} attempt(s)`;
+        const policy = c.policy_success;
+        if (policy) {
+          // the latest evaluation's success beside the demonstrations: where the policy is weak, collect more
+          const p = document.createElement("span");
+          p.className = "policy-success";
+          p.textContent = ` · p ${Math.round(100 * policy.success_rate)}%`;
+          td.append(p);
+          td.title += `; policy ${policy.successes}/${policy.rollouts} rollouts succeeded`;
+        } else if (cov.policy_evaluations && cov.policy_evaluations[task]) {
+          td.append(" · p -");
+          td.title += "; the policy was not evaluated in this cell";
+        }
         td.className = c.state === "done" ? "done" : c.state === "gave_up" ? "gave_up" : c.good > 0 ? "partial" : "";
         if (cell && cell.task === task && cell.lighting === lighting && cell.weight === weight) td.classList.add("current");
       }
     }
   }
   root.append(table);
+  const evaluated = Object.entries(cov.policy_evaluations || {});
+  if (evaluated.length) {
+    const legend = document.createElement("div");
+    legend.id = "coverage-policy";
+    legend.className = "legend";
+    legend.textContent = "p: policy success in " + evaluated.map(([task, e]) =>
+      `${task}: ${e.policy} ${String(e.checkpoint).split("/").pop()} ` +
+      `(${Math.round(100 * e.success_rate)}% of ${e.rollouts} rollouts, ${String(e.created).slice(0, 16).replace("T", " ")} UTC)`
+    ).join("; ");
+    root.append(legend);
+  }
 }
 
 function renderLast(last) {
