@@ -63,6 +63,8 @@ POSE_TYPE = "geometry_msgs/msg/PoseStamped"
 # sample came for STOP_QUIET_S (the robot stopped publishing).
 STOP_GRACE_S = 2.0
 STOP_QUIET_S = 0.5
+# How long start_episode waits for the command and control publishers the graph knows to be matched.
+COMMAND_MATCH_WAIT_S = 3.0
 # How often the graph is polled for new topics while an episode records (rosbag2 polls every 0.1 s).
 DISCOVERY_PERIOD_S = 0.2
 
@@ -144,15 +146,17 @@ class RecorderNode:
         self._lock = threading.Lock()  # guards writer/counts between the two executor threads
         self._joint_reader = JointStateReader(self.hw_names)
         subscribe_batched(streams, JointState, config.joint_states_topic, self._on_joint_state, qos_for("state"))
+        self._command_subscriptions = []  # what start_episode waits to be matched with their publishers
         if config.command_interface == "trajectory":
-            subscribe_batched(streams, JointTrajectory, config.trajectory_topic, self._on_trajectory,
-                              qos_for("command"))
+            self._command_subscriptions.append(subscribe_batched(
+                streams, JointTrajectory, config.trajectory_topic, self._on_trajectory, qos_for("command")))
         else:
             self._groups = {g: [self.joint_names.index(j) for j in joints]
                             for g, joints in config.commanded_groups(robot.groups).items()}
             for group in self._groups:
-                streams.create_subscription(Float64MultiArray, config.forward_topic_for(group),
-                                            lambda msg, g=group: self._on_group_command(g, msg), qos_for("command"))
+                self._command_subscriptions.append(streams.create_subscription(
+                    Float64MultiArray, config.forward_topic_for(group),
+                    lambda msg, g=group: self._on_group_command(g, msg), qos_for("command")))
         compressed = config.camera_transport == "compressed"
         self.camera_names = list(robot.cameras) if options.cameras is None else list(options.cameras)
         for name in self.camera_names:
@@ -166,7 +170,8 @@ class RecorderNode:
             streams.create_subscription(CameraInfo, config.info_topic(name),
                                         lambda msg, n=name: self._on_camera_info(n, msg), camera_qos)
         streams.create_subscription(Illuminance, config.illuminance_topic, self._on_illuminance, qos_for("sensor"))
-        subscribe_batched(streams, String, config.control_topic, self._on_control, control_qos())
+        self._command_subscriptions.append(
+            subscribe_batched(streams, String, config.control_topic, self._on_control, control_qos()))
         self._pose_topics: Dict[str, str] = {}  # topic -> stream name
         for name, topic in config.pose_topics.items():
             self._subscribe_pose(topic, named_pose_stream_name(name))
@@ -334,8 +339,27 @@ class RecorderNode:
             self._past_cutoff = set()
             self._late_streams = []
             self.writer = writer
+        self._wait_for_command_publishers()
         log.info("recording %s", writer.partial_path)
         return writer.episode_id
+
+    def _wait_for_command_publishers(self) -> None:
+        """Answer start_episode only once every command publisher the graph knows is matched with this
+        recorder: a teleop node calls start_episode and then commands at once, and DDS does not deliver
+        what a publisher sent before the match (reliable but volatile), so on a loaded machine an episode
+        began with its first commands missing while the robot already moved. Bounded: a publisher that
+        never matches (incompatible QoS) costs COMMAND_MATCH_WAIT_S and a warning, not the episode."""
+        deadline = time.monotonic() + COMMAND_MATCH_WAIT_S
+        while True:
+            unmatched = [s.topic_name for s in self._command_subscriptions
+                         if s.get_publisher_count() < self.node.count_publishers(s.topic_name)]
+            if not unmatched:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("start_episode: %s not matched with every publisher after %.0f s; recording anyway",
+                            ", ".join(unmatched), COMMAND_MATCH_WAIT_S)
+                return
+            time.sleep(0.01)
 
     def _settle(self) -> None:
         """Let samples stamped before the stop instant, still queued in DDS or the executor, arrive.
