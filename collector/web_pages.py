@@ -114,6 +114,13 @@ class GatedHandler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), fmt % args)
 
     # -- answers -------------------------------------------------------------------------------
+    def send_static(self, directory: Path, name: str, app: str) -> None:
+        """One of a page's own static files (`static_file`'s rules), or a 404 naming it."""
+        file = static_file(directory, name)
+        if file is None:
+            raise BadRequest(f"{app}: no file {name[:80]}", HTTPStatus.NOT_FOUND)
+        self.send_body(HTTPStatus.OK, file.read_bytes(), STATIC_TYPES[file.suffix])
+
     def send_body(self, status: int, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None):
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -28,7 +28,7 @@ from collector.errors import CollectorError
 from collector.fleet.floor import TakeReader, floor_snapshot, has_table
 from collector.fleet.stations import StationRegistry
 from collector.json_values import json_text_default, tolerant_json_bytes
-from collector.web_pages import STATIC_TYPES, BadRequest, GatedHandler, GatedServer, static_file
+from collector.web_pages import STATIC_TYPES, GatedHandler, GatedServer
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,7 @@ class _Handler(GatedHandler):
             page = self.page_html((STATIC_DIR / "fleet.html").read_text(encoding="utf-8"))  # + who is logged in
             self.send_body(HTTPStatus.OK, page.encode(), STATIC_TYPES[".html"])
         elif path.startswith("/static/"):
-            name = path.removeprefix("/static/")
-            file = static_file(STATIC_DIR, name)
-            if file is None:
-                raise BadRequest(f"{APP}: no file {name[:80]}", HTTPStatus.NOT_FOUND)
-            self.send_body(HTTPStatus.OK, file.read_bytes(), STATIC_TYPES[file.suffix])
+            self.send_static(STATIC_DIR, path.removeprefix("/static/"), APP)
         elif path == "/api/floor":
             self.send_json(HTTPStatus.OK, fleet.board.snapshot())
         elif path == "/api/events":

@@ -53,7 +53,7 @@ from collector.review.annotations import (EPISODE_VERDICTS, OUTCOME_OVERRIDES, V
 from collector.review.episode_view import EpisodeView, choices_for, suggestions_for
 from collector.session.catalog import QA_STATES, OUTCOMES, Catalog, EpisodeRow
 from collector.session.layout import DatasetLayout
-from collector.web_pages import BadRequest, GatedHandler, GatedServer, query_value, static_file, STATIC_TYPES
+from collector.web_pages import BadRequest, GatedHandler, GatedServer, query_value, STATIC_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -479,10 +479,7 @@ class _Handler(GatedHandler):
                 page = page.replace('<input id="reviewer"', '<input id="reviewer" readonly', 1)
             self.send_body(HTTPStatus.OK, self.page_html(page).encode(), STATIC_TYPES[".html"])
         elif parts[0] == "static" and len(parts) == 2:
-            file = static_file(STATIC_DIR, parts[1])
-            if file is None:
-                raise BadRequest(f"{APP}: no file {parts[1][:80]}", HTTPStatus.NOT_FOUND)
-            self.send_body(HTTPStatus.OK, file.read_bytes(), STATIC_TYPES[file.suffix])
+            self.send_static(STATIC_DIR, parts[1], APP)
         elif path == "/api/info":
             self.send_json(HTTPStatus.OK, {**app.info(), "reviewer": me or app.reviewer, "logged_in": me is not None})
         elif path == "/api/episodes":

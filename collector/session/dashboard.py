@@ -43,7 +43,7 @@ import numpy as np
 from collector.errors import CollectorError
 from collector.json_values import tolerant_json_bytes
 from collector.session.live import LiveState
-from collector.web_pages import STATIC_TYPES, BadRequest, GatedHandler, GatedServer, query_int, static_file
+from collector.web_pages import STATIC_TYPES, BadRequest, GatedHandler, GatedServer, query_int
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,7 @@ class _Handler(GatedHandler):
             page = page.replace("{{TOKEN}}", self.page_token())
             self.send_body(HTTPStatus.OK, self.page_html(page).encode(), STATIC_TYPES[".html"])
         elif path.startswith("/static/"):
-            name = path.removeprefix("/static/")
-            file = static_file(STATIC_DIR, name)
-            if file is None:
-                raise BadRequest(f"{APP}: no file {name[:80]}", HTTPStatus.NOT_FOUND)
-            self.send_body(HTTPStatus.OK, file.read_bytes(), STATIC_TYPES[file.suffix])
+            self.send_static(STATIC_DIR, path.removeprefix("/static/"), APP)
         elif path == "/api/state":
             self.send_json(HTTPStatus.OK, dashboard.live.snapshot())
         elif path == "/api/events":
