@@ -92,6 +92,7 @@ async function saveBeforeLeaving() {
 
 async function nextEpisode() {
   if (!(await saveBeforeLeaving())) return;
+  const asked = S.openRequest || 0;
   const q = filterQuery();
   q.delete("verdict"); q.delete("reviewed");
   q.set("queue", $("queue").value);
@@ -102,16 +103,20 @@ async function nextEpisode() {
   } catch (err) {
     return setSaveState($("save-state").dataset.state, `queue: ${err.message}`);
   }
+  // A take asked for while the queue answered (the URL, a click) wins over the queue's choice: without
+  // this, a page opened on #episode_2 while its start-up queue lookup was slow landed on the queue's take.
+  if ((S.openRequest || 0) !== asked) return;
   if (episode_id) await openEpisode(episode_id);
   else setSaveState(S.dirty ? "dirty" : "saved", "the queue is empty");
 }
 
 // -- episode -----------------------------------------------------------------------------------------
 async function openEpisode(id) {
-  // Unsaved labels are saved before anything else opens, under the name they were made with.
-  if (!(await saveBeforeLeaving())) return;
-  pause();
+  // Counted when asked for, so the last ask wins whatever answers first (the save, the queue, the take).
   const request = (S.openRequest = (S.openRequest || 0) + 1);
+  // Unsaved labels are saved before anything else opens, under the name they were made with.
+  if (!(await saveBeforeLeaving()) || request !== S.openRequest) return;
+  pause();
   let ep;
   try {
     ep = await api(`/api/episode/${encodeURIComponent(id)}?reviewer=${encodeURIComponent(reviewer())}`);
