@@ -21,7 +21,9 @@ on SQLite (a dataset folder's catalog.sqlite):
             CellClaims on the same catalogue), all starting together, each claiming again after a take of
             about --take-s (0.2 s: a real take lasts 10-60 s, so this asks ~100x a floor's claim rate):
             p50/p99 ms per claim; and back to back (no take between: the server's and this machine's
-            saturation, since 20 station processes share its cores here but not on a floor)
+            saturation, since 20 station processes share its cores here but not on a floor); and with
+            ranked cells (each claim names the plan's cells in one order all stations share, as a
+            session's runner does: all of them want the same cell first)
 --baseline measures what the catalogue did before schema 5 (only the old indexes; coverage from every
 row, Coverage.from_rows) beside it; use it with --quick, it reads every row of the plan into Python.
 
@@ -354,7 +356,7 @@ def measure_coverage(catalog, plan, repeats: int = 5) -> dict:
 
 
 def measure_coverage_from_rows(catalog, plan) -> dict:
-    """The pre-schema-5 way (what the runner still does): every row of the plan into Python."""
+    """The pre-schema-5 way (what the runner did on every take until schema 6): every row of the plan into Python."""
     from collector.session.coverage import Coverage
 
     started = time.perf_counter()
@@ -362,7 +364,8 @@ def measure_coverage_from_rows(catalog, plan) -> dict:
     return {"coverage_from_rows_s": round(time.perf_counter() - started, 3), "coverage_done": coverage.done}
 
 
-NEW_INDEXES = ("episodes_condition", "episodes_plan_cell", "episodes_operator", "episodes_published")
+NEW_INDEXES = ("episodes_condition", "episodes_plan_cell", "episodes_operator", "episodes_published",  # schema 5
+               "episodes_station", "episodes_operator_outcome", "episodes_qa_failed")  # schema 6
 
 
 def to_baseline_indexes(catalog) -> None:
@@ -371,6 +374,7 @@ def to_baseline_indexes(catalog) -> None:
         for name in NEW_INDEXES:
             conn.execute(f"DROP INDEX IF EXISTS {name}")
         conn.execute("CREATE INDEX IF NOT EXISTS episodes_cell ON episodes (plan, task, lighting, weight)")
+        conn.execute("CREATE INDEX IF NOT EXISTS episodes_station_status ON episodes (station, status)")
     if catalog.is_postgres:
         with catalog.reading() as conn:
             conn.sa.connection.driver_connection.autocommit = True
@@ -382,10 +386,13 @@ def to_baseline_indexes(catalog) -> None:
 CLAIM_PLAN = "claims_bench"
 
 
-def claim_worker(target: str, plan: str, station: str, claims: int, take_s: float, barrier, results) -> None:
+def claim_worker(target: str, plan: str, station: str, claims: int, take_s: float, barrier, results,
+                 ranked=None) -> None:
     """One station process: open the catalogue and its claims, wait for the others, then claim a slot,
     "record" for about take_s (a sleep: a station's own work is on its own machine in a fleet), complete
-    it, and again, `claims` times; each claim timed. take_s=0: claim after claim, as fast as it can."""
+    it, and again, `claims` times; each claim timed. take_s=0: claim after claim, as fast as it can.
+    `ranked`: claim the first of these cells with a free slot, as a session's runner does (every station
+    on one plan ranks the cells alike, so all of them want the same cell first); else any cell."""
     import random
 
     sys.path.insert(0, str(REPO))
@@ -400,7 +407,7 @@ def claim_worker(target: str, plan: str, station: str, claims: int, take_s: floa
     times = []
     for n in range(claims):
         started = time.perf_counter()
-        claim = cells.claim(station)
+        claim = cells.claim(station, ranked)
         times.append(time.perf_counter() - started)
         if claim is None:
             break
@@ -410,14 +417,16 @@ def claim_worker(target: str, plan: str, station: str, claims: int, take_s: floa
     results.put((station, times))
 
 
-def measure_claims(catalog, target: str, stations: int, claims_per_station: int, take_s: float) -> dict:
+def measure_claims(catalog, target: str, stations: int, claims_per_station: int, take_s: float,
+                   ranked: bool = False) -> dict:
     """`stations` processes claiming at once (all start together: a shift's first claims are a burst),
-    each then claiming again after every simulated take; p50/p99 over every claim."""
+    each then claiming again after every simulated take; p50/p99 over every claim. `ranked`: each
+    claim names the plan's cells in one order shared by every station (the runner's path)."""
     import multiprocessing
 
     from collector.fleet.claims import CellClaims
 
-    plan = f"{CLAIM_PLAN}_{'paced' if take_s else 'tight'}"
+    plan = f"{CLAIM_PLAN}_{'paced' if take_s else 'tight'}{'_ranked' if ranked else ''}"
     tasks = [TASKS[i] for i in plan_tasks()[0]]
     cells = [(t, li, w) for t in tasks for li in LIGHTS for w in WEIGHTS]
     per_cell = -(-stations * claims_per_station // len(cells)) + 1  # more slots than all claims together
@@ -426,7 +435,8 @@ def measure_claims(catalog, target: str, stations: int, claims_per_station: int,
     barrier = context.Barrier(stations + 1)
     results = context.Queue()
     workers = [context.Process(target=claim_worker, args=(target, plan, f"station_{i:02d}", claims_per_station,
-                                                          take_s, barrier, results)) for i in range(stations)]
+                                                          take_s, barrier, results, cells if ranked else None))
+               for i in range(stations)]
     for worker in workers:
         worker.start()
     barrier.wait(timeout=600)
@@ -442,7 +452,7 @@ def measure_claims(catalog, target: str, stations: int, claims_per_station: int,
     if len(taken) != len(times) or len(holders) != len(taken):
         raise SystemExit(f"claims: {len(times)} claims but {len(taken)} completed slots")
     return {"p50_ms": _percentile_ms(times, 0.5), "p99_ms": _percentile_ms(times, 0.99), "claims": len(times),
-            "claims_per_s": round(len(times) / wall, 1), "stations": stations, "take_s": take_s}
+            "claims_per_s": round(len(times) / wall, 1), "stations": stations, "take_s": take_s, "ranked": ranked}
 
 
 # -- both engines --------------------------------------------------------------------------------------
@@ -464,6 +474,7 @@ def engine_part(catalog, target: str, fill, args, label: str) -> dict:
 
         with catalog.transaction() as conn:  # back to this collector's indexes
             conn.execute("DROP INDEX IF EXISTS episodes_cell")
+            conn.execute("DROP INDEX IF EXISTS episodes_station_status")
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 if "CREATE INDEX" in statement:
                     conn.execute(statement)
@@ -481,10 +492,12 @@ def engine_part(catalog, target: str, fill, args, label: str) -> dict:
     claims = 20 if args.quick else 50
     paced = measure_claims(catalog, target, args.stations, claims, args.take_s)
     tight = measure_claims(catalog, target, args.stations, claims, 0.0)
-    result.update(claim_p50_ms=paced["p50_ms"], claim_p99_ms=paced["p99_ms"], claims=paced, claims_tight=tight)
+    ranked = measure_claims(catalog, target, args.stations, claims, args.take_s, ranked=True)
+    result.update(claim_p50_ms=paced["p50_ms"], claim_p99_ms=paced["p99_ms"], claims=paced, claims_tight=tight,
+                  claims_ranked=ranked)
     print(f"{label}: {args.stations} stations claim p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms"
-          f" (a claim per {args.take_s} s take); back to back: p50 {tight['p50_ms']} ms, p99 {tight['p99_ms']} ms",
-          flush=True)
+          f" (a claim per {args.take_s} s take); back to back: p50 {tight['p50_ms']} ms, p99 {tight['p99_ms']} ms;"
+          f" ranked cells (the runner's path): p50 {ranked['p50_ms']} ms, p99 {ranked['p99_ms']} ms", flush=True)
     return result
 
 
@@ -517,6 +530,8 @@ def catalogue_part(args, work: Path) -> dict:
                "claim_p99_ms_sqlite": lite["claim_p99_ms"], "claim_p50_ms_sqlite": lite["claim_p50_ms"],
                "claim_p99_ms_back_to_back": pg["claims_tight"]["p99_ms"],
                "claim_p99_ms_back_to_back_sqlite": lite["claims_tight"]["p99_ms"],
+               "claim_p99_ms_ranked": pg["claims_ranked"]["p99_ms"], "claim_p50_ms_ranked": pg["claims_ranked"]["p50_ms"],
+               "claim_p99_ms_ranked_sqlite": lite["claims_ranked"]["p99_ms"],
                "claims_per_s_back_to_back": pg["claims_tight"]["claims_per_s"], "take_s": args.take_s,
                "insert_rows_per_s_postgres": pg["fill"]["insert_rows_per_s"],
                "insert_rows_per_s_sqlite": lite["fill"]["insert_rows_per_s"],
@@ -543,7 +558,9 @@ def print_catalogue_table(result: dict) -> None:
             (f"claim p50 / p99, {result['stations']} stations (ms)", f"{pg['claim_p50_ms']} / {pg['claim_p99_ms']}",
              f"{lite['claim_p50_ms']} / {lite['claim_p99_ms']}"),
             ("  back to back (no take between)", f"{pg['claims_tight']['p50_ms']} / {pg['claims_tight']['p99_ms']}",
-             f"{lite['claims_tight']['p50_ms']} / {lite['claims_tight']['p99_ms']}")]
+             f"{lite['claims_tight']['p50_ms']} / {lite['claims_tight']['p99_ms']}"),
+            ("  ranked cells (the runner's path)", f"{pg['claims_ranked']['p50_ms']} / {pg['claims_ranked']['p99_ms']}",
+             f"{lite['claims_ranked']['p50_ms']} / {lite['claims_ranked']['p99_ms']}")]
     if "baseline" in pg:
         rows += [("before (schema 4): query p95 (ms)", pg["baseline"]["query"]["p95_ms"],
                   lite["baseline"]["query"]["p95_ms"]),

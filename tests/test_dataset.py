@@ -59,6 +59,12 @@ def test_selection_errors_name_the_problem(dataset, tmp_path):
     bogus.write_bytes(b"not an hdf5 file at all")
     with pytest.raises(DataError, match="not an HDF5 file"):
         select_episodes(bogus)
+    # a list of many files that match nothing: the message names a few of them, not every one
+    files = [r.path for r in select_episodes(dataset)]
+    with pytest.raises(DataError) as raised:
+        select_episodes(files, Filters.from_kwargs(task="no_such_task"))
+    message = str(raised.value)
+    assert f"and {len(files) - 3} more" in message and str(files[-1]) not in message and len(files) > 3
 
 
 def test_samples_have_history_chunks_padding_and_the_right_frames(dataset, cache):

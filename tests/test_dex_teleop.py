@@ -168,6 +168,34 @@ def test_scripted_dex_pick_and_place_take_succeeds_and_validates(tmp_path):
         rig.close()
 
 
+def test_scripted_dex_pick_cages_a_light_ball_between_thumb_and_fingers():
+    """Seed 3009 (light ball): the palm-side power grasp pushed the ball along the palm and out of the hand (it
+    stayed on the table). The tripod from above holds it between the thumb and the fingertips."""
+    from collector.teleop.devices.scripted import ScriptedOperator
+
+    cfg = load_teleop_config()
+    env = SimEnv(robot="humanoid_dex", task="pick_place", control_hz=cfg.control.rate_hz, seed=3009)
+    backend = SimBackend(env, render=False)
+    backend.reset(seed=3009, weight="light")
+    operator = ScriptedOperator(cfg.devices.scripted)
+    loop = TeleopLoop(backend, config=cfg, device=operator)
+    held = []  # touch (N) of the digits holding the ball while it is carried
+    try:
+        loop.start(seed=3009)
+        while not operator.done and backend.now() < 30.0:
+            loop.tick()
+            if operator.phase == "carry":
+                side = "right" if env.data.body(env.task.target).xpos[1] < 0 else "left"
+                touch = [env.data.sensor(f"{side}_{digit}_touch").data[0] for digit in ("thumb", "index", "middle")]
+                held.append(touch)
+        assert env.task.target == "ball"
+        assert backend.task_success(), backend.task_metrics()
+        touch = np.median(held, axis=0)
+        assert touch[0] > 0.1 and max(touch[1:]) > 0.1, touch  # thumb against the fingers, not the palm alone
+    finally:
+        loop.close()
+
+
 @pytest.mark.parametrize("task, seed", [("pick_place", 3000), ("pour", 3000)])
 def test_scripted_dex_take_on_the_heavy_preset_succeeds_and_validates(tmp_path, task, seed):
     """The heavy preset is where a closed finger is pressed past its limit by the held object (QA allows for the
@@ -271,15 +299,13 @@ def test_vr_hand_tracking_drives_the_fingers_through_the_fingertip_retargeter(de
 
 
 def test_scripted_operator_chooses_its_synergy_with_thumbstick_flicks(dex_env):
+    """The pick plan grasps with the tripod: the operator steps to it from the take's first synergy (power)."""
     from collector.teleop.devices.scripted import ScriptedOperator
-
-    class TripodOperator(ScriptedOperator):
-        GRASP_SYNERGY = "tripod"
 
     cfg = load_teleop_config()
     backend = SimBackend(dex_env, render=False)
     backend.reset(seed=0)
-    operator = TripodOperator(cfg.devices.scripted)
+    operator = ScriptedOperator(cfg.devices.scripted)
     loop = TeleopLoop(backend, config=cfg, device=operator)
     flicks = []
     try:

@@ -133,7 +133,7 @@ def test_old_catalogues_gain_the_policy_tables_on_open(tmp_path):
     assert upgraded.episode(1).task == "pick_place"
     with sqlite3.connect(root / "catalog.sqlite") as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     assert {"policies", "evaluations", "evaluation_cells"} <= tables
     assert records.record_evaluation(root, results([cell("pick_place", "dim", "light", 1, 2)])) == 1
 

@@ -58,7 +58,7 @@ def test_a_schema_3_catalogue_is_upgraded_on_open_and_keeps_its_rows(tmp_path):
     assert (row.task, row.outcome, row.verdict, row.reviewers, row.recorded_outcome) == \
         ("pour", "success", "unreviewed", 0, "")
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         columns = {r[1] for r in conn.execute("PRAGMA table_info(reviews)")}
     assert {"episode_index", "reviewer", "record_id", "verdict", "reasons", "outcome", "subtasks", "instructions",
             "notes", "saved_at"} <= columns

@@ -1,7 +1,9 @@
 """The dexterous humanoid over ROS 2 (issue 16): `collector ros sim-hw --robot humanoid_dex` in its own process
 publishes the finger joints on /joint_states and follows finger commands sent the ros2_control way the arms use,
 one forward_command_controller group per hand (/<group>_controller/commands) or a JointTrajectory naming the
-finger joints; and the teleop side's RosBackend commands the hands through the same topics."""
+finger joints; and the teleop side's RosBackend commands the hands through the same topics. Touch and grasp
+force travel on /hand_touch and /grasp_force into the recorder node's `hand_touch` and `grasp_force` streams."""
+import itertools
 import os
 import time
 from pathlib import Path
@@ -125,3 +127,121 @@ def test_ros_backend_commands_the_hands_through_the_trajectory_topic(sim, test_n
         assert backend.robot.command_joints == dex.command_joints
     finally:
         backend.close()
+
+
+# -- touch and grasp force over ROS 2 ------------------------------------------------------------------
+
+class Readings:
+    """Every /hand_touch or /grasp_force message the test node sees: stamp -> (names, effort)."""
+
+    def __init__(self, runtime, topic):
+        from sensor_msgs.msg import JointState
+        from collector.ros.qos import qos_for
+
+        self.by_stamp = {}
+        self.sub = runtime.node.create_subscription(JointState, topic, self._on, qos_for("state"))
+
+    def _on(self, msg):
+        from collector.ros.conversions import seconds_from_stamp
+
+        self.by_stamp[round(seconds_from_stamp(msg.header.stamp), 6)] = (list(msg.name), np.array(msg.effort))
+
+
+def test_touch_and_grasp_force_are_published_and_recorded_as_the_simulator_records_them(sim, test_node, dex, tmp_path):
+    """sim-hw (its own process) publishes /hand_touch and /grasp_force; the recorder node (in this process,
+    over DDS) records them as the `hand_touch` and `grasp_force` streams the sim backend records (names,
+    fields, attrs), each sample equal to the message with its stamp, while the right hand closes."""
+    from collector.backends.sim import SimBackend
+    from collector.recorder import EpisodeReader, validate_episode
+    from collector.ros.config import RosConfig
+    from collector.ros.conversions import joint_trajectory_msg
+    from collector.ros.qos import qos_for
+    from collector.ros.recorder_node import RecorderNode, RecorderOptions
+    from collector.sim import SimEnv
+    from collector.teleop.hand_synergies import HandSynergies
+    from trajectory_msgs.msg import JointTrajectory
+
+    runtime = RosRuntime("dex_recorder", domain_id=DOMAIN, handle_signals=False, stream_lane=True)
+    recorder = RecorderNode(runtime, dex, RosConfig.for_robot(dex),
+                            RecorderOptions(output_dir=tmp_path / "episodes", cameras=[], discover_poses=False,
+                                            record_illuminance=False))
+    runtime.start()
+    touch, force = Readings(test_node, "/hand_touch"), Readings(test_node, "/grasp_force")
+    states = JointStates(test_node)
+    pub = test_node.node.create_publisher(JointTrajectory, "/joint_trajectory_controller/joint_trajectory",
+                                          qos_for("command"))
+    try:
+        current = states.wait(lambda s: True, START_TIMEOUT_S, "joint states", sim)
+        home = np.array([current[j] for j in dex.command_joints])
+        closed = HandSynergies(dex).apply(home, "right", "power", 0.9)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (runtime.node.count_publishers("/grasp_force") and runtime.node.count_publishers("/hand_touch")
+                   and pub.get_subscription_count() >= 2) and time.monotonic() < deadline:
+            time.sleep(0.05)  # discovery: the sim's hand topics, and sim-hw and the recorder on the commands
+        recorder.start_episode()
+        seen_at_start = len(force.by_stamp)
+        right_closed = lambda: states.latest is not None and max(
+            abs(states.latest[j] - closed[dex.command_joints.index(j)]) for j in dex.hands["right"].joints) < 0.05
+        deadline = time.monotonic() + 90
+        for i in itertools.count():  # home, then the right hand closes; at least 1.2 s of sim time (a loaded sim is slow)
+            pub.publish(joint_trajectory_msg(dex.command_joints, home if i < 30 else closed))
+            time.sleep(0.01)
+            if i >= 150 and right_closed() and len(force.by_stamp) - seen_at_start >= 120:
+                break
+            assert time.monotonic() < deadline, f"the hand did not close; {states.latest}\n{sim.log()[-2000:]}"
+        path = Path(recorder.stop_episode("success"))
+    finally:
+        runtime.close()
+
+    expected = {s.name: s for s in SimBackend(SimEnv(robot="humanoid_dex", task="pick_place"), render=False).hand_streams()}
+    right = [dex.command_joints.index(j) for j in dex.hands["right"].joints]
+    with EpisodeReader(path) as episode:
+        for stream, readings in (("hand_touch", touch), ("grasp_force", force)):
+            spec = episode.streams[stream]
+            assert set(spec.fields) == set(expected[stream].fields) | {"receive_t"}
+            for key in ("names", "sensors", "units", "unit"):
+                assert spec.attrs.get(key) == expected[stream].attrs.get(key), f"{stream} attrs[{key}]"
+            stamps = episode.stamps(stream)
+            assert len(stamps) >= 100, f"{stream}: {len(stamps)} samples in >= 1.2 s at 100 Hz"
+            np.testing.assert_allclose(np.diff(stamps), 0.01, atol=1e-6)  # 100 Hz on the sim clock
+            names = spec.attrs["sensors"] if stream == "hand_touch" else spec.attrs["names"]  # as published
+            compared = 0
+            for k, t in enumerate(stamps):
+                published = readings.by_stamp.get(round(float(t), 6))
+                if published is None:
+                    continue
+                by_name = dict(zip(*published))
+                for side in names:
+                    sent = [by_name[n] for n in names[side]]
+                    np.testing.assert_array_equal(episode.raw(stream, side)[k], sent, err_msg=f"{stream} {side} t={t}")
+                compared += 1
+            assert compared >= 0.9 * len(stamps), "the test node saw the messages the recorder recorded"
+        grip = episode.raw("grasp_force", "right")[:]
+        assert np.abs(grip).max() > 0.05, "closing fingers take actuator force"
+        assert np.abs(episode.raw("grasp_force", "left")[:]).max() < np.abs(grip).max() / 5, "the left hand stayed"
+        np.testing.assert_allclose(episode.raw("joints", "position")[-1][right], closed[right], atol=0.05)
+    # QA passes the hand streams (the test's own 100 Hz commands, sent by sleeping, may have gaps under load)
+    problems = validate_episode(path)
+    assert not [p for p in problems if "hand_touch" in p or "grasp_force" in p], problems
+
+
+def test_hand_readings_are_read_by_name_in_any_order_and_a_missing_sensor_is_one_line(dex):
+    from collector.errors import DataError
+    from collector.ros.config import RosConfig
+    from collector.ros.conversions import joint_state_msg
+    from collector.ros.hand_topics import HandTopics
+
+    topics = HandTopics(dex, RosConfig())
+    touch = {side: np.arange(len(names), dtype=float) + (10 if side == "left" else 20)
+             for side, names in topics.touch_sensors.items()}
+    msg = topics.touch_msg(touch, None)
+    order = list(reversed(range(len(msg.name))))  # a driver listing them the other way round, plus one extra
+    shuffled = joint_state_msg([msg.name[i] for i in order] + ["wrist_camera_temp"], [],
+                               effort=[msg.effort[i] for i in order] + [41.0])
+    for side, values in topics.read_touch(shuffled).items():
+        np.testing.assert_array_equal(values, touch[side])
+    with pytest.raises(DataError, match="missing joints.*right_palm_touch"):
+        topics.read_touch(joint_state_msg([n for n in msg.name if n != "right_palm_touch"], [],
+                                          effort=np.zeros(len(msg.name) - 1)))
+    with pytest.raises(DataError, match="effort contains NaN"):
+        topics.read_force(topics.force_msg({s: np.full(6, np.nan) for s in topics.sides}, None))

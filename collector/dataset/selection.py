@@ -111,7 +111,9 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
             if _matches(ref, filters):
                 refs.append(ref)
     if not refs:
-        where = ", ".join(str(s) for s in sources)
+        where = ", ".join(str(s) for s in sources[:3])
+        if len(sources) > 3:  # a list of hundreds of files would bury the message
+            where += f" and {len(sources) - 3} more"
         raise DataError(f"no episodes in {where} match the filters ({filters.describe()})")
     seen = set()
     unique = []

@@ -18,7 +18,7 @@ free slot of its cell if one is left; if none is, it is an extra take: kept, cou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collector.session.catalog import Catalog
 
@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS cell_slots (
     episode_id  TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (plan, task, lighting, weight, slot)
 )"""
+# The slots still to take, per cell: a claim walks only these (a big plan's done slots are most of them).
+_FREE_INDEX = "CREATE INDEX IF NOT EXISTS cell_slots_open ON cell_slots (plan, task, lighting, weight, slot) WHERE done = 0"
 
 Cell = Tuple[str, str, str]
 _CELL = "task=? AND lighting=? AND weight=?"
@@ -73,20 +75,31 @@ class CellClaims:
         self.lease_s = float(lease_s)
         with self.db.writing() as conn:
             conn.execute(self.db.ddl(_TABLE))
+            conn.execute(_FREE_INDEX)
 
-    def need(self, needs: Iterable[Tuple[Cell, int]], done: Optional[Mapping[Cell, Sequence[str]]] = None) -> None:
+    def need(self, needs: Iterable[Tuple[Cell, int]],
+             done: Union[None, Mapping[Cell, Sequence[str]], Callable[[], Mapping[Cell, Sequence[str]]]] = None) -> None:
         """Lay out the slots: `needs` gives each cell's good takes wanted. Idempotent, so every station
         may call it on start; slots already laid out (claimed or done) are left as they are, free slots
         beyond a cell's need (the plan asks fewer now) are dropped.
 
         `done`: good takes the catalogue already holds per cell (a dataset recorded before claims, or a
         catalogue rebuilt): they complete the first slots, but only when the plan is laid out for the
-        first time; afterwards each station accounts its own takes (`reconcile`)."""
+        first time; afterwards each station accounts its own takes (`reconcile`). A callable is called
+        only then (reading a big plan's good takes is worth saving on every later start)."""
         needs = [(tuple(cell), int(count)) for cell, count in needs]
         with self.db.writing() as conn:
-            fresh = conn.execute("SELECT 1 FROM cell_slots WHERE plan=? LIMIT 1", (self.plan,)).fetchone() is None
+            # Cells already laid out as slots 0..count-1 are left alone: a big plan's restart writes nothing.
+            laid_out = {(r[0], r[1], r[2]): (int(r[3]), int(r[4])) for r in conn.execute(
+                "SELECT task, lighting, weight, COUNT(*), MAX(slot) FROM cell_slots WHERE plan=?"
+                " GROUP BY task, lighting, weight", (self.plan,)).fetchall()}
+            fresh = not laid_out
+            if callable(done):
+                done = done() if fresh else None
             rows = []
             for cell, count in needs:
+                if laid_out.get(cell, (0, -1)) == (count, count - 1):
+                    continue
                 taken = list((done or {}).get(cell, ()))[:count] if fresh else []
                 rows += [(self.plan, *cell, slot, 1 if slot < len(taken) else 0,
                           taken[slot] if slot < len(taken) else "") for slot in range(count)]
@@ -94,34 +107,45 @@ class CellClaims:
                              " VALUES (?,?,?,?,?,?,?) ON CONFLICT (plan, task, lighting, weight, slot) DO NOTHING",
                              rows)
             conn.executemany(f"DELETE FROM cell_slots WHERE plan=? AND {_CELL} AND slot>=? AND done=0 AND"
-                             " holder IS NULL", [(self.plan, *cell, count) for cell, count in needs])
+                             " holder IS NULL", [(self.plan, *cell, count) for cell, count in needs
+                                                 if laid_out.get(cell, (0, -1))[1] >= count])
 
     def claim(self, station: str, cells: Optional[Sequence[Cell]] = None) -> Optional[Claim]:
         """The next free slot (never held, or its lease ran out) for `station`; None when none is left.
 
         `cells`: only these cells, the first that has a free slot (the plan's order of preference);
-        without it, any cell (fewest attempts first)."""
+        without it, any cell (fewest attempts first).
+
+        One statement: it picks the slot (ranking the wanted cells in a VALUES list joined on the slots'
+        key, so only their open slots are read), locks it (PostgreSQL: rows another station is claiming
+        this instant are skipped, not waited for) and takes it."""
         now = self.db.now
-        free_slot = (f"SELECT task, lighting, weight, slot FROM cell_slots WHERE plan=? AND done=0"
-                     f" AND (holder IS NULL OR lease_until < {now})")
-        with self.db.writing(serialized=False) as conn:
-            if cells is None:
-                free = conn.execute(f"{free_slot} ORDER BY attempts, task, lighting, weight, slot LIMIT 1"
-                                    f"{self.db.skip_locked}", (self.plan,)).fetchone()
-            else:  # cell by cell, best first: the first usually has a free slot, found through the key
-                free = None
-                for cell in cells:
-                    free = conn.execute(f"{free_slot} AND {_CELL} ORDER BY slot LIMIT 1{self.db.skip_locked}",
-                                        (self.plan, *cell)).fetchone()
-                    if free is not None:
-                        break
-            if free is None:
+        open_slot = f"s.plan=? AND s.done=0 AND (s.holder IS NULL OR s.lease_until < {now})"
+        if cells is None:
+            wanted, params = "", ()
+            pick = (f"SELECT s.plan AS p_plan, s.task AS p_task, s.lighting AS p_lighting, s.weight AS p_weight,"
+                    f" s.slot AS p_slot FROM cell_slots s WHERE {open_slot}"
+                    f" ORDER BY s.attempts, s.task, s.lighting, s.weight, s.slot LIMIT 1{self.db.skip_locked_of('s')}")
+        else:
+            cells = [tuple(cell) for cell in cells]
+            if not cells:
                 return None
+            wanted = ("WITH wanted (task, lighting, weight, rank) AS (VALUES "
+                      + ", ".join(["(?, ?, ?, ?)"] * len(cells)) + ") ")
+            params = tuple(value for rank, cell in enumerate(cells) for value in (*cell, rank))
+            pick = (f"SELECT s.plan AS p_plan, s.task AS p_task, s.lighting AS p_lighting, s.weight AS p_weight,"
+                    f" s.slot AS p_slot FROM wanted w JOIN cell_slots s ON s.task=w.task AND s.lighting=w.lighting"
+                    f" AND s.weight=w.weight WHERE {open_slot}"
+                    f" ORDER BY w.rank, s.slot LIMIT 1{self.db.skip_locked_of('s')}")
+        with self.db.one_statement() as conn:
             row = conn.execute(
-                f"UPDATE cell_slots SET holder=?, lease_until={now} + ?, claims=claims+1"
-                f" WHERE plan=? AND {_CELL} AND slot=? RETURNING lease_until",
-                (station, self.lease_s, self.plan, *free)).fetchone()
-        return Claim(self.plan, free[0], free[1], free[2], int(free[3]), station, float(row[0]))
+                f"{wanted}UPDATE cell_slots SET holder=?, lease_until={now} + ?, claims=claims+1 FROM ({pick}) AS picked"
+                " WHERE plan=p_plan AND task=p_task AND lighting=p_lighting AND weight=p_weight AND slot=p_slot"
+                " RETURNING task, lighting, weight, slot, lease_until",
+                (*params, station, self.lease_s, self.plan)).fetchone()
+        if row is None:
+            return None
+        return Claim(self.plan, row[0], row[1], row[2], int(row[3]), station, float(row[4]))
 
     def renew(self, station: str, conn=None) -> int:
         """Extend every lease `station` holds (its heartbeat); how many it holds. `conn`: inside that
@@ -154,15 +178,17 @@ class CellClaims:
                                 f" AND done=0{which}", (self.plan, station, *params)).rowcount
 
     def reconcile(self, rows: Callable[[], Iterable[Mapping]], station: str,
-                  good: Callable[[Mapping], bool]) -> Tuple[List[Mapping], Reconciled]:
+                  good: Callable[[Mapping], bool], cell: Optional[Cell] = None) -> Tuple[List[Mapping], Reconciled]:
         """Bring the slots in line with the catalogue (see the module's docstring); returns the plan's rows
-        (`rows()` reads them) and what changed. Writes only when something changed.
+        (`rows()` reads them) and what changed. Writes only when something changed. `cell`: only that
+        cell's slots (`rows()` then reads that cell's rows).
 
         The slots are read before the rows: a slot completed by another station's take is then never
         judged against a row read before that take ended (it would look unfinished, hence not good)."""
+        which, params = (f" AND {_CELL}", tuple(cell)) if cell is not None else ("", ())
         with self.db.reading() as conn:
-            done = {r[0] for r in conn.execute("SELECT episode_id FROM cell_slots WHERE plan=? AND done=1",
-                                               (self.plan,)).fetchall()}
+            done = {r[0] for r in conn.execute(f"SELECT episode_id FROM cell_slots WHERE plan=? AND done=1{which}",
+                                               (self.plan, *params)).fetchall()}
         rows = list(rows())
         lost = [r["episode_id"] for r in rows if r["episode_id"] in done and not good(r)]
         mine = [r for r in rows if r["station"] == station and r["episode_id"] not in done and good(r)]
@@ -175,6 +201,13 @@ class CellClaims:
             cell = (row["task"], row["lighting"], row["weight"])
             (completed if self.complete(cell, row["episode_id"]) else extra).append(row["episode_id"])
         return rows, Reconciled(lost, completed, extra)
+
+    def slot_counts(self) -> Dict[Cell, Tuple[int, int]]:
+        """Per cell: its slots and how many of them are done, in one GROUP BY over the plan's key."""
+        with self.db.reading() as conn:
+            rows = conn.execute("SELECT task, lighting, weight, COUNT(*), SUM(done) FROM cell_slots WHERE plan=?"
+                                " GROUP BY task, lighting, weight", (self.plan,)).fetchall()
+        return {(r[0], r[1], r[2]): (int(r[3]), int(r[4])) for r in rows}
 
     def complete(self, cell: Cell, episode_id: str) -> bool:
         """A good take recorded without a claim completes a free slot of its cell; False if none is free."""

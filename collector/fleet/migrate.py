@@ -1,5 +1,7 @@
 """Copy a dataset folder's SQLite catalogue into an empty PostgreSQL catalogue, check it, bind the folder.
 
+The fleet's tables come along when the folder has them: the stations, the plans' cell slots (claims and
+completed slots keep their holders, leases and takes) and the accounts with their login sessions.
 Nothing is lost and nothing is changed unless the copy succeeds: the SQLite file is read through a
 snapshot (SQLite's backup API into a temporary file, so opening it never upgrades the original), every
 table is copied in one server transaction, the copy is compared row by row with the snapshot before
@@ -25,6 +27,9 @@ from collector.session.layout import DatasetLayout
 # Copied in this order (foreign keys point backwards), each with the key its rows are compared by.
 TABLES = (("episodes", "episode_index"), ("sessions", "session_id"), ("policies", "policy_id"),
           ("evaluations", "evaluation_id"), ("evaluation_cells", None), ("reviews", "review_id"))
+# Tables of the fleet's parts, created when first used: copied when the folder has them (compared by
+# Python's order: their keys are text, which the engines collate differently).
+FLEET_TABLES = ("stations", "cell_slots", "accounts", "account_sessions")
 # Tables the server's identity columns number: their next value must follow the copied rows.
 IDENTITIES = (("policies", "policy_id"), ("evaluations", "evaluation_id"), ("reviews", "review_id"))
 BATCH = 5000
@@ -50,11 +55,13 @@ def migrate_catalog(layout: DatasetLayout, url: str) -> MigrationReport:
         _snapshot(layout.catalog_path, snapshot)
         Catalog(snapshot)  # the snapshot, not the original, is brought to the current schema
         target = Catalog(url)
+        with sqlite3.connect(snapshot) as source:
+            tables = list(TABLES) + [(table, None) for table in _fleet_tables(source, target)]
         with sqlite3.connect(snapshot) as source, target.transaction() as conn:
-            counts = {table: _copy_table(source, conn, table) for table, _ in TABLES}
+            counts = {table: _copy_table(source, conn, table) for table, _ in tables}
             for table, column in IDENTITIES:
                 target.db.follow_identity(conn, table, column)
-            for table, key in TABLES:
+            for table, key in tables:
                 _compare_table(source, conn, table, key)
                 arrived = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
                 if arrived != counts[table]:
@@ -63,6 +70,23 @@ def migrate_catalog(layout: DatasetLayout, url: str) -> MigrationReport:
         source.close()
     layout.bind_catalog(url, "migrate", migrated=True)
     return MigrationReport(url, counts)
+
+
+def _fleet_tables(source: sqlite3.Connection, target: Catalog) -> List[str]:
+    """The fleet tables the snapshot has, created (empty) on the server by their own modules."""
+    from collector.accounts.store import AccountStore
+    from collector.fleet.claims import CellClaims
+    from collector.fleet.stations import StationRegistry
+
+    present = {row[0] for row in source.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = [table for table in FLEET_TABLES if table in present]
+    if "stations" in tables:
+        StationRegistry(target)
+    if "cell_slots" in tables:
+        CellClaims(target, plan="")
+    if {"accounts", "account_sessions"} & set(tables):
+        AccountStore(target)
+    return tables
 
 
 def _check_source(layout: DatasetLayout, url: str) -> None:

@@ -8,6 +8,8 @@ A policy sees one batch layout, whatever its architecture (keys of `PolicyBatch`
   conditioning  (B, tokens) int64 ids of the conditioning vocabulary (task, target object)
   action        (B, chunk, action_dim) normalized targets (training only)
   action_is_pad (B, chunk) bool: steps past the episode end, left out of the loss (training only)
+  objects       (B, spec.object_targets) normalized recorded object positions, and objects_mask
+                (training only, when the spec asks for them: collector.policy.object_targets)
 Normalization and the vocabulary live outside the module (in the checkpoint), so a policy is pure
 tensor maths and the same module serves training, evaluation and the control loop.
 """
@@ -34,6 +36,7 @@ class PolicySpec:
     chunk: int  # actions predicted per call, at the dataset's frame rate
     vocabulary_size: int  # conditioning tokens known (ids 0..size-1)
     conditioning_tokens: int = 2  # tokens per sample: task and target object
+    object_targets: int = 0  # width of the auxiliary object-position target (training only; 0: none)
 
     def to_state(self) -> dict:
         state = asdict(self)

@@ -3,7 +3,7 @@ outputs the whole action chunk at once. No latent variable, no attention: what A
 must beat (a behaviour-cloning MLP with action chunking, as in ACT's own ablations)."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -15,9 +15,13 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # image_features: "flatten" (the coarse feature map, flattened: where things are, by cell) or
 # "keypoints" (a spatial softmax per feature: collector.policy.keypoints). Checkpoints written before
 # the key existed were "flatten", so that stays the key's default.
+# film: the instruction modulates every CNN stage (collector.policy.image_encoder), so the features can
+# respond to the named object. object_loss: weight of an auxiliary loss that regresses the recorded
+# object positions from the image features (collector.policy.object_targets; training only, 0 = off).
+# Both off by default: checkpoints written before they existed had neither.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
-            "keypoint_strides": [2, 2, 1], "keypoints": 32}
+            "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0}
 IMAGE_FEATURES = ("flatten", "keypoints")
 
 
@@ -43,6 +47,22 @@ class BaselinePolicy(Policy):
             fh, fw = self.backbone.output_size(spec.image_size)
             image_features = len(spec.cameras) * hp["feature_channels"] * fh * fw
         self.conditioning = nn.Embedding(spec.vocabulary_size, hp["conditioning_dim"])
+        self.film = None
+        if hp["film"]:
+            if not spec.cameras or self.keypoint_features:
+                raise TypeError("film needs cameras and image_features=flatten")
+            widths = self.backbone.stage_widths
+            self.film = nn.Linear(hp["conditioning_dim"], 2 * sum(widths))
+            nn.init.zeros_(self.film.weight)  # starts as the unmodulated network
+            nn.init.zeros_(self.film.bias)
+            self._film_widths = [2 * w for w in widths]
+        self.object_loss = float(hp["object_loss"])
+        self.object_head = None
+        if self.object_loss > 0:
+            if not spec.object_targets or not image_features:
+                raise TypeError("object_loss needs cameras and recorded object poses (spec.object_targets)")
+            self.object_head = nn.Sequential(nn.Linear(image_features + hp["conditioning_dim"], 256),
+                                             nn.ReLU(inplace=True), nn.Linear(256, spec.object_targets))
         width = image_features + spec.state_dim + hp["conditioning_dim"]
         hidden = hp["hidden"]
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(hp["dropout"]),
@@ -50,14 +70,28 @@ class BaselinePolicy(Policy):
                                   nn.Linear(hidden, spec.chunk * spec.action_dim))
 
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
-        parts = [batch["state"], self.conditioning(batch["conditioning"]).sum(dim=1)]
+        return self._forward(batch)[0]
+
+    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """(chunk, image features or None, conditioning vector)."""
+        conditioning = self.conditioning(batch["conditioning"]).sum(dim=1)
+        features = None
         if self.spec.cameras and self.keypoint_features:
-            parts.insert(0, encode_keypoints(self.backbone, batch["images"]))
+            features = encode_keypoints(self.backbone, batch["images"])
         elif self.spec.cameras:
-            parts.insert(0, encode_cameras(self.backbone, batch["images"]).flatten(1))
+            film = None if self.film is None else self.film(conditioning).split(self._film_widths, dim=1)
+            features = encode_cameras(self.backbone, batch["images"], film).flatten(1)
+        parts = [batch["state"], conditioning] if features is None else [features, batch["state"], conditioning]
         out = self.head(torch.cat(parts, dim=1))
-        return out.view(-1, self.spec.chunk, self.spec.action_dim)
+        return out.view(-1, self.spec.chunk, self.spec.action_dim), features, conditioning
 
     def loss(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Dict[str, float]]:
-        l1 = masked_l1(self.predict_chunk(batch), batch["action"], batch["action_is_pad"])
-        return l1, {"l1": float(l1.detach())}
+        chunk, features, conditioning = self._forward(batch)
+        l1 = masked_l1(chunk, batch["action"], batch["action_is_pad"])
+        if self.object_head is None:
+            return l1, {"l1": float(l1.detach())}
+        predicted = self.object_head(torch.cat([features, conditioning], dim=1))
+        mask = batch["objects_mask"].to(predicted.dtype)
+        objects = ((predicted - batch["objects"]).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+        total = l1 + self.object_loss * objects
+        return total, {"l1": float(l1.detach()), "objects": float(objects.detach())}

@@ -87,7 +87,8 @@ class PolicyRollouts:
     (building the scene and the loop costs about a second; a cell only resets the sim)."""
 
     def __init__(self, checkpoint: Union[str, Path, "Checkpoint"], task: str, *, robot="humanoid",
-                 theme: Optional[str] = None, config=None, device: str = "cpu", schedule: str = "ensemble"):
+                 theme: Optional[str] = None, config=None, device: str = "cpu", schedule: str = "ensemble",
+                 m: float = 0.01, replan: Optional[int] = None):
         from collector.backends.sim import SimBackend
         from collector.policy.runner import PolicyRunner
         from collector.policy.source import PolicySource
@@ -107,7 +108,8 @@ class PolicyRollouts:
         try:
             self._conditions = _known_conditions(self.checkpoint, task)
             runner = PolicyRunner(self.checkpoint, joint_names=list(env.robot.command_joints),
-                                  cameras=list(backend.cameras()), schedule=schedule, device=device)
+                                  cameras=list(backend.cameras()), schedule=schedule, m=m, replan=replan,
+                                  device=device)
             self.source = PolicySource(runner, conditions=lambda: self._conditions)
         except BaseException:
             backend.close()

@@ -9,7 +9,7 @@ policy behaves the same in training, evaluation and the control loop (batch of o
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -32,8 +32,25 @@ class ConvEncoder(nn.Module):
         # Pixels arrive in [0, 1]; centring them helps the first layer more than a learned bias does.
         self.register_buffer("pixel_mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net((images - self.pixel_mean) * 2.0)
+    def forward(self, images: torch.Tensor, film: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        """`film`: per stage a (B, 2 * width) tensor of (scale, shift) applied to that stage's
+        normalized features (FiLM, as RT-1 conditions its EfficientNet on the instruction): the
+        instruction can then decide which object the features respond to."""
+        x = (images - self.pixel_mean) * 2.0
+        if film is None:
+            return self.net(x)
+        layers = list(self.net)
+        for stage, modulation in enumerate(film):
+            conv, norm, relu = layers[3 * stage:3 * stage + 3]
+            scale, shift = modulation.chunk(2, dim=1)
+            x = relu(norm(conv(x)) * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None])
+        for layer in layers[3 * len(film):]:
+            x = layer(x)
+        return x
+
+    @property
+    def stage_widths(self) -> List[int]:
+        return [m.out_channels for m in self.net if isinstance(m, nn.Conv2d)][:self.stages]
 
     def output_size(self, image_size: Tuple[int, int]) -> Tuple[int, int]:
         h, w = image_size
@@ -49,10 +66,13 @@ def _groups(width: int) -> int:
     return 1
 
 
-def encode_cameras(encoder: ConvEncoder, images: torch.Tensor) -> torch.Tensor:
+def encode_cameras(encoder: ConvEncoder, images: torch.Tensor,
+                   film: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """(B, cameras, 3, H, W) -> (B, cameras, C, h, w): one shared encoder for every camera (the
     cameras differ in viewpoint, not in what an edge or a colour blob looks like; the policies add a
     per-camera position embedding instead of per-camera weights)."""
     b, n = images.shape[:2]
-    features = encoder(images.flatten(0, 1))
+    if film is not None:  # the same modulation for every camera of a sample
+        film = [m.repeat_interleave(n, dim=0) for m in film]
+    features = encoder(images.flatten(0, 1), film)
     return features.view(b, n, *features.shape[1:])

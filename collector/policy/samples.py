@@ -22,7 +22,9 @@ from collector.policy.normalization import ACTION, STATE, Normalizer
 
 class PolicySamples(Dataset):
     def __init__(self, episodes: EpisodeDataset, cameras: Sequence[str], image_size: Tuple[int, int],
-                 conditioning: Sequence[Sequence[int]], normalizer: Normalizer, cache_mb: float = 1024.0):
+                 conditioning: Sequence[Sequence[int]], normalizer: Normalizer, cache_mb: float = 1024.0,
+                 object_targets: Optional[Sequence[Dict[str, np.ndarray]]] = None,
+                 object_statistics: Optional[Dict[str, np.ndarray]] = None):
         if episodes.normalize:
             raise ValueError("build the EpisodeDataset with normalize=False; the Normalizer normalizes")
         self.episodes = episodes
@@ -32,6 +34,9 @@ class PolicySamples(Dataset):
         if len(conditioning) != len(episodes.refs):
             raise ValueError("one conditioning entry per episode is needed")
         self.conditioning = [np.asarray(ids, dtype=np.int64) for ids in conditioning]
+        # collector.policy.object_targets: per episode {"value", "mask"} per frame, for an auxiliary loss
+        self.object_targets = object_targets
+        self.object_statistics = object_statistics
         self._cache: Dict[Tuple[int, int, int], np.ndarray] = {}
         h, w = self.image_size
         self._cache_limit = int(cache_mb * 1e6 // max(1, h * w * 3))
@@ -45,9 +50,14 @@ class PolicySamples(Dataset):
         h, w = self.image_size
         images = np.stack([self._frame(e, t, c) for c in range(len(self.cameras))]) if self.cameras \
             else np.zeros((0, 3, h, w), np.float32)
-        return {"images": images, "state": self.normalizer.normalize(STATE, sample["observation.state"]),
+        item = {"images": images, "state": self.normalizer.normalize(STATE, sample["observation.state"]),
                 "conditioning": self.conditioning[e], "action": self.normalizer.normalize(ACTION, sample["action"]),
                 "action_is_pad": sample["action_is_pad"]}
+        if self.object_targets is not None:
+            targets, stats = self.object_targets[e], self.object_statistics
+            item["objects"] = ((targets["value"][t] - stats["mean"]) / stats["std"]).astype(np.float32)
+            item["objects_mask"] = targets["mask"][t]
+        return item
 
     def _frame(self, e: int, t: int, camera: int) -> np.ndarray:
         key = (e, t, camera)

@@ -37,6 +37,7 @@ from collector.policy.conditioning import ConditioningVocabulary, episode_condit
 from collector.recorder.vocabulary import COMMAND, JOINTS
 from collector.policy.loss_curve import plot_loss_curve
 from collector.policy.normalization import Normalizer
+from collector.policy.object_targets import episode_object_targets, object_names, target_statistics, target_width
 from collector.policy.provenance import training_provenance
 from collector.policy.registry import POLICIES, build_policy
 from collector.policy.samples import PolicySamples
@@ -240,10 +241,14 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
                 for e in episodes.episodes]
     vocabulary = resumed.vocabulary if resumed else ConditioningVocabulary.build(examples)
     conditioning = [vocabulary.encode(task, target) for task, target, _ in examples]
-    samples = PolicySamples(episodes, cameras, config.image_size, conditioning, normalizer, cache_mb=config.cache_mb)
+    objects = _object_targets(config, episodes)
+    samples = PolicySamples(episodes, cameras, config.image_size, conditioning, normalizer, cache_mb=config.cache_mb,
+                            object_targets=objects[0] if objects else None,
+                            object_statistics=objects[1] if objects else None)
     state_names, action_names = _layouts(episodes)
     spec = PolicySpec(cameras=samples.cameras, image_size=tuple(config.image_size), state_dim=episodes.state_dim,
-                      action_dim=episodes.action_dim, chunk=config.chunk, vocabulary_size=len(vocabulary))
+                      action_dim=episodes.action_dim, chunk=config.chunk, vocabulary_size=len(vocabulary),
+                      object_targets=objects[2] if objects else 0)
     if resumed is not None:
         _check_resume_fits(resumed, spec, state_names, action_names)
     validation, validation_refs = _validation_samples(config, source, filters, cameras, vocabulary, normalizer)
@@ -251,6 +256,19 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
         episodes.refs, [str(s) for s in config.sources], filters.describe(), held_out=validation_refs)
     return TrainingData(episodes, samples, spec, normalizer, vocabulary, state_names, action_names,
                         _rate(episodes), validation, provenance)
+
+
+def _object_targets(config: TrainConfig, episodes: EpisodeDataset):
+    """(per-episode targets, statistics, width) for a policy trained with an auxiliary object-position
+    loss, else None. The statistics are recomputed from the same episodes on resume (deterministic)."""
+    if float((config.hyperparameters or {}).get("object_loss", 0) or 0) <= 0:
+        return None
+    names = object_names(episodes.episodes)
+    if not names:
+        raise ConfigError("object_loss needs episodes with recorded object poses (pose_objects_* streams: "
+                          "simulated takes); these have none")
+    targets = [episode_object_targets(e, names) for e in episodes.episodes]
+    return targets, target_statistics(targets), target_width(names)
 
 
 def _restore(resumed: Optional[Checkpoint], policy, optimizer, device: str):

@@ -24,6 +24,8 @@ ros:
   stamp_source: sim                    # header stamps of the sim-hardware node: sim | host
   joint_state_timeout_s: 0.5           # no /joint_states for longer: the ROS backend stops commanding
   control_topic: /collector/control    # who commands each tick (operator, policy...): teleop -> recorder
+  hand_touch_topic: /hand_touch        # robots with hands: touch sensors, sensor_msgs/JointState effort (N)
+  grasp_force_topic: /grasp_force      # robots with hands: finger actuator force, JointState effort
 ```
 """
 from __future__ import annotations
@@ -61,6 +63,8 @@ class RosConfig:
     stamp_source: str = "sim"
     joint_state_timeout_s: float = 0.5
     control_topic: str = "/collector/control"
+    hand_touch_topic: str = "/hand_touch"
+    grasp_force_topic: str = "/grasp_force"
     source: str = "<defaults>"  # where the values came from, for error messages
 
     # -- construction ------------------------------------------------------------------------
@@ -120,7 +124,8 @@ class RosConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (timeout > 0 and math.isfinite(timeout)):
             raise ConfigError(f"{self.source}: ros: joint_state_timeout_s must be a positive number of seconds")
         for name in ("joint_states_topic", "trajectory_topic", "forward_topic", "camera_topic",
-                     "camera_info_topic", "illuminance_topic", "object_pose_topic", "control_topic"):
+                     "camera_info_topic", "illuminance_topic", "object_pose_topic", "control_topic",
+                     "hand_touch_topic", "grasp_force_topic"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{self.source}: ros: {name} must be a non-empty topic name")

@@ -120,6 +120,18 @@ class JointStateReader:
             out[field] = picked
         return out
 
+    def read_effort(self, msg) -> np.ndarray:
+        """Only `effort`, in the wanted order, all finite (named readings that are not joint states:
+        touch sensors, a hand's grasp force; collector/ros/hand_topics.py)."""
+        index = self._indices(msg.name)
+        values = read_float64(msg.effort)
+        if values.size != len(msg.name):
+            raise DataError(f"JointState: effort has {values.size} values for {len(msg.name)} names")
+        picked = values[index]
+        if not np.all(np.isfinite(picked)):
+            raise DataError("JointState: effort contains NaN or inf")
+        return picked
+
 
 # ---------------------------------------------------------------------------------------------
 # Commands: trajectory_msgs/JointTrajectory and std_msgs/Float64MultiArray (forward controllers)

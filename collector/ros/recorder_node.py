@@ -8,6 +8,9 @@ time the message arrived, so transport latency stays measurable):
   camera_<name>        Image or CompressedImage per camera (frames are JPEG-encoded by the recorder);
                        receive times in camera_<name>_receive (a camera stream holds only its image)
   illuminance          sensor_msgs/Illuminance
+  hand_touch,          robots with hands: touch sensors and finger actuator forces, from /hand_touch and
+  grasp_force          /grasp_force (sensor_msgs/JointState effort; collector/ros/hand_topics.py), the
+                       streams the simulator backend records; declared when their topic has a publisher
   control              who commanded each tick (operator, policy...), from the teleop's control topic
                        (control_topic.py); declared at the start once the teleop announced its sources,
                        else from its first message
@@ -43,12 +46,14 @@ import numpy as np
 
 from collector.errors import CollectorError, ConfigError, DataError
 from collector.recorder import EpisodeWriter, StreamSpec, schema
-from collector.recorder.vocabulary import (COMMAND, CONTROL, ILLUMINANCE, JOINT_FIELDS, JOINTS, RECEIVE_FIELD,
-                                           camera_receive_spec, camera_receive_stream_name, camera_spec,
-                                           camera_stream_name, command_spec, control_spec, illuminance_spec,
-                                           joints_spec, named_pose_stream_name, pose_spec, topic_pose_stream_name)
+from collector.recorder.vocabulary import (COMMAND, CONTROL, GRASP_FORCE, HAND_TOUCH, ILLUMINANCE, JOINT_FIELDS,
+                                           JOINTS, RECEIVE_FIELD, camera_receive_spec, camera_receive_stream_name,
+                                           camera_spec, camera_stream_name, command_spec, control_spec,
+                                           illuminance_spec, joints_spec, named_pose_stream_name, pose_spec,
+                                           topic_pose_stream_name)
 from collector.ros.config import RosConfig
 from collector.ros.control_topic import control_qos, parse_control_message
+from collector.ros.hand_topics import HandTopics
 from collector.ros.conversions import (JointStateReader, camera_info_dict, compressed_image_array, image_array,
                                        illuminance_value, multiarray_values, pose_vector, seconds_from_stamp,
                                        trajectory_target)
@@ -91,6 +96,7 @@ class RecorderOptions:
     joint_rate_hz: float = 500.0
     command_rate_hz: float = 100.0
     record_illuminance: Optional[bool] = None  # None: when the topic has a publisher at episode start
+    hand_rate_hz: float = 100.0  # touch and grasp force (robots with hands)
 
 
 @dataclass
@@ -170,6 +176,12 @@ class RecorderNode:
             streams.create_subscription(CameraInfo, config.info_topic(name),
                                         lambda msg, n=name: self._on_camera_info(n, msg), camera_qos)
         streams.create_subscription(Illuminance, config.illuminance_topic, self._on_illuminance, qos_for("sensor"))
+        self.hand_topics = HandTopics(robot, config)
+        self._hand_model = None  # the robot's MjModel, loaded for grasp force units at the first declaration
+        if self.hand_topics:
+            if self.hand_topics.touch_sensors:
+                subscribe_batched(streams, JointState, config.hand_touch_topic, self._on_hand_touch, qos_for("state"))
+            subscribe_batched(streams, JointState, config.grasp_force_topic, self._on_grasp_force, qos_for("state"))
         self._command_subscriptions.append(
             subscribe_batched(streams, String, config.control_topic, self._on_control, control_qos()))
         self._pose_topics: Dict[str, str] = {}  # topic -> stream name
@@ -214,6 +226,8 @@ class RecorderNode:
         if self.options.record_illuminance is None and ILLUMINANCE not in self.counts \
                 and self.node.count_publishers(self.config.illuminance_topic) > 0:
             self._add_to_open_episode(self._illuminance_spec())
+        for spec in self._hand_specs(lambda name: name not in self.counts):
+            self._add_to_open_episode(spec)
 
     def _add_to_open_episode(self, spec: StreamSpec) -> None:
         """Record a stream discovered after the episode started, from its next sample on."""
@@ -236,6 +250,19 @@ class RecorderNode:
     def _illuminance_spec(self) -> StreamSpec:
         return illuminance_spec(10.0, receive_t=True, attrs={"topic": self.config.illuminance_topic})
 
+    def _hand_specs(self, wanted: Callable[[str], bool] = lambda name: True) -> List[StreamSpec]:
+        """hand_touch and grasp_force for a robot with hands, each once its topic has a publisher (a real
+        hand may have no touch sensors to publish: an empty stream would fail QA)."""
+        topics = self.hand_topics
+        specs = []
+        if topics.touch_sensors and wanted(HAND_TOUCH) and self.node.count_publishers(topics.touch_topic) > 0:
+            specs.append(topics.touch_spec(self.options.hand_rate_hz))
+        if topics and wanted(GRASP_FORCE) and self.node.count_publishers(topics.force_topic) > 0:
+            if self._hand_model is None:
+                self._hand_model = self.robot.load_model()
+            specs.append(topics.force_spec(self.options.hand_rate_hz, self._hand_model))
+        return specs
+
     def _control_spec(self, sources: Dict[str, int]) -> StreamSpec:
         spec = control_spec(sources, self.options.command_rate_hz)
         spec.attrs["topic"] = self.config.control_topic
@@ -257,6 +284,7 @@ class RecorderNode:
             specs.append(self._illuminance_spec())
         if self._control_sources:
             specs.append(self._control_spec(self._control_sources))
+        specs += self._hand_specs()
         for name in self.camera_names:
             cam = self.robot.cameras[name]
             width, height = self.options.camera_size or self._image_sizes.get(name, (cam.width, cam.height))
@@ -557,6 +585,21 @@ class RecorderNode:
             self._bad(ILLUMINANCE, exc)
             return
         self._push(ILLUMINANCE, seconds_from_stamp(msg.header.stamp), value=value, receive_t=received)
+
+    def _on_hand_touch(self, msg) -> None:
+        self._on_hand_reading(HAND_TOUCH, self.hand_topics.read_touch, msg)
+
+    def _on_grasp_force(self, msg) -> None:
+        self._on_hand_reading(GRASP_FORCE, self.hand_topics.read_force, msg)
+
+    def _on_hand_reading(self, stream: str, read, msg) -> None:
+        received = time.time()
+        try:
+            per_side = read(msg)
+        except DataError as exc:
+            self._bad(stream, exc)
+            return
+        self._push(stream, seconds_from_stamp(msg.header.stamp), receive_t=received, **per_side)
 
     def _on_pose(self, stream: str, msg) -> None:
         received = time.time()

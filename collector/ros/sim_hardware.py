@@ -6,6 +6,8 @@ Published (topic names from the robot YAML's ros section, see collector.ros.conf
   /illuminance                  sensor_msgs/Illuminance (the scene's light level at the task area), 10 Hz
   /objects/<name>/pose          geometry_msgs/PoseStamped of every task object, 30 Hz
   /clock                        rosgraph_msgs/Clock, 100 Hz, when stamps are sim time
+  /hand_touch, /grasp_force     sensor_msgs/JointState, 100 Hz, robots with hands: touch sensors (N) and
+                                finger actuator forces in `effort` (collector/ros/hand_topics.py)
   ~/task_state                  std_msgs/String JSON: task, instruction, grasp targets, success, metrics (10 Hz)
   ~/conditions                  std_msgs/String JSON: lighting, weights, seed... (latched, on every reset)
   ~/stats                       std_msgs/String JSON: counts of everything published (1 Hz)
@@ -32,9 +34,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from collector.errors import ConfigError, DataError
-from collector.recorder.vocabulary import ILLUMINANCE, camera_stream_name
+from collector.recorder.vocabulary import GRASP_FORCE, HAND_TOUCH, ILLUMINANCE, camera_stream_name
 from collector.ros.command_intake import CommandIntake
 from collector.ros.config import RosConfig
+from collector.ros.hand_topics import HandTopics, SimHandReadings
 from collector.ros.conversions import (float64_array, joint_state_msg, pose_stamped_msg, illuminance_msg,
                                        stamp_from_nanoseconds, stamp_from_seconds)
 from collector.ros.qos import qos_for
@@ -47,6 +50,7 @@ ILLUMINANCE_HZ = 10.0
 POSE_HZ = 30.0
 TASK_STATE_HZ = 10.0
 CLOCK_HZ = 100.0
+HANDS_HZ = 100.0  # touch and grasp force: the control rate the simulator backend records them at
 STATS_HZ = 1.0
 # Falling further behind real time than this re-bases the pacing instead of bursting to catch up.
 MAX_LAG_S = 0.1
@@ -113,6 +117,13 @@ class SimHardwareNode:
         self.task_pub = node.create_publisher(String, "~/task_state", qos_for("control"))
         self.conditions_pub = node.create_publisher(String, "~/conditions", qos_for("control"))
         self.stats_pub = node.create_publisher(String, "~/stats", qos_for("control"))
+        self.hand_topics = HandTopics(robot, config)
+        self.touch_pub = self.force_pub = None
+        if self.hand_topics:
+            self.hand_readings = SimHandReadings(robot)
+            self.touch_pub = node.create_publisher(JointState, config.hand_touch_topic, qos_for("state")) \
+                if self.hand_topics.touch_sensors else None
+            self.force_pub = node.create_publisher(JointState, config.grasp_force_topic, qos_for("state"))
 
         # -- cameras --
         compressed = config.camera_transport == "compressed"
@@ -149,7 +160,8 @@ class SimHardwareNode:
         self._clock_offset = 0.0  # sim time of the previous episodes, so stamps never go backwards
         self._schedules = {"illuminance": _Periodic(1 / ILLUMINANCE_HZ), "poses": _Periodic(1 / POSE_HZ),
                            "task": _Periodic(1 / TASK_STATE_HZ), "clock": _Periodic(1 / CLOCK_HZ),
-                           "stats": _Periodic(1 / STATS_HZ)}
+                           "stats": _Periodic(1 / STATS_HZ),
+                           "hands": _Periodic(1 / HANDS_HZ)}
         self._joint_msg = joint_state_msg(self.joint_names, np.zeros(len(self.joint_names)))
         self.episode_index = 0
         self.lag_resets = 0
@@ -193,8 +205,18 @@ class SimHardwareNode:
             self.clock_pub.publish(Clock(clock=stamp))
         if s["task"].due(sim_t):
             self._publish_task_state(sim_t)
+        if self.hand_topics and s["hands"].due(sim_t):
+            self._publish_hands(stamp)
         if s["stats"].due(sim_t):
             self.stats_pub.publish(self._String(data=json.dumps(self.stats())))
+
+    def _publish_hands(self, stamp) -> None:
+        touch, force = self.hand_readings.read(self.env.model, self.env.data)
+        if self.touch_pub is not None:
+            self.touch_pub.publish(self.hand_topics.touch_msg(touch, stamp))
+            self._count(HAND_TOUCH)
+        self.force_pub.publish(self.hand_topics.force_msg(force, stamp))
+        self._count(GRASP_FORCE)
 
     def _publish_task_state(self, sim_t: float) -> None:
         task = self.env.task
@@ -328,7 +350,8 @@ class SimHardwareNode:
         """Let reliable subscribers acknowledge everything before the process goes away."""
         from rclpy.duration import Duration
 
-        for pub in self._stream_publishers():
+        hand_pubs = [p for p in (self.touch_pub, self.force_pub) if p is not None]
+        for pub in self._stream_publishers() + hand_pubs:
             pub.wait_for_all_acked(Duration(seconds=2.0))
         stats = self.stats()
         self.stats_pub.publish(self._String(data=json.dumps(stats)))

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -53,8 +53,9 @@ from collector.errors import DataError
 from collector.session.catalog_engine import (Connection, Database, bound_url, error_reason, is_catalog_url,
                                               public_url)
 
-SCHEMA_VERSION = 5  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews;
-# 5: episodes.location and the indexes for a million episodes
+SCHEMA_VERSION = 6  # 2: episodes.interrupted_by; 3: policies, evaluations, evaluation_cells; 4: reviews;
+# 5: episodes.location and the indexes for a million episodes; 6: indexes for a station's, an operator's
+# and the QA-failed lists
 STATUSES = ("recording", "kept", "recovered", "interrupted", "discarded", "purged")
 OUTCOMES = ("success", "failure", "unknown")
 QA_STATES = ("pending", "pass", "fail")
@@ -92,13 +93,17 @@ CREATE TABLE IF NOT EXISTS episodes (
     finished_at   TEXT,
     updated_at    TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS episodes_station_status ON episodes (station, status);
+-- A station's takes by status and task (its kept pours, its takes left 'recording' after a crash).
+CREATE INDEX IF NOT EXISTS episodes_station ON episodes (station, status, task);
 -- A cell's takes by outcome and verdict ("successful pours under dim light with heavy objects, accepted").
 CREATE INDEX IF NOT EXISTS episodes_condition ON episodes (task, lighting, weight, outcome, review_verdict);
 -- Everything coverage counts, per plan and cell: its GROUP BY never touches the table.
 CREATE INDEX IF NOT EXISTS episodes_plan_cell ON episodes
     (plan, task, lighting, weight, status, outcome, qa, review_verdict, interrupted_by);
-CREATE INDEX IF NOT EXISTS episodes_operator ON episodes (operator);
+-- An operator's takes by outcome (their failures).
+CREATE INDEX IF NOT EXISTS episodes_operator_outcome ON episodes (operator, outcome);
+-- Takes that failed QA, by cell: a few percent of the rows, so a partial index only they are in.
+CREATE INDEX IF NOT EXISTS episodes_qa_failed ON episodes (task, lighting, weight) WHERE qa = 'fail';
 -- Only published episodes carry a location: a partial index stays as small as they are few.
 CREATE INDEX IF NOT EXISTS episodes_published ON episodes (location) WHERE location <> '';
 CREATE TABLE IF NOT EXISTS sessions (
@@ -192,11 +197,20 @@ _MIGRATE_TO_5 = (
     "DROP INDEX IF EXISTS episodes_cell",
 )
 
+# Catalogues of schema 1-5 have the narrower station and operator indexes that schema 6's begin with
+# (CREATE INDEX IF NOT EXISTS adds the new ones; rows are untouched).
+_MIGRATE_TO_6 = (
+    "DROP INDEX IF EXISTS episodes_station_status",
+    "DROP INDEX IF EXISTS episodes_operator",
+)
+
 # Columns a caller may change after the row exists (numbers, ids and cells never change).
 _UPDATABLE = ("status", "outcome", "qa", "qa_problems", "duration_s", "path", "note", "finished_at", "conditions",
               "interrupted_by", "location")
 _FILTERABLE = ("plan", "task", "lighting", "weight", "operator", "station", "robot", "backend", "status",
                "outcome", "qa", "session_id", "interrupted_by", "review_verdict", "location")
+# Columns whose values come from a fixed vocabulary.
+_VOCABULARIES = {"status": STATUSES, "outcome": OUTCOMES, "qa": QA_STATES, "review_verdict": REVIEW_VERDICTS}
 # Filter names that differ from their column (`verdict` reads better on the command line).
 _FILTER_COLUMNS = {"verdict": "review_verdict"}
 
@@ -247,19 +261,36 @@ class EpisodeRow:
     def __getitem__(self, key):  # lets Coverage read rows and plain dicts alike
         return getattr(self, key)
 
+    def __getattr__(self, name):
+        # Only for attributes not set: `conditions` of a row read from the catalogue, decoded when first
+        # asked for. A recorded take's conditions are kilobytes of JSON (lights, layout, masses) that
+        # most lists never look at; decoding them all made up most of a long list's time.
+        text = self.__dict__.get("_conditions_json") if name == "conditions" else None
+        if text is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = self.__dict__["conditions"] = _json_or(text, "{}", dict)
+        return value
+
     def as_dict(self) -> Dict[str, Any]:
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
 
     @classmethod
     def from_sql(cls, row) -> "EpisodeRow":
-        values = row.as_dict()
+        return cls.from_values(row.as_dict())
+
+    @classmethod
+    def from_values(cls, values: Dict[str, Any]) -> "EpisodeRow":
+        """A row from its column values (a dict it may keep)."""
         values["qa_problems"] = _json_or(values["qa_problems"], "[]", list)
-        values["conditions"] = _json_or(values["conditions"], "{}", dict)
+        values["_conditions_json"] = values.pop("conditions")
         # A list may return thousands of rows: the fields are set at once, not by the frozen
         # dataclass's __init__ (one object.__setattr__ per field made it 3x slower; no field validates).
         episode = cls.__new__(cls)
         episode.__dict__.update(values)
         return episode
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(EpisodeRow))
 
 
 class Catalog:
@@ -304,6 +335,9 @@ class Catalog:
                     conn.execute(statement)
             if columns and "location" not in columns:
                 for statement in _MIGRATE_TO_5:
+                    conn.execute(statement)
+            if columns and version < 6:
+                for statement in _MIGRATE_TO_6:
                     conn.execute(statement)
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(self.db.ddl(statement))
@@ -397,8 +431,8 @@ class Catalog:
         if order not in ("episode_index", "started_at"):
             raise ValueError(order)
         with self.reading() as conn:
-            rows = conn.execute(f"SELECT * FROM episodes{where} ORDER BY {order}", params).fetchall()
-        return [EpisodeRow.from_sql(r) for r in rows]
+            rows = conn.execute(f"SELECT * FROM episodes{where} ORDER BY {order}", params).dicts()
+        return [EpisodeRow.from_values(r) for r in rows]
 
     def values(self, name: str) -> List[str]:
         """Distinct values of one filterable column (every status), sorted."""
@@ -412,9 +446,7 @@ class Catalog:
         """Per (task, lighting, weight) of a plan: its good takes, attempts and the attempts that count
         towards the cell's limit, as collector/session/coverage.py defines them, in one GROUP BY."""
         attempted = "status IN ('kept', 'recovered', 'interrupted')"
-        good = "status IN ('kept', 'recovered') AND outcome = 'success' AND qa = 'pass'"
-        if count == "accepted":
-            good += " AND review_verdict = 'accepted'"
+        good = good_sql(count)
         with self.reading() as conn:
             rows = conn.execute(
                 f"SELECT task, lighting, weight, SUM(CASE WHEN {good} THEN 1 ELSE 0 END),"
@@ -422,6 +454,19 @@ class Catalog:
                 f" SUM(CASE WHEN {attempted} AND interrupted_by = '' THEN 1 ELSE 0 END)"
                 " FROM episodes WHERE plan=? GROUP BY task, lighting, weight", (plan,)).fetchall()
         return {(r[0], r[1], r[2]): {"good": int(r[3]), "attempts": int(r[4]), "capped": int(r[5])} for r in rows}
+
+    def totals(self, plan: str) -> Dict[str, int]:
+        """A plan's takes by what became of them (the session's totals), in one GROUP BY on the plan-cell index."""
+        kept = "status IN ('kept', 'recovered')"
+        with self.reading() as conn:
+            row = conn.execute(
+                f"SELECT COUNT(CASE WHEN {kept} THEN 1 END), COUNT(CASE WHEN {kept} AND outcome = 'success' THEN 1 END),"
+                f" COUNT(CASE WHEN {kept} AND outcome = 'failure' THEN 1 END),"
+                f" COUNT(CASE WHEN {kept} AND qa = 'fail' THEN 1 END),"
+                " COUNT(CASE WHEN status IN ('discarded', 'purged') THEN 1 END),"
+                " COUNT(CASE WHEN status = 'interrupted' THEN 1 END) FROM episodes WHERE plan=?", (plan,)).fetchone()
+        return dict(zip(("episodes", "succeeded", "failed", "failed_validation", "discarded", "interrupted"),
+                        (int(value) for value in row)))
 
     def coverage(self, plan, policy=None):
         """The plan's Coverage (collector/session/coverage.py) from one GROUP BY, not from every row:
@@ -555,6 +600,12 @@ _SESSION_COLUMNS = ("session_id", "plan", "plan_fingerprint", "station", "operat
                     "started_at", "updated_at", "resumed")
 
 
+def good_sql(count: str = "good", table: str = "") -> str:
+    """SQL true for a good take, as collector/session/coverage.py's is_good defines it (`count`: the plan's)."""
+    good = (f"{table}status IN ('kept', 'recovered') AND {table}outcome = 'success' AND {table}qa = 'pass'")
+    return good + (f" AND {table}review_verdict = 'accepted'" if count == "accepted" else "")
+
+
 def _where(filters: Dict[str, Any], table: str = "") -> tuple:
     """The WHERE clause and parameters of episodes(**filters): every filter an `IN`, so one indexed query."""
     clauses, params = [], []
@@ -568,6 +619,13 @@ def _where(filters: Dict[str, Any], table: str = "") -> tuple:
         if name not in _FILTERABLE:
             raise ValueError(f"cannot filter on {name!r} (one of: {', '.join(_FILTERABLE)}, published)")
         values = [value] if isinstance(value, (str, int)) else list(value)
+        vocabulary = _VOCABULARIES.get(name, ())
+        if values and all(isinstance(v, str) and v in vocabulary for v in values):
+            # The catalogue's own words, written into the statement (from the vocabulary, never the
+            # caller's string): a partial index on one of them (qa = 'fail') is then one the planner can use.
+            words = [f"'{word}'" for word in vocabulary if word in values]
+            clauses.append(f"{table}{name} = {words[0]}" if len(words) == 1 else f"{table}{name} IN ({', '.join(words)})")
+            continue
         clauses.append(f"{table}{name} IN ({','.join('?' * len(values))})" if values else "1=0")
         params.extend(values)
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params

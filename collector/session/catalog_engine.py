@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Uni
 from collector.errors import ConfigError, DataError
 
 BUSY_TIMEOUT_S = 60.0
+SQLITE_MMAP_BYTES = 1 << 30  # a catalogue of a million synthetic episodes is about 0.6 GB
 # A dataset folder whose catalogue is on a server holds its URL in this file, beside where catalog.sqlite
 # would be: every command that opens the folder's catalogue then opens the server's.
 CATALOG_URL_FILE = "catalog.url"
@@ -83,9 +84,24 @@ class Database:
             yield Connection(conn)
 
     @contextmanager
-    def reading(self) -> Iterator["Connection"]:
+    def one_statement(self) -> Iterator["Connection"]:
+        """For one write statement that is atomic by itself (a cell claim). PostgreSQL: autocommit, so no
+        BEGIN and COMMIT round trips and no catalogue-wide lock (the statement locks its own rows). SQLite:
+        inside BEGIN IMMEDIATE all the same, since a statement that reads before it writes cannot turn
+        its read snapshot into the write lock under WAL if another writer got there in between."""
+        if not self.is_postgres:
+            with self.writing(serialized=False) as conn:
+                yield conn
+            return
         with self._connect(write=None) as conn:
-            yield Connection(conn)
+            yield Connection(conn.execution_options(isolation_level="AUTOCOMMIT"))
+
+    @contextmanager
+    def reading(self) -> Iterator["Connection"]:
+        """Queries only. PostgreSQL: in autocommit, which sees what a read-committed transaction would
+        (each statement its own snapshot) without the BEGIN and ROLLBACK round trips around them."""
+        with self._connect(write=None) as conn:
+            yield Connection(conn.execution_options(isolation_level="AUTOCOMMIT") if self.is_postgres else conn)
 
     @contextmanager
     def _connect(self, write):
@@ -148,6 +164,10 @@ class Database:
         """Row locking for a queue's SELECT: PostgreSQL locks the row and skips rows others hold; under
         SQLite's BEGIN IMMEDIATE the whole database is already this transaction's."""
         return " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+
+    def skip_locked_of(self, alias: str) -> str:
+        """skip_locked for a SELECT that joins other rows (only the rows of `alias` are locked)."""
+        return f" FOR UPDATE OF {alias} SKIP LOCKED" if self.is_postgres else ""
 
     def follow_identity(self, conn: "Connection", table: str, column: str) -> None:
         """After rows were copied with their own ids: the next generated id follows them (PostgreSQL only;
@@ -212,6 +232,13 @@ class Result:
         index = self._index()
         return [Row(r, index) for r in self._cursor.fetchall()]
 
+    def dicts(self) -> list:
+        """Every row as a dict of its columns (for long lists: no Row in between)."""
+        if not self._cursor.description:
+            return []
+        names = tuple(self._index())
+        return [dict(zip(names, r)) for r in self._cursor.fetchall()]
+
 
 class Row(tuple):
     """A result row as sqlite3.Row was: row[0], row["name"], dict(row)."""
@@ -274,6 +301,9 @@ def _sqlite_engine(path: Path):
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps it consistent
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        # Read the file through memory mapping: a connection lives for one operation, so its own page
+        # cache starts empty every time, and a long list's rows are scattered over the file.
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

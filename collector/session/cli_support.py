@@ -74,11 +74,13 @@ def record_plan(plan: Plan, args, max_takes=None, started=None) -> int:
     """Open the runner, record takes without a dashboard until the plan is covered (or max_takes),
     close it (a take cut short by an exception is settled as interrupted) and print the summary.
     `started` (monotonic) makes the reported wall time include the caller's own set-up."""
+    from collector.session.hand_calibration import calibrate_before_first_take
     from collector.session.unattended import print_summary, run_unattended
 
     runner = open_runner(plan, args)
     state = "interrupted"
     try:
+        calibrate_before_first_take(runner, args.operator_input or plan.operator)  # hands + VR only
         summary = run_unattended(runner, max_takes=max_takes, progress=not args.no_progress)
         state = None
     finally:

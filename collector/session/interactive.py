@@ -7,9 +7,14 @@ recording call blocks the worker, so `stop` (and `discard` while recording) set 
 loop polls every tick.
 
 Phases shown on the dashboard:
+  calibrating       a robot with hands under VR hand tracking, before the first take: the operator holds
+                    both hands open and flat (collector/session/hand_calibration.py), unless their stored
+                    calibration is found
   ready             the scene is set up for the next cell: start (S)
   recording         stop (Space) or discard (D)
   awaiting_outcome  hardware: say success (Y) or failure (N), or discard / re-record
+  waiting           other stations hold every cell still open (the page says how many); looked at again
+                    every WAITING_POLL_S, the next take is set up as soon as one is freed
   done              the plan is covered (the last take can still be discarded or re-recorded)
 """
 from __future__ import annotations
@@ -21,11 +26,13 @@ from concurrent.futures import Future
 from typing import Optional
 
 from collector.errors import CollectorError, DataError
+from collector.session.hand_calibration import PROMPT as CALIBRATION_PROMPT, hand_calibration_step
 from collector.session.runner import SessionRunner
 
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 30.0
+WAITING_POLL_S = 1.0
 
 
 class InteractiveSession:
@@ -37,6 +44,8 @@ class InteractiveSession:
         self._take_stop = threading.Event()
         self._discard_after_stop = False
         self._recording = threading.Event()
+        self._calibrating = threading.Event()
+        self._closing = threading.Event()
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
 
@@ -51,6 +60,8 @@ class InteractiveSession:
                 self._take_stop.set()
                 return "stopping and discarding the take"
             raise DataError(f"cannot {action} while recording (stop or discard first)")
+        if self._calibrating.is_set():
+            raise DataError("calibrating the operator's hands first: hold both hands open and flat")
         if self.finished.is_set():
             raise DataError("the session has ended")
         answer: Future = Future()
@@ -64,6 +75,7 @@ class InteractiveSession:
         return self._recording.is_set()
 
     def shutdown(self) -> None:
+        self._closing.set()
         self._take_stop.set()
         self._actions.put(("quit", Future()))
 
@@ -71,13 +83,20 @@ class InteractiveSession:
     def run(self) -> None:
         """Serve actions until `shutdown()`; returns when the session ends."""
         try:
+            if not self._calibrate_hands():
+                return  # shut down before the operator's hands were calibrated
             self._prepare_next()
             while True:
                 auto_ready = self.auto_start and self.live.snapshot()["phase"] == "ready"
+                waiting = self.live.snapshot()["phase"] == "waiting"
                 try:
                     # Button presses first; with auto_start an idle "ready" starts the next take itself.
-                    action, answer = self._actions.get(block=not auto_ready)
+                    action, answer = self._actions.get(block=not auto_ready,
+                                                       timeout=WAITING_POLL_S if waiting else None)
                 except queue.Empty:
+                    if waiting:  # a cell another station held may be free now
+                        self._prepare_next()
+                        continue
                     action, answer = "start", Future()
                 if action == "quit":
                     answer.set_result("bye")
@@ -99,6 +118,21 @@ class InteractiveSession:
             raise
         finally:
             self.finished.set()
+
+    def _calibrate_hands(self) -> bool:
+        """The hand-calibration step before the first take (robots with hands, VR input); False if the
+        session was shut down meanwhile. Each one-line instruction or problem goes to the dashboard and
+        the headset (the live state's message)."""
+        runner = self.runner
+        step = hand_calibration_step(runner, getattr(runner.driver, "operator", runner.plan.operator))
+        if step is None:
+            return True
+        self._calibrating.set()
+        self.live.update(phase="calibrating", instruction=CALIBRATION_PROMPT, message=CALIBRATION_PROMPT, controls=[])
+        try:
+            return step.ensure(tell=lambda line: self.live.update(message=line), stopped=self._closing.is_set)
+        finally:
+            self._calibrating.clear()
 
     def _do(self, action: str) -> str:
         runner = self.runner
@@ -169,6 +203,13 @@ class InteractiveSession:
             after_take = ["rerecord"]
         cell = runner.next_cell()
         if cell is None:
+            held = runner.cells_held_by_others()
+            if held:
+                stations = sorted({station for holders in held.values() for station in holders})
+                self.live.update(phase="waiting", controls=after_take,
+                                 message=f"{len(held)} cell{'s' if len(held) != 1 else ''} held by other stations"
+                                         f" ({', '.join(stations)}); the next take is set up when one is freed")
+                return
             self.live.update(phase="done", message="plan complete: every cell has its takes", controls=after_take)
             return
         if not runner.is_prepared(cell):  # e.g. marking the last take needs no new scene

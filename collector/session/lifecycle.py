@@ -51,6 +51,9 @@ class EpisodeLifecycle:
         self.session_id = session_id
         self.station = station
         self.operator = operator
+        # A robot with hands under VR hand tracking: the operator's hand calibration goes to each take's
+        # retargeter and into its metadata (collector/session/hand_calibration.py HandCalibrationStep).
+        self.hand_calibration = None
 
     # -- recording -----------------------------------------------------------------------------
     def begin(self, cell: Cell, streams: Sequence, conditions: Dict, extra_metadata: Optional[Dict] = None) -> Take:
@@ -68,6 +71,7 @@ class EpisodeLifecycle:
             "conditions": dict(conditions), "sim": self.plan.backend == "sim",
             "plan": self.plan.name, "lighting_preset": cell.lighting, "weight_preset": cell.weight,
             **(extra_metadata or {}),
+            **(self.hand_calibration.before_take() if self.hand_calibration is not None else {}),
         }
         try:
             writer = EpisodeWriter(self.layout.episodes_dir, episode_id=row.episode_id, streams=list(streams),

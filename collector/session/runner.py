@@ -159,11 +159,12 @@ class SessionRunner:
                 self._heartbeat.stop()
             self._lock.release()
             raise
-        note = focus_note(self.plan, self.coverage())
+        coverage = self.coverage()
+        note = focus_note(self.plan, coverage)
         if note:  # a focus with nothing to focus on is worth a line even above the progress bar
             (log.info if self.policy else log.warning)(note)
         self.live.update(plan=self.plan.name, session_id=self.session_id, station=self.station,
-                         operator=self.operator, backend=self.plan.backend, coverage=self.coverage().as_dict(),
+                         operator=self.operator, backend=self.plan.backend, coverage=coverage.as_dict(),
                          totals=self.totals(), last_episode=self._last_row_dict(),
                          joint_groups=dashboard_joint_groups(self.driver.robot or self.plan.robot))
         return self
@@ -190,17 +191,22 @@ class SessionRunner:
         registry.register(self.station, robot=self.plan.robot, cameras=list(self.driver.camera_streams),
                           version=__version__, host=socket.gethostname())
         self.claims = CellClaims(self.catalog, self.plan.name, lease_s=self.lease_s)
-        rows = self.plan_rows()  # no station completes slots before they exist: no ordering to keep here
-        coverage = Coverage.from_rows(self.plan, rows, self.policy)
-        good = {}
-        for row in rows:
-            if is_good(row, self.plan.count):
-                good.setdefault((row.task, row.lighting, row.weight), []).append(row.episode_id)
-        self.claims.need([(tuple(cell), coverage.needed_for(cell)) for cell in plan_cells(self.plan)], done=good)
+        coverage = self.coverage()  # no station completes slots before they exist: no ordering to keep here
+        self.claims.need([(tuple(cell), coverage.needed_for(cell)) for cell in plan_cells(self.plan)],
+                         done=self._good_takes_by_cell)
         self.claims.release(self.station)
-        self._reconcile()
+        self._reconcile_plan()
         self._heartbeat = Heartbeat(registry, self.station, self.station_state, self.claims,
                                     interval_s=min(self.lease_s / 3.0, HEARTBEAT_MAX_S)).start()
+
+    def _good_takes_by_cell(self) -> Dict[tuple, List[str]]:
+        """The plan's good takes per cell, oldest first (read when the plan is first laid out as slots)."""
+        verdict = "accepted" if self.plan.count == "accepted" else None
+        good: Dict[tuple, List[str]] = {}
+        for row in self.catalog.episodes(plan=self.plan.name, status=["kept", "recovered"], outcome="success",
+                                         qa="pass", verdict=verdict):
+            good.setdefault((row.task, row.lighting, row.weight), []).append(row.episode_id)
+        return good
 
     def station_state(self) -> Dict:
         """The heartbeat's state (collector/fleet/station_status.py)."""
@@ -256,22 +262,16 @@ class SessionRunner:
         return self.catalog.episodes(plan=self.plan.name)
 
     def coverage(self) -> Coverage:
-        return Coverage.from_rows(self.plan, self.plan_rows(), self.policy)
+        """One GROUP BY on the catalogue (Catalog.coverage), never the plan's rows: a take reads it
+        several times, and a fleet's plan may hold hundreds of thousands of rows."""
+        return self.catalog.coverage(self.plan, self.policy)
 
     def open_cells(self) -> List[Cell]:
         coverage = self.coverage()
         return [cell for cell in plan_cells(self.plan) if coverage.is_open(cell)]
 
     def totals(self) -> Dict[str, int]:
-        rows = self.plan_rows()
-        return {
-            "episodes": sum(r.status in ("kept", "recovered") for r in rows),
-            "succeeded": sum(r.status in ("kept", "recovered") and r.outcome == "success" for r in rows),
-            "failed": sum(r.status in ("kept", "recovered") and r.outcome == "failure" for r in rows),
-            "failed_validation": sum(r.status in ("kept", "recovered") and r.qa == "fail" for r in rows),
-            "discarded": sum(r.status in ("discarded", "purged") for r in rows),
-            "interrupted": sum(r.status == "interrupted" for r in rows),
-        }
+        return self.catalog.totals(self.plan.name)
 
     def next_cell(self) -> Optional[Cell]:
         """The cell of the next take, claimed for this station: the cell it holds if that is still open,
@@ -282,7 +282,7 @@ class SessionRunner:
                 return self.forced_cell
             return next_cell(self.plan, self.coverage())
         self._settle_pending_verdict()
-        coverage = Coverage.from_rows(self.plan, self._reconcile(), self.policy)
+        coverage = self._reconcile_plan()
         if self.forced_cell is not None:  # re-record: the operator asked for this cell again
             self._claim_for(self.forced_cell)
             return self.forced_cell
@@ -298,6 +298,15 @@ class SessionRunner:
         self._set_activity("idle")
         return Cell(*self.claim.cell) if self.claim is not None else None
 
+    def cells_held_by_others(self) -> Dict[Cell, List[str]]:
+        """The plan's open cells other stations hold right now, and who holds them (why `next_cell` may
+        find nothing while the plan is not complete)."""
+        if self.claims is None:
+            return {}
+        open_cells = set(self.open_cells())
+        held = {Cell(*cell): [s for s in holders if s != self.station] for cell, holders in self.claims.held().items()}
+        return {cell: holders for cell, holders in held.items() if holders and cell in open_cells}
+
     def wait_for_cell(self, stop: threading.Event, poll_s: Optional[float] = None) -> Optional[Cell]:
         """`next_cell`, waiting while other stations hold every open cell (a failed take of theirs frees
         its cell, a dead station's lease runs out). None when the plan has no open cell left, or on stop."""
@@ -310,18 +319,30 @@ class SessionRunner:
             stop.wait(poll_s)
         return None
 
-    def _reconcile(self, rows: Optional[Callable[[], List[EpisodeRow]]] = None) -> List[EpisodeRow]:
+    def _reconcile_plan(self) -> Coverage:
+        """Slots follow the catalogue, checked per cell by counting: a cell whose done slots are not its
+        good takes (capped at its slots) has a slot whose take is no longer good, or a good take without a
+        slot; only that cell's rows are read and reconciled (`_reconcile`). Returns the plan's coverage,
+        read after the slots (CellClaims.reconcile says why)."""
+        slots = self.claims.slot_counts()
+        coverage = self.coverage()
+        for cell, (count, done) in slots.items():
+            if done != min(coverage.good(Cell(*cell)), count):
+                task, lighting, weight = cell
+                self._reconcile(lambda: self.catalog.episodes(plan=self.plan.name, task=task, lighting=lighting,
+                                                              weight=weight), cell=cell)
+        return coverage
+
+    def _reconcile(self, rows: Callable[[], List[EpisodeRow]], cell: Optional[tuple] = None) -> None:
         """Slots follow the catalogue: takes no longer good free theirs, this station's good takes without
-        one (recovered after a crash, judged good later) complete a free one or are extra takes. Returns
-        the plan's rows as read then (all of them, unless `rows` reads fewer)."""
-        rows, done = self.claims.reconcile(rows or self.plan_rows, self.station,
-                                           lambda row: is_good(row, self.plan.count))
+        one (recovered after a crash, judged good later) complete a free one or are extra takes. `rows`
+        reads the takes to look at (one take, or one cell's: `cell`)."""
+        _, done = self.claims.reconcile(rows, self.station, lambda row: is_good(row, self.plan.count), cell=cell)
         if done.reopened:
             log.info("cells open again: %s no longer good take(s)", ", ".join(done.reopened))
         if done.extra:
             log.warning("%s: good take(s) beyond the cell's need (other stations completed it); kept as extra takes",
                         ", ".join(done.extra))
-        return rows
 
     def _claim_for(self, cell: Cell) -> None:
         """A take of `cell` is wanted (re-recorded, or recorded directly): hold a claim on it if a slot is

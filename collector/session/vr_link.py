@@ -113,7 +113,9 @@ def headset_status(snapshot: dict) -> dict:
         "task": cell.get("task", ""),
         "instruction": snapshot.get("instruction", ""),
         "next_condition": {"lighting": cell.get("lighting", ""), "weight": cell.get("weight", "")},
-        "warnings": [snapshot["message"]] if snapshot.get("phase") == "error" and snapshot.get("message") else [],
+        # An error, or the hand calibration's instruction or problem (a bent finger), on the headset's status line.
+        "warnings": [snapshot["message"]] if snapshot.get("phase") in ("error", "calibrating")
+        and snapshot.get("message") else [],
         "coverage": f"{coverage.get('done', 0)}/{coverage.get('needed', 0)}",
     }
     episode_id = episode.get("episode_id", "")

@@ -97,12 +97,24 @@ class HandDrive:
             tracked[side] = targets[side] is not None
         return targets, tracked
 
-    def _from_skeleton(self, side: str, hand) -> np.ndarray:
+    def set_calibrations(self, calibrations: Dict[str, object]) -> None:
+        """The operator's hand-size calibration (side -> HandCalibration, collector/session/hand_calibration.py),
+        used by the fingertip retargeter from the next skeleton on."""
+        retargeter = self._retargeter()
+        if retargeter is not None:
+            for calibration in calibrations.values():
+                retargeter.set_calibration(calibration)
+
+    def _retargeter(self):
         if not self._skeleton_retargeter_tried:
             self._skeleton_retargeter_tried = True
             self._skeleton_retargeter = _fingertip_retargeter(self._robot)
-        if self._skeleton_retargeter is not None:
-            return np.asarray(self._skeleton_retargeter.solve(side, hand), dtype=float)
+        return self._skeleton_retargeter
+
+    def _from_skeleton(self, side: str, hand) -> np.ndarray:
+        retargeter = self._retargeter()
+        if retargeter is not None:
+            return np.asarray(retargeter.solve(side, hand), dtype=float)
         span = self.cfg.pinch_open_m - self.cfg.pinch_closed_m
         amount = float(np.clip((self.cfg.pinch_open_m - hand.pinch_distance()) / span, 0.0, 1.0))
         return self.synergies.targets(side, PINCH_SYNERGY, amount)

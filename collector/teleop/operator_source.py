@@ -7,7 +7,8 @@ head are set directly from the retargeted closure and head yaw/pitch.
 Taking over from another source (a policy) mid-take is bumpless: the hands re-anchor to where the
 robot is held, not to an old clutch anchor or the home pose; each gripper keeps its held opening
 until the operator's trigger reaches it (pick-up, as a mixing desk's fader does), so an object the
-policy holds is not dropped by a released trigger; the head keeps its offset from the operator's.
+policy holds is not dropped by a released trigger; a dexterous hand's finger joints do the same joint
+by joint (takeover.py FingerPickup); the head keeps its offset from the operator's.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from collector.teleop.ik import ArmIK
 from collector.teleop.retarget import RetargetOutput, Retargeter
 from collector.teleop.robot_limits import gripper_indices, head_mapping
 from collector.teleop.safety import GateState, HandTrackingHold
+from collector.teleop.takeover import FingerPickup
 
 log = logging.getLogger("collector.teleop.loop")
 
@@ -41,6 +43,7 @@ class OperatorSource(CommandSource):
         hands = HandDrive(robot, cfg.retarget) if robot.hands else None  # dexterous hands: fingers, not grippers
         self.retargeter = Retargeter(cfg.retarget, cfg.input, home_ee, head_mapping(robot, kin, limits), hands)
         self.hand_hold = HandTrackingHold(hands.indices) if hands is not None else None
+        self.finger_pickup = FingerPickup(hands.indices, limits.lower, limits.upper) if hands is not None else None
         self.gripper_idx = gripper_indices(robot, kin)
         head = robot.head or {}
         self.head_idx = (kin.index(head["pan"]), kin.index(head["tilt"])) \
@@ -61,6 +64,8 @@ class OperatorSource(CommandSource):
         self._head_offset = self._head_held = None
         if self.hand_hold is not None:
             self.hand_hold.reset()
+        if self.finger_pickup is not None:
+            self.finger_pickup.clear()
 
     def observe(self, tick: TickContext) -> None:
         self._ticks += 1
@@ -79,6 +84,8 @@ class OperatorSource(CommandSource):
         if tick.operator_input is not None:
             self._retarget = self.retargeter.update(tick.operator_input, lambda: self.kin.ee_poses(tick.command))
         self._pickup = {side: (float(tick.command[i]), None) for side, i in self.gripper_idx.items()}
+        if self.finger_pickup is not None:
+            self.finger_pickup.hold(tick.command)
         self._head_offset = None
         self._head_held = None if self.head_idx is None else tick.command[list(self.head_idx)].copy()
 
@@ -101,7 +108,7 @@ class OperatorSource(CommandSource):
                     q_desired[self.head_idx[0]], q_desired[self.head_idx[1]] = self._head(rt.head)
                 for side, fingers in rt.fingers.items():
                     if fingers is not None:
-                        q_desired[self.retargeter.hands.indices[side]] = fingers
+                        q_desired[self.retargeter.hands.indices[side]] = self.finger_pickup.apply(side, fingers)
             else:
                 self.stats.ik_failures += 1
                 log.warning("IK failed: %s", result.error)

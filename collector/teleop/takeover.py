@@ -7,7 +7,8 @@ The policy drives from the start of each take. A press of the takeover button (b
 hands control to the operator, the next press hands it back; the whole attempt stays one episode
 and the recording never pauses. Both directions are bumpless: the operator's hands re-anchor to
 where the robot is held (OperatorSource.take_control), the policy's chunk schedule restarts from
-the current observation (PolicySource.take_control), and the safety gate limits every step.
+the current observation (PolicySource.take_control), and the safety gate limits every step. A dexterous
+hand's fingers hold the policy's last command until the operator's catches up (FingerPickup, below).
 
 The deadman stays the operator's while the policy drives (supervised autonomy): the policy moves
 only while the operator's deadman is held and their input is fresh; let go, or lose the link, and
@@ -16,6 +17,8 @@ the gate holds or stops exactly as it does for the operator's own commands.
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
 
 from collector.teleop.arbiter import CommandSource, Proposal, TickContext
 from collector.teleop.messages import OperatorInput
@@ -136,6 +139,62 @@ def policy_takeover(checkpoint, backend, *, device: str = "cpu", schedule: str =
     from collector.policy.source import policy_source
 
     return PolicyTakeover(policy_source(checkpoint, backend, device=device, schedule=schedule))
+
+
+FINGER_PICKUP_TOLERANCE = 0.05  # share of a finger joint's range within which the operator's command picks it up
+
+
+class FingerPickup:
+    """After a takeover, each finger joint of a dexterous hand keeps the command it was held at until the
+    operator's command for that joint meets it (within FINGER_PICKUP_TOLERANCE of the joint's range) or
+    crosses it; from then on that joint follows the operator. The gripper's pick-up, joint by joint.
+
+    Why per joint, and why hold rather than blend: a blend towards the operator's pose moves the fingers
+    at the handover whatever the operator does, so a released trigger would open a hand round an object
+    the policy holds. And a whole hand's six targets rarely come within a tolerance of another pose all
+    at once: a trigger drives a synergy, a one-dimensional path through the six joints, which a policy's
+    grasp is usually not on, so a per-hand "meet" could hold the fingers for ever. Joint by joint, each
+    one is taken over where the operator's command reaches it: no joint moves at the handover, and at its
+    pick-up it steps by at most the tolerance (which the safety gate spreads over its per-tick limit).
+    """
+
+    def __init__(self, indices: Dict[str, np.ndarray], lower: np.ndarray, upper: np.ndarray,
+                 tolerance: float = FINGER_PICKUP_TOLERANCE):
+        self.indices = {side: np.asarray(i, dtype=int) for side, i in indices.items()}
+        self._tolerance = {side: tolerance * (np.asarray(upper)[i] - np.asarray(lower)[i])
+                           for side, i in self.indices.items()}
+        self._held: Dict[str, np.ndarray] = {}  # side -> held command per finger joint (NaN: picked up)
+        self._last_sign: Dict[str, np.ndarray] = {}
+
+    def hold(self, command: np.ndarray) -> None:
+        """A takeover: every finger joint holds its value in `command` (the robot's held command)."""
+        self._held = {side: np.array(command[i], dtype=float) for side, i in self.indices.items()}
+        self._last_sign = {side: np.zeros(len(i)) for side, i in self.indices.items()}
+
+    def clear(self) -> None:
+        self._held = {}
+        self._last_sign = {}
+
+    def holding(self, side: str) -> np.ndarray:
+        """Which of the hand's joints still hold (a bool per joint)."""
+        held = self._held.get(side)
+        return np.zeros(len(self.indices[side]), bool) if held is None else ~np.isnan(held)
+
+    def apply(self, side: str, wanted: np.ndarray) -> np.ndarray:
+        """The hand's finger command: the held value for each joint not yet picked up, else `wanted`."""
+        held = self._held.get(side)
+        if held is None:
+            return wanted
+        wanted = np.asarray(wanted, dtype=float)
+        sign = np.sign(wanted - held)
+        crossed = (self._last_sign[side] != 0) & (sign != self._last_sign[side])
+        met = np.abs(wanted - held) <= self._tolerance[side]
+        held[met | crossed] = np.nan
+        self._last_sign[side] = sign
+        if np.all(np.isnan(held)):
+            del self._held[side]
+            return wanted
+        return np.where(np.isnan(held), wanted, held)
 
 
 def handover_events(arbiter) -> List[dict]:

@@ -43,13 +43,23 @@ PALM_ABOVE_CENTRE_M = 0.03
 # Tremor: a few incommensurate frequencies in the 4-11 Hz band of physiological tremor.
 TREMOR_HZ = (4.3, 7.1, 10.6)
 # Dexterous hands (robots/humanoid_dex): the grasp centre site is 2.1 cm in front of the palm's skin and
-# the fingers lie along the approach axis, so the hand comes in from the side, palm towards the object, and
-# wraps it with the power synergy. A 5 cm object on the table is shorter than the palm is wide (the palm's
-# lower edge is 4.7 cm below the grasp centre): the palm is rolled to face down-inwards so it clears the table.
+# the fingers lie along the approach axis. To pour, the hand comes in from the side, palm towards the
+# pitcher, and wraps it with the power synergy, as low as the palm's lower edge (4.7 cm below the grasp
+# centre) allows above the table.
 DEX_PALM_SKIN_M = 0.021
 DEX_PALM_LOWER_EDGE_M = 0.047
-DEX_PALM_ROLL_RAD = math.radians(35)
 DEX_TABLE_CLEARANCE_M = 0.006
+# Pick-and-place with dexterous hands: a tripod grasp with the palm facing down, fingers level. This hand's
+# opposed thumb stays near the knuckle line (its tip 0.7-2.5 cm ahead of the grasp centre at every rotation
+# and flexion), so an object in front of the palm that the fingers close on is pushed towards the wrist with
+# nothing behind it (the ball was lost in 5 of 9 palm-side power grasps). With the object's centre 5 cm
+# ahead of the grasp centre, the thumb's tip lies on its near side and the index and middle fingertips close
+# onto its far side: it is caged between them before any finger pushes. Right hand's grasp frame (the left
+# mirrors y): x towards the thumb, y towards the palm, z along the fingers.
+DEX_PICK_SYNERGY = "tripod"
+DEX_PICK_OBJECT_IN_GRIP = np.array([0.025, -0.02, 0.05])
+DEX_PICK_PALM_ROLL_RAD = math.pi / 2  # palm down: the hand passes above the neighbouring objects
+DEX_POUR_SYNERGY = "power"
 
 
 @dataclass
@@ -119,7 +129,9 @@ class ScriptedOperator(InputDevice):
     SHAKE_RAD = 0.2
     EXTRA_TILT_RAD = 0.0
     DEX_POUR_GRASP_RAISE_M = 0.0
-    GRASP_SYNERGY = "power"  # dexterous hands: chosen by thumbstick flicks before the take's first grasp
+    # Dexterous hands: the grasp synergy, chosen by thumbstick flicks before the take's first grasp. None: the
+    # plan's own (DEX_PICK_SYNERGY to pick, DEX_POUR_SYNERGY to pour).
+    GRASP_SYNERGY: Optional[str] = None
 
     def __init__(self, cfg: ScriptedConfig, seed: Optional[int] = None, hand_tracking: bool = False,
                  enable_delay_s: float = 0.2):
@@ -148,6 +160,7 @@ class ScriptedOperator(InputDevice):
         self.home = {s: (p.copy(), mat_to_quat(r)) for s, (p, r) in self.retargeter.home_ee.items()}
         self.tremor_phase = self.rng.uniform(0, 2 * math.pi, size=(2, len(TREMOR_HZ), 3))
         self.hands = getattr(self.retargeter, "hands", None)  # a HandDrive: the robot has dexterous hands
+        self.grasp_synergy = self.GRASP_SYNERGY  # the dexterous plans choose theirs
         planners = {"pick_place": self._plan_pick_place, "pour": self._plan_pour}
         if self.hands is not None:
             planners = {"pick_place": self._plan_pick_place_dex, "pour": self._plan_pour_dex}
@@ -341,23 +354,6 @@ class ScriptedOperator(InputDevice):
         x_axis = np.cross(y_axis, approach)  # the thumb's side: up on both hands
         return mat_to_quat(np.column_stack([x_axis, y_axis, approach])), towards_palm
 
-    def _clearest_grip(self, side: str, centre: np.ndarray, others) -> Tuple[np.ndarray, np.ndarray]:
-        """The side grip whose wrist, palm and fingers pass farthest from the other objects on the table
-        (a person turns the hand so as not to knock the neighbours over)."""
-        best = None
-        for inward_deg in (45.0, 20.0, 70.0, -5.0, 95.0, 120.0):
-            grip_q, towards_palm = self._side_grip(side, DEX_PALM_ROLL_RAD, inward_deg)
-            approach = quat_to_mat(grip_q)[:, 2]
-            palm_h = towards_palm - [0.0, 0.0, towards_palm[2]]
-            palm_h /= np.linalg.norm(palm_h)
-            # The palm reaches ~5 cm towards its side (its rolled lower edge), the wrist 10 cm back.
-            hand = [centre + along * approach + out * palm_h
-                    for along in (-0.10, -0.05, 0.0, 0.05, 0.10) for out in (0.02, 0.05)]
-            clearance = min((float(np.linalg.norm((p - o)[:2])) for p in hand for o in others), default=math.inf)
-            if best is None or clearance > best[0] + 0.01:  # the default unless another is clearly better
-                best = (clearance, grip_q, towards_palm)
-        return best[1], best[2]
-
     @staticmethod
     def _palm_on(centre: np.ndarray, radius: float, towards_palm: np.ndarray, lift: float) -> np.ndarray:
         """The grasp centre `lift` m above `centre` whose palm skin touches a round object of `radius`."""
@@ -374,19 +370,16 @@ class ScriptedOperator(InputDevice):
         centre = self._world_to_model(obj["grasp_point"])
         side = self._arm_for(centre[1])
         height = float(obj["height"])
-        table_z = float(obj["top_z"]) - self.kin.base_offset[2] - height
-        others = [self._world_to_model(o["grasp_point"]) for n, o in targets["objects"].items() if n != name]
-        grip_q, towards_palm = self._clearest_grip(side, centre, others)
-        # Raise the grasp centre until the palm's lower edge clears the table.
-        edge_drop = DEX_PALM_LOWER_EDGE_M * math.cos(DEX_PALM_ROLL_RAD) - DEX_PALM_SKIN_M * math.sin(DEX_PALM_ROLL_RAD)
-        lift = max(0.0, table_z + edge_drop + DEX_TABLE_CLEARANCE_M - centre[2])
-        grasp = self._palm_on(centre, 0.5 * float(obj["grasp_width"]), towards_palm, lift)
-        back = 0.05 * towards_palm
+        grip_q, towards_palm = self._side_grip(side, DEX_PICK_PALM_ROLL_RAD)
+        object_in_grip = DEX_PICK_OBJECT_IN_GRIP * ([1.0, -1.0, 1.0] if side == "left" else 1.0)
+        grasp = centre - quat_to_mat(grip_q) @ object_in_grip
+        back = 0.05 * towards_palm  # straight above: the fingers come down beside the object, not onto it
         above = grasp + back + [0, 0, 0.08]
         offset = grasp - centre  # the grasp centre relative to the object's, kept while carried
         place_pos = self._world_to_model(place["position"]) + offset
         carry_z = max(float(place["wall_top_z"]) - self.kin.base_offset[2] + height + 0.06 + offset[2], above[2])
 
+        self.grasp_synergy = self.GRASP_SYNERGY or DEX_PICK_SYNERGY
         plan = self._new_plan()
         self._move(plan, "approach", side, above, grip_q)
         plan.add("align", self._pause())
@@ -403,6 +396,7 @@ class ScriptedOperator(InputDevice):
         centre = self._world_to_model(pitcher["grasp_point"])
         side = self._arm_for(centre[1])
         grip_q, towards_palm = self._side_grip(side, 0.0)
+        self.grasp_synergy = self.GRASP_SYNERGY or DEX_POUR_SYNERGY
         radius = 0.5 * float(pitcher.get("grasp_width", 0.077))
         # As low as the palm's lower edge allows: the thumb, above the grasp centre, then reaches the body.
         base_z = float(pitcher["rim_z"]) - float(pitcher["height"]) - self.kin.base_offset[2]
@@ -492,9 +486,9 @@ class ScriptedOperator(InputDevice):
 
     def _synergy_flick(self, side: str) -> np.ndarray:
         """Dexterous hands: flick the thumbstick right (one message on, one off) until the hand's selected
-        synergy is GRASP_SYNERGY, as an operator steps through them on a controller."""
+        synergy is the plan's grasp synergy, as an operator steps through them on a controller."""
         flick = (self.hands is not None and not self._flicked[side]
-                 and self.hands.synergy(side) != self.GRASP_SYNERGY)
+                 and self.hands.synergy(side) != self.grasp_synergy)
         self._flicked[side] = flick
         return np.array([1.0 if flick else 0.0, 0.0])
 

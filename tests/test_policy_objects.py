@@ -1,0 +1,69 @@
+"""The baseline's instruction-conditioned features (FiLM) and its auxiliary object-position loss, on a
+real recorded take (conftest.py's `demo_take`: scripted pick-and-place with the recorded object poses).
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from collector.dataset.episode import AlignedEpisode
+from collector.dataset.synthetic import write_sim_episode
+from collector.errors import ConfigError
+from collector.policy.checkpoint import Checkpoint
+from collector.policy.object_targets import episode_object_targets, object_names, target_statistics
+from collector.policy.runner import PolicyRunner
+from collector.policy.train import TrainConfig, train
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.slow
+TINY = dict(cameras=["head"], image_size=(30, 40), chunk=10, batch_size=16, lr=1e-3, progress=False,
+            checkpoint_every=10_000, plot=False)
+SMALL_BASELINE = {"cnn_channels": [8, 16, 32], "feature_channels": 8, "hidden": 128}
+
+
+def test_object_targets_are_the_recorded_positions_at_each_frame(demo_take):
+    with AlignedEpisode(demo_take) as take:
+        names = object_names([take])
+        assert names == ["ball", "cube", "cylinder", "tray"]
+        targets = episode_object_targets(take, names)
+        layout = take.conditions["object_layout"]
+        value, mask = targets["value"], targets["mask"]
+        assert value.shape == (take.length, 15) and mask.all()
+        # frame 0: where the simulator placed each object (the layout it recorded), to a few mm of settling
+        for k, name in enumerate(names, start=1):
+            placed = layout["tray"] if name == "tray" else layout["objects"][name]["pos"]
+            assert np.abs(value[0, 3 * k:3 * k + 3] - placed).max() < 0.01, name
+        # the first entry is the named target, wherever it goes: the scripted operator carries it off the table
+        target = names.index(layout["target"]) + 1
+        np.testing.assert_array_equal(value[:, 0:3], value[:, 3 * target:3 * target + 3])
+        assert value[:, 2].max() - value[0, 2] > 0.03
+        stats = target_statistics([targets])
+        assert stats["std"].min() >= 0.01 and stats["mean"].shape == (15,)
+
+
+def test_film_and_the_object_loss_learn_and_the_checkpoint_acts_without_them(tmp_path, demo_take):
+    out = tmp_path / "objects.pt"
+    result = train(TrainConfig(sources=[str(demo_take)], out=str(out), policy="baseline", steps=150, seed=0,
+                               hyperparameters={**SMALL_BASELINE, "film": True, "object_loss": 1.0}, **TINY))
+    first = np.mean([p["objects"] for p in result.parts[:10]])
+    last = np.mean([p["objects"] for p in result.parts[-10:]])
+    assert last < 0.6 * first, (first, last)  # the features learned where the objects are
+    checkpoint = Checkpoint.load(out)
+    assert checkpoint.spec.object_targets == 15 and checkpoint.hyperparameters["film"] is True
+    runner = PolicyRunner(out)
+    with AlignedEpisode(demo_take) as take:
+        runner.reset(take.metadata["instruction"])
+        frame = take.images("head", [0])[0]
+        qpos = take.read("observations/qpos")[0]
+        chunk = runner.predict_chunk({"qpos": qpos, "images": {"head": frame}})
+    assert np.isfinite(chunk).all() and chunk.shape == (10, qpos.shape[0])
+    # the instruction reaches the image features: FiLM's modulation moved away from identity
+    film = {k: v for k, v in checkpoint.weights.items() if k.startswith("film.")}
+    assert film and max(float(v.abs().max()) for v in film.values()) > 0
+
+
+def test_the_object_loss_on_takes_without_recorded_poses_is_one_line(tmp_path):
+    write_sim_episode(tmp_path / "sim", "episode_000001", duration_s=1.0, seed=1, camera_fps=15.0)
+    with pytest.raises(ConfigError, match="object_loss needs episodes with recorded object poses"):
+        train(TrainConfig(sources=[str(tmp_path / "sim")], out=str(tmp_path / "p.pt"), policy="baseline",
+                          steps=2, hyperparameters={**SMALL_BASELINE, "object_loss": 1.0}, **TINY))
