@@ -15,6 +15,7 @@ import numpy as np
 
 from collector.backends.base import Frame, JointSample, RobotBackend, WorldSample
 from collector.errors import DataError
+from collector.sim.hand_readings import SimHandReadings
 
 if TYPE_CHECKING:
     from collector.robot import CameraSpec
@@ -112,7 +113,7 @@ class SimBackend(RobotBackend):
         self._next_frame_t: Dict[str, float] = {}
         self._next_world_t = 0.0
         self._world_scratch = None  # (model, MjData, object names) for the recorded object poses
-        self._hand_index = None  # (model, side -> (touch sensor addresses, finger actuator ids))
+        self._hand_readings = SimHandReadings(self.robot)
         self._worker: Optional[_RenderWorker] = None
         self.realtime = False  # set by the loop: drop a due frame rather than wait for the renderer
         self.frames_dropped = 0
@@ -284,28 +285,11 @@ class SimBackend(RobotBackend):
         hands = self.robot.hands
         if not hands:
             return None
-        data = self.env.data
-        touch, force = {}, {}
-        for side, (sensor_adr, actuators) in self._hand_indices().items():
-            if sensor_adr.size:
-                touch[side] = data.sensordata[sensor_adr].astype(np.float64)
-            force[side] = data.actuator_force[actuators].astype(np.float64)
+        touch, force = self._hand_readings.read(self.env.model, self.env.data)
         sample = {vocabulary.GRASP_FORCE: force}
         if touch:
             sample[vocabulary.HAND_TOUCH] = touch
         return self.now(), sample
-
-    def _hand_indices(self) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-        """side -> (sensordata address of each touch sensor, actuator id of each actuated joint), per model
-        (a theme change rebuilds it)."""
-        model = self.env.model
-        if self._hand_index is None or self._hand_index[0] is not model:
-            index = {side: (np.array([model.sensor_adr[model.sensor(name).id] for name in hand.touch.values()],
-                                     dtype=int),
-                            np.array([model.actuator(self.robot.actuators[j]).id for j in hand.joints], dtype=int))
-                     for side, hand in self.robot.hands.items()}
-            self._hand_index = (model, index)
-        return self._hand_index[1]
 
     def set_realtime(self, realtime: bool) -> None:
         self.realtime = bool(realtime)

@@ -98,25 +98,3 @@ class HandTopics:
         spec.fields[RECEIVE_FIELD] = FieldSpec(())
         spec.attrs["topic"] = topic
         return spec
-
-
-class SimHandReadings:
-    """Touch sensor readings and finger actuator forces from MjData, per side, in HandTopics' order."""
-
-    def __init__(self, robot):
-        self.robot = robot
-        self._index = None  # (model, side -> (touch sensor addresses, actuator ids))
-
-    def read(self, model, data):
-        if self._index is None or self._index[0] is not model:  # a theme change builds a new model
-            self._index = (model, {
-                side: (np.array([model.sensor_adr[model.sensor(name).id] for name in hand.touch.values()], dtype=int),
-                       np.array([model.actuator(self.robot.actuators[j]).id for j in hand.joints], dtype=int))
-                for side, hand in self.robot.hands.items()})
-        touch, force = {}, {}
-        for side, (sensors, actuators) in self._index[1].items():
-            if sensors.size:
-                touch[side] = data.sensordata[sensors].astype(np.float64)
-            force[side] = data.actuator_force[actuators].astype(np.float64)
-        return touch, force
-

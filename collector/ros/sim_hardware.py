@@ -37,7 +37,8 @@ from collector.errors import ConfigError, DataError
 from collector.recorder.vocabulary import GRASP_FORCE, HAND_TOUCH, ILLUMINANCE, camera_stream_name
 from collector.ros.command_intake import CommandIntake
 from collector.ros.config import RosConfig
-from collector.ros.hand_topics import HandTopics, SimHandReadings
+from collector.ros.hand_topics import HandTopics
+from collector.sim.hand_readings import SimHandReadings
 from collector.ros.conversions import (float64_array, joint_state_msg, pose_stamped_msg, illuminance_msg,
                                        stamp_from_nanoseconds, stamp_from_seconds)
 from collector.ros.qos import qos_for
