@@ -8,6 +8,11 @@ every path that already finalizes a take on Ctrl-C does the same for them.
 `deferred()` marks a short stretch that must finish once started (finalizing a take, settling it in
 the catalogue): a signal arriving inside it is held and raised when the stretch ends. A second
 signal while one is held raises at once, so a stuck finalization can still be interrupted.
+
+A compiled extension can turn the `Interrupted` raised inside it into an error of its own: daqp (the
+IK's QP solver, called every control tick) reports a signal that lands while it checks its arguments
+as "ValueError: Buffer dtype mismatch" about one time in ten. `signal_behind(exc)` recognises such an
+error as the signal's, so the take is finalized and the process exits as stopped, not as crashed.
 """
 from __future__ import annotations
 
@@ -42,14 +47,24 @@ def signal_name_of(exc: BaseException) -> str:
 
 _depth = 0  # nesting of deferred() in the main thread (signal handlers only ever run there)
 _held: Optional[int] = None
+_raised: Optional[int] = None  # the signal last raised as Interrupted under handled()
 
 
 def _on_signal(signum, frame) -> None:
-    global _held
+    global _held, _raised
     if _depth > 0 and _held is None:
         _held = signum
         return
+    _raised = signum
     raise Interrupted(signum)
+
+
+def signal_behind(exc: BaseException) -> Optional[KeyboardInterrupt]:
+    """The interruption `exc` stands for: `exc` itself if it is one, or, once a signal has been raised
+    under handled(), an `Interrupted` for it (whatever a compiled extension turned it into); else None."""
+    if isinstance(exc, KeyboardInterrupt):
+        return exc
+    return Interrupted(_raised) if _raised is not None else None
 
 
 @contextmanager
@@ -73,8 +88,10 @@ def deferred() -> Iterator[None]:
 def handled() -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into `Interrupted` for the block; restores the previous handlers.
 
+    An error that leaves the block after such a signal leaves it as that `Interrupted`.
+
     A signal someone chose to ignore stays ignored (`nohup` ignores SIGHUP)."""
-    global _held
+    global _held, _raised
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
@@ -87,8 +104,13 @@ def handled() -> Iterator[None]:
                 pass
     try:
         yield
+    except Exception as exc:
+        signalled = signal_behind(exc)
+        if signalled is None:
+            raise
+        raise signalled from exc
     finally:
         for signum, handler in previous.items():
             # None: the previous handler was installed from C and cannot be put back; use the default.
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        _held = None
+        _held = _raised = None

@@ -37,7 +37,7 @@ from collector.errors import ConfigError, DataError
 from collector.fleet.claims import DEFAULT_LEASE_S, CellClaims, Claim
 from collector.fleet.station_status import station_state
 from collector.fleet.stations import Heartbeat, StationRegistry
-from collector.interrupts import deferred, signal_name_of
+from collector.interrupts import deferred, signal_behind, signal_name_of
 from collector.session.catalog import Catalog, EpisodeRow
 from collector.session.cells import Cell, focus_note, next_cell, plan_cells
 from collector.session.coverage import Coverage, is_good
@@ -432,18 +432,20 @@ class SessionRunner:
             tap = LiveTap(self.live, sink, self.driver.camera_streams, self.driver.joint_stream,
                           self.driver.joint_names)
             result = self.driver.run(tap, time_limit, stop)
-        except KeyboardInterrupt as exc:
-            # Ctrl-C, SIGTERM or SIGHUP mid-take: finalize what was recorded so it is a valid episode,
-            # then stop the session.
+        except BaseException as exc:
             self.live.stop_timer()
-            if take is not None:
-                name = signal_name_of(exc)
-                self.lifecycle.finish(take, "unknown", interrupted_by=name,
-                                      note=f"interrupted by {'Ctrl-C' if name == 'SIGINT' else name}")
-            raise
-        except Exception as exc:
-            self.live.stop_timer()
-            if take is None:  # the recorder did not start; the row already says why
+            signalled = signal_behind(exc)
+            if signalled is not None:
+                # Ctrl-C, SIGTERM or SIGHUP mid-take: finalize what was recorded so it is a valid
+                # episode, then stop the session.
+                if take is not None:
+                    name = signal_name_of(signalled)
+                    self.lifecycle.finish(take, "unknown", interrupted_by=name,
+                                          note=f"interrupted by {'Ctrl-C' if name == 'SIGINT' else name}")
+                if signalled is exc:
+                    raise
+                raise signalled from exc
+            if take is None or not isinstance(exc, Exception):  # the recorder did not start; the row says why
                 raise
             row = self.lifecycle.abort(take, f"{type(exc).__name__}: {exc}")
             self._after_take(row)
