@@ -232,6 +232,60 @@ def test_s3_round_trip_and_episode_dataset_reads_the_bucket_like_the_local_folde
     assert main(["check", one, "--engine", "inline", "--no-progress"]) == 0
 
 
+def _wait_for_port(port: int, what: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{what} did not listen within {timeout_s:.0f} s")
+
+
+def test_a_dask_worker_on_another_machine_reads_published_episodes_from_their_urls(dataset, tmp_path, s3, capsys):
+    """The job's worker cannot see the caller's files (its cached copies are gone, as on another machine):
+    it reads each episode from the store into its own cache and the job passes."""
+    from collector.dataset.jobs import JobEngine
+    from collector.dataset.jobs.tasks import validate_task
+    from collector.dataset.selection import select_episodes
+
+    station = _copy_dataset(dataset, tmp_path)
+    assert main(["publish", str(station), "--to", "s3://fleet/station", "--once"]) == 0
+    refs = select_episodes("s3://fleet/station")
+    assert [r.url for r in refs] == [f"s3://fleet/station/episodes/{p.name}" for p in _episode_files(station)]
+    shutil.rmtree(tmp_path / "cache")  # the selecting machine's copies: not on the worker's machine
+    assert not any(r.path.exists() for r in refs)
+
+    port, worker_cache = _free_port(), tmp_path / "worker-cache"
+    env = {**_s3_env(s3), "COLLECTOR_CACHE": str(worker_cache)}
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        _wait_for_port(port, "dask scheduler", scheduler)
+        worker = subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{port}", "--host", "127.0.0.1", "--nworkers", "1",
+                                   "--nthreads", "1", "--no-dashboard"], env=env, cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with JobEngine(address=f"tcp://127.0.0.1:{port}", progress=False) as engine:
+            engine.start()
+            engine._client.wait_for_workers(1, timeout=60)
+            outcomes = engine.map(validate_task, refs)
+        assert [o.error for o in outcomes] == [None] * len(refs)
+        assert [o.value for o in outcomes] == [[]] * len(refs)  # every episode read and passing QA
+        fetched = sorted(worker_cache.rglob("*.hdf5"))
+        assert sorted(p.name for p in fetched) == [p.name for p in _episode_files(station)]
+        originals = {p.name: _sha256(p) for p in _episode_files(station)}
+        assert all(_sha256(p) == originals[p.name] for p in fetched)
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                _stop(process)
+
+
 def test_s3_damaged_object_is_uploaded_again(dataset, tmp_path, s3, capsys):
     station = _copy_dataset(dataset, tmp_path)
     assert main(["publish", str(station), "--to", "s3://fleet/d", "--once"]) == 0

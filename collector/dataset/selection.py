@@ -10,9 +10,10 @@ the review labels, or without a catalogue read from each file's annotations (col
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from collector.episodes.conditions import condition_label
 from collector.errors import ConfigError, DataError
@@ -44,6 +45,9 @@ class EpisodeRef:
     index: Optional[int] = None  # catalogue episode number, when there is a catalogue
     dataset_root: Optional[Path] = None  # the dataset folder whose catalogue lists it
     catalog: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Where its published copy lives (s3://, gs://, file://; '' when unpublished): a job's worker on
+    # another machine, where `path` does not exist, reads the episode from there (jobs/engine.py).
+    url: str = ""
 
 
 @dataclass
@@ -96,7 +100,7 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
     else:
         sources = _local_sources(source)
     refs: List[EpisodeRef] = []
-    for src in sources:
+    for src, url in sources:
         src = src.expanduser()
         if not src.exists():
             raise DataError(f"{src}: no such dataset folder or episode file")
@@ -107,11 +111,11 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
             check_filter_values(filters.active(), lambda name: {_ref_value(r, name) for r in found})
             refs.extend(r for r in found if _matches(r, filters))
         else:
-            ref = _from_file(src)
+            ref = dataclasses.replace(_from_file(src), url=url)
             if _matches(ref, filters):
                 refs.append(ref)
     if not refs:
-        where = ", ".join(str(s) for s in sources[:3])
+        where = ", ".join(url or str(path) for path, url in sources[:3])
         if len(sources) > 3:  # a list of hundreds of files would bury the message
             where += f" and {len(sources) - 3} more"
         raise DataError(f"no episodes in {where} match the filters ({filters.describe()})")
@@ -125,11 +129,12 @@ def select_episodes(source: Union[str, Path, Sequence[Union[str, Path]]],
     return unique
 
 
-def _local_sources(sources) -> List[Path]:
-    """Paths as given; an episode or published-dataset URL (s3://, gs://, file://) becomes local cached copies."""
+def _local_sources(sources) -> List[Tuple[Path, str]]:
+    """(path, URL) per source: a path as given (no URL); an episode or published-dataset URL (s3://, gs://,
+    file://) becomes each episode's local cached copy with the episode's own URL."""
     from collector.fleet.storage import is_url, local_copies
 
-    return [p for s in sources for p in (local_copies(s) if is_url(s) else [Path(s)])]
+    return [pair for s in sources for pair in (local_copies(str(s)) if is_url(s) else [(Path(s), "")])]
 
 
 def check_filter_values(filters: Dict[str, Any], present: Callable[[str], Iterable[str]]) -> None:
@@ -185,7 +190,7 @@ def _from_catalog(root: Path, filters: Filters) -> List[EpisodeRef]:
             raise DataError(f"{root}: catalogue lists {row.episode_id} at {row.path}, but the file is missing")
         refs.append(EpisodeRef(path=path, episode_id=row.episode_id, task=row.task, lighting=row.lighting,
                                weight=row.weight, outcome=row.outcome, index=row.episode_index,
-                               dataset_root=layout.root, catalog=row.as_dict()))
+                               dataset_root=layout.root, catalog=row.as_dict(), url=row.location))
     return refs
 
 

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from collector.errors import ConfigError, DataError
 from collector.file_digest import file_sha256
@@ -157,14 +157,14 @@ def open_episode_url(url: str, cache: Optional[Path] = None, storage_options: Op
     return local
 
 
-def local_copies(url: str, cache: Optional[Path] = None) -> List[Path]:
-    """Local paths of one remote episode or of every episode under a remote folder (a published dataset)."""
+def local_copies(url: str, cache: Optional[Path] = None) -> List[Tuple[Path, str]]:
+    """(local path, URL) of one remote episode or of every episode under a remote folder (a published dataset)."""
     from collector.recorder import schema
 
     if schema.is_final_name(url.rsplit("/", 1)[-1]):
-        return [open_episode_url(url, cache)]
+        return [(open_episode_url(url, cache), url)]
     store = Store(url)
     keys = store.episode_keys()
     if not keys:
         raise DataError(f"{url}: no episode files there")
-    return [open_episode_url(store.url_of(key), cache) for key in keys]
+    return [(open_episode_url(store.url_of(key), cache), store.url_of(key)) for key in keys]

@@ -2,8 +2,9 @@
 
 Engines:
 - "dask" (default): a local Dask cluster of `workers` processes bound to 127.0.0.1 only, or, with
-  `address="tcp://scheduler:8786"`, an existing Dask cluster (every worker must see the episode
-  paths, e.g. on a shared filesystem, and have collector installed).
+  `address="tcp://scheduler:8786"`, an existing Dask cluster (every worker must have collector
+  installed and see the episode paths, e.g. on a shared filesystem, or reach the store a published
+  episode lives on: a worker reads those from their URL).
 - "inline": this process, one item after the other (debugging, tiny datasets, no extra processes).
 
 Why Dask and not Ray (docs/dataset.md has the long form): Ray 2.60 registers its node on the
@@ -18,9 +19,11 @@ same answer on one worker and on fifty.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from collector.errors import CollectorError, ConfigError
@@ -46,7 +49,7 @@ class TaskOutcome:
 def _run_captured(fn: Callable, item, kwargs) -> TaskOutcome:
     """Runs on a worker: one bad episode must not abort the whole job, so errors come back as data."""
     try:
-        return TaskOutcome(item, fn(item, **kwargs))
+        return TaskOutcome(item, fn(_on_this_worker(item), **kwargs))
     except CollectorError as exc:
         return TaskOutcome(item, error=str(_about_item(item, exc)))
     except Exception as exc:  # a bug or an unexpected file problem: keep the traceback for the report
@@ -55,6 +58,20 @@ def _run_captured(fn: Callable, item, kwargs) -> TaskOutcome:
             return TaskOutcome(item, error=str(named))
         detail = traceback.format_exc(limit=3).strip().splitlines()[-1]
         return TaskOutcome(item, error=f"{type(exc).__name__}: {exc} ({detail})")
+
+
+def _on_this_worker(item):
+    """The item with its episode readable here: a worker on another machine than the one that selected the
+    episodes cannot see that machine's path (or its download cache), so it reads the published copy's URL
+    into its own cache. Items are EpisodeRefs, or tuples holding one (the exports' (index, ref))."""
+    if isinstance(item, tuple):
+        return tuple(_on_this_worker(part) for part in item)
+    url = getattr(item, "url", "")
+    if not url or Path(item.path).is_file():
+        return item
+    from collector.fleet.storage import open_episode_url
+
+    return dataclasses.replace(item, path=open_episode_url(url))
 
 
 def _about_item(item, exc: BaseException) -> BaseException:
