@@ -44,7 +44,7 @@ operator: vr
 tasks: [pick_place]
 lighting: [warm]
 weights: [medium]
-takes_per_cell: 2
+takes_per_cell: 4
 episode_time_limit_s: 0.5
 """
 
@@ -199,6 +199,25 @@ def calibrate_then_reuse(tmp_path, server, headset, expected, nominal):
         wait(lambda: session.live.snapshot()["phase"] == "ready", what="ready without calibrating")
         assert "ana.json" in session.live.snapshot()["message"]
         assert record_one_take(runner, session, 2) == first
+
+        # Another person logs in and presses Start: their hands are measured first, not ana's used.
+        wait(lambda: session.live.snapshot()["phase"] == "ready", what="ready after take 2")
+        runner.set_operator("ben")
+        assert "calibrating the hands of ben" in session.handle("start")
+        wait(lambda: "bent" in (session.live.snapshot().get("message") or ""), what="ben's bent finger")
+        assert session.live.snapshot()["phase"] == "calibrating"
+        headset.frame = open_frame
+        wait(lambda: session.live.snapshot()["phase"] == "ready", what="ben's calibration")
+        assert OperatorSettings(runner.layout.root, "ben").path.exists()
+        bens = record_one_take(runner, session, 3)
+        assert bens["operator"] == "ben" and bens["measured_at"] != first["measured_at"]
+        assert Catalog(runner.layout.catalog_path).episode(3).operator == "ben"
+
+        # ana again: hers is kept, so Start reads it and records at once.
+        wait(lambda: session.live.snapshot()["phase"] == "ready", what="ready after take 3")
+        headset.frame = fist_frame  # would be refused, were it measured again
+        runner.set_operator("ana")
+        assert record_one_take(runner, session, 4) == first
     finally:
         end_session(runner, session, worker, link)
 

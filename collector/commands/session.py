@@ -43,7 +43,7 @@ def run(args) -> int:
     try:
         with DashboardServer(live, session.handle, host=host, port=args.port, token=args.token,
                              recent_episodes=recent, allowed_origins=origins, floor=floor,
-                             take_operator=lambda name: _take_operator(runner, name)) as dash:
+                             take_operator=runner.set_operator) as dash:
             print(f"dashboard: {dash.url}", flush=True)
             if floor is None:
                 print(f"  remote:  ssh -L {dash.port}:localhost:{dash.port} <this station>, then open the URL above",
@@ -83,14 +83,6 @@ def _catalog_of(args, plan):
         return Catalog(url)
     layout = DatasetLayout(args.out)
     return Catalog(layout.catalog_location) if layout.exists() else None
-
-
-def _take_operator(runner, name: str) -> None:
-    """The logged-in person who starts a take is its operator (and the operator of the takes after it)."""
-    runner.operator = name
-    if runner.lifecycle is not None:
-        runner.lifecycle.operator = name
-    runner.live.update(operator=name)
 
 
 def _quit_when_done(session: InteractiveSession) -> None:

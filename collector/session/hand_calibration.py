@@ -180,6 +180,14 @@ class HandCalibrationStep:
     def _settings(self) -> OperatorSettings:
         return OperatorSettings(self.runner.layout.root, self.runner.operator)
 
+    def is_current(self) -> bool:
+        """True when the calibration in use is the current operator's (a new person may have logged in)."""
+        return self.calibration is not None and self.calibration["operator"] == self.runner.operator
+
+    def is_stored(self) -> bool:
+        """True when the current operator's calibration for this robot is kept (no measuring needed)."""
+        return self._settings().hand_calibration(self.robot.name) is not None
+
     def ensure(self, tell: Callable[[str], None], stopped: Callable[[], bool]) -> bool:
         """The operator's calibration, from their settings or measured now; False if stopped meanwhile."""
         operator, settings = self.runner.operator, self._settings()

@@ -9,7 +9,8 @@ loop polls every tick.
 Phases shown on the dashboard:
   calibrating       a robot with hands under VR hand tracking, before the first take: the operator holds
                     both hands open and flat (collector/session/hand_calibration.py), unless their stored
-                    calibration is found
+                    calibration is found; again when another person logs in and presses Start (theirs is
+                    read if kept, else measured, and they press Start once more)
   ready             the scene is set up for the next cell: start (S)
   recording         stop (Space) or discard (D)
   awaiting_outcome  hardware: say success (Y) or failure (N), or discard / re-record
@@ -48,6 +49,7 @@ class InteractiveSession:
         self._closing = threading.Event()
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
+        self._hand_step = None  # the hand-calibration step, for robots with hands under VR hand tracking
 
     # -- called from the dashboard's threads -------------------------------------------------------
     def handle(self, action: str) -> str:
@@ -124,9 +126,12 @@ class InteractiveSession:
         session was shut down meanwhile. Each one-line instruction or problem goes to the dashboard and
         the headset (the live state's message)."""
         runner = self.runner
-        step = hand_calibration_step(runner, getattr(runner.driver, "operator", runner.plan.operator))
+        step = self._hand_step = hand_calibration_step(runner, getattr(runner.driver, "operator", runner.plan.operator))
         if step is None:
             return True
+        return self._run_calibration(step)
+
+    def _run_calibration(self, step) -> bool:
         self._calibrating.set()
         self.live.update(phase="calibrating", instruction=CALIBRATION_PROMPT, message=CALIBRATION_PROMPT, controls=[])
         try:
@@ -163,6 +168,15 @@ class InteractiveSession:
         cell = runner.next_cell()
         if cell is None:
             raise DataError("the plan is complete")
+        step = self._hand_step
+        if step is not None and not step.is_current():
+            # Another person logged in and pressed Start: their hands, not the last operator's.
+            if not step.is_stored():
+                answer.set_result(f"calibrating the hands of {runner.operator} first; press Start again after it")
+                if self._run_calibration(step):
+                    self._prepare_next()
+                return "calibrated"
+            self._run_calibration(step)  # kept from an earlier session: read at once, then the take starts
         self._take_stop.clear()
         self._discard_after_stop = False
         self._recording.set()

@@ -487,6 +487,13 @@ class SessionRunner:
                          episode=None)
 
     # -- operator actions on the last take ------------------------------------------------------------
+    def set_operator(self, name: str) -> None:
+        """The person who starts the next take is its operator (and the operator of the takes after it)."""
+        self.operator = name
+        if self.lifecycle is not None:
+            self.lifecycle.operator = name
+        self.live.update(operator=name)
+
     def last_row(self) -> Optional[EpisodeRow]:
         return self.catalog.last_episode(self.session_id) if self.catalog else None
 
