@@ -12,7 +12,9 @@ the gripper's distance to it. It takes over, by pressing the takeover button as 
 It then re-plans from where the robot is, as the scripted operator would plan from home: from the
 end-effector poses the robot is held at, with the objects where they are now; phases already done
 (the grasp, when the policy holds the object) are skipped. Its hand poses are expressed relative to
-the pose it took over at, which is where the operator's retargeting re-anchors.
+the pose it took over at, which is where the operator's retargeting re-anchors. With dexterous hands
+it plans as the scripted operator does for them (a tripod to pick, the power synergy to pour), and a
+hand counts as closed by how far its fingers are along that synergy.
 """
 from __future__ import annotations
 
@@ -103,8 +105,16 @@ class ScriptedCorrector(ScriptedOperator):
         return self.took_over_at is not None and self._done
 
     # -- watching ------------------------------------------------------------------------------------
+    def _closures(self, command: np.ndarray) -> Dict[str, float]:
+        """side -> how far its hand is closed, 0..1: a gripper's closure, or how far a dexterous hand's
+        fingers are along the plan's grasp synergy (a policy trained on such takes closes them that way)."""
+        if self.hands is None:
+            return {side: self.robot.gripper_closure(side, command[i]) for side, i in self.gripper_idx.items()}
+        synergies, indices = self.hands.synergies, self.hands.indices
+        return {side: synergies.amount(side, self.grasp_synergy, command[indices[side]]) for side in self.hands.sides}
+
     def _held(self, command: np.ndarray, obj: str) -> bool:
-        closed = any(self.robot.gripper_closure(side, command[i]) > HELD_CLOSURE for side, i in self.gripper_idx.items())
+        closed = any(closure > HELD_CLOSURE for closure in self._closures(command).values())
         return closed and self.task.touching_gripper(obj)
 
     def _check(self, t: float) -> Optional[str]:
@@ -130,11 +140,12 @@ class ScriptedCorrector(ScriptedOperator):
     def _take_over(self, now: float, reason: str) -> None:
         command = self.ctx.backend.env.command()  # what the gate holds the robot at: the operator's anchor
         self.anchor = self.kin.ee_poses(command)
-        self.start_closure = {side: self.robot.gripper_closure(side, command[i])
-                              for side, i in self.gripper_idx.items()}
+        self.start_closure = self._closures(command)
         targets = self.task.grasp_targets()
         held = self._held(command, targets.get("target_object") or next(iter(targets["objects"])))
         planners = {"pick_place": self._plan_pick_place, "pour": self._plan_pour}
+        if self.hands is not None:
+            planners = {"pick_place": self._plan_pick_place_dex, "pour": self._plan_pour_dex}
         self._replanning = True
         try:
             plan = planners[self.task_name](targets)
@@ -205,7 +216,9 @@ class ScriptedCorrector(ScriptedOperator):
                 if buttons:
                     kwargs[f"{side}_controller"] = ControllerState(buttons=buttons)
             else:
-                kwargs[f"{side}_controller"] = ControllerState(trigger=closure, buttons=buttons)
+                # A dexterous hand: once in control, flick to the plan's grasp synergy as the operator does.
+                flick = self._synergy_flick(side) if self.took_over_at is not None else np.zeros(2)
+                kwargs[f"{side}_controller"] = ControllerState(trigger=closure, buttons=buttons, thumbstick=flick)
         msg = OperatorInput(stamp=now, seq=self._seq, source=self.name, head=Pose(NEUTRAL_HEAD),
                             enable=enable, clutch=False, **kwargs)
         self._seq += 1
