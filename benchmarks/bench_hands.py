@@ -7,7 +7,9 @@ Phases:
   success   the scripted operator with the dexterous hands (grasp synergies through the same input path
             a controller uses: trigger amount + thumbstick synergy choice) over lighting x weight, through
             the full teleop loop (SimBackend, rendering off: lighting changes what the cameras see, not the
-            physics): pick-and-place and pour success rates (--quick: 2 conditions per task).
+            physics): pick-and-place and pour success rates (--quick: 2 conditions per task); then the
+            same takes with the operator's hands as tracked skeletons through the retargeter (the VR
+            bridge's path) instead of controller triggers (pick_success_hand_tracking, ...).
   retarget  hand tracking -> finger joints (collector/teleop/hand_retarget.py), both hands: a 60 s stream
             (--quick: 15 s) at 90 Hz touring the named poses (open, fist, pinch, point, thumbs-up) with 2 mm
             tracking noise and a turning wrist: time per tick for both hands (p50/p99), fingertip error after
@@ -38,14 +40,17 @@ _ENVS: Dict[str, object] = {}
 
 
 def run_dex_episode(job: tuple, max_duration_s: float = 40.0) -> dict:
-    """One scripted take with the dexterous hands: job = (task, lighting, weight, seed)."""
+    """One scripted take with the dexterous hands: job = (task, lighting, weight, seed[, hand_tracking]).
+    hand_tracking: the operator's hands as 25-joint skeletons through the fingertip retargeter (what the VR
+    bridge delivers) instead of controller triggers driving the synergies."""
     from collector.backends.sim import SimBackend
     from collector.sim import SimEnv
     from collector.teleop.config import load_teleop_config
     from collector.teleop.devices.scripted import ScriptedOperator
     from collector.teleop.loop import run_episode
 
-    task, lighting, weight, seed = job
+    task, lighting, weight, seed, *rest = job
+    hand_tracking = bool(rest and rest[0])
     config = load_teleop_config()
     env = _ENVS.get(task)
     if env is None:  # one scene per task per process; reset() applies each condition
@@ -53,7 +58,8 @@ def run_dex_episode(job: tuple, max_duration_s: float = 40.0) -> dict:
     backend = SimBackend(env, render=False)
     backend.reset(seed=seed, lighting=lighting, weight=weight)
     wall = time.perf_counter()
-    result = run_episode(backend, ScriptedOperator(config.devices.scripted), max_duration_s=max_duration_s,
+    result = run_episode(backend, ScriptedOperator(config.devices.scripted, hand_tracking=hand_tracking),
+                         max_duration_s=max_duration_s,
                          seed=seed, config=config)
     return {"task": task, "lighting": lighting, "weight": weight, "seed": seed, "success": bool(result.success),
             "sim_s": round(result.duration_s, 2), "wall_s": round(time.perf_counter() - wall, 2)}
@@ -61,7 +67,7 @@ def run_dex_episode(job: tuple, max_duration_s: float = 40.0) -> dict:
 
 def scripted_dex_success(tasks: Sequence[str] = ("pick_place", "pour"), lightings: Sequence[str] = (),
                          weights: Sequence[str] = (), repeats: int = 1, base_seed: int = 3000,
-                         workers: int = 1, progress=None) -> dict:
+                         workers: int = 1, progress=None, hand_tracking: bool = False) -> dict:
     """Success of the scripted dexterous operator over lighting x weight x repeats, per task:
     {"pick_success": rate, "pour_success": rate, "episodes": {...}, "cells": {task: {"lighting/weight": [ok, n]}},
      "per_weight": {task: {weight: [ok, n]}}}."""
@@ -69,7 +75,7 @@ def scripted_dex_success(tasks: Sequence[str] = ("pick_place", "pour"), lighting
 
     lightings = list(lightings or lighting_presets())
     weights = list(weights or weight_presets())
-    jobs = [(task, lighting, weight, base_seed + index)
+    jobs = [(task, lighting, weight, base_seed + index, hand_tracking)
             for index, (lighting, weight, _) in enumerate(itertools.product(lightings, weights, range(repeats)))
             for task in tasks]
     outcomes: List[dict] = []
@@ -310,6 +316,14 @@ def main(argv=None) -> int:
     result = scripted_dex_success(lightings=lightings, weights=weights, repeats=args.repeats,
                                   workers=args.workers, progress=progress)
     result["success_wall_s"] = round(time.time() - start, 1)
+    # The same takes with the operator's hands tracked (synthetic skeletons through the retargeter, as from the VR
+    # bridge) instead of controller triggers.
+    tracked = scripted_dex_success(lightings=lightings, weights=weights, repeats=args.repeats, workers=args.workers,
+                                   progress=progress, hand_tracking=True)
+    result.update({"pick_success_hand_tracking": tracked["pick_success"],
+                   "pour_success_hand_tracking": tracked["pour_success"],
+                   "per_weight_hand_tracking": tracked["per_weight"]})
+    print(f"hand tracking: pick {tracked['pick_success']}, pour {tracked['pour_success']}", flush=True)
     print(json.dumps({**retarget, **result}))
     return 0
 

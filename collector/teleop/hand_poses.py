@@ -53,6 +53,19 @@ _POSE_ANGLES: Dict[str, Tuple[Dict[str, Tuple[float, float, float]], Tuple[float
     "pinch": ({"index": (0.55, 0.7, 0.45), "middle": _RELAXED, "ring": _RELAXED, "pinky": _RELAXED},
               (1.6, 0.1, 0.14, 0.1)),
 }
+# Grasp shapes an operator makes to drive robots/humanoid_dex's synergies by hand tracking (the scripted operator's
+# hand-tracking mode blends from "rest" towards the plan's synergy). Each is the human pose whose retargeting
+# (collector/teleop/hand_retarget.py) lands on that robot's synergy targets of the same name, found by a bounded
+# search over these angles (both hands, as mirror images): rest -> home within 0.01 rad; power -> thumb (1.31, 0.78)
+# for (1.30, 0.80), fingers at their 1.57 limit; tripod -> within 0.11 rad (thumb flexion 0.36 for 0.25). The thumb
+# matters: a power grasp with the thumb at (1.34, 0.71) instead poured 1 of 4 test pitchers, against 3 of 4.
+GRASP_POSES = ("rest", "power", "tripod")
+_POSE_ANGLES.update({
+    "rest": ({f: (0.12, 0.06, 0.03) for f in FINGERS}, (0.76, 0.01, 0.05, 0.02)),
+    "power": ({f: (1.6, 1.21, 1.6) for f in FINGERS}, (1.6, 0.4, 0.3, 0.6)),
+    "tripod": ({"index": (0.0, 1.34, 1.6), "middle": (0.96, 0.9, 0.6), "ring": (0.35, 0.0, 0.58),
+                "pinky": (0.0, 0.61, 0.6)}, (1.36, 0.41, 0.3, 0.21)),
+})
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -141,7 +154,7 @@ def hand_local(side: str, pose: str, size: float = 1.0, towards: Optional[str] =
         raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     for name in (pose, towards):
         if name is not None and name not in _POSE_ANGLES:
-            raise ValueError(f"unknown hand pose {name!r} (have {list(POSES)})")
+            raise ValueError(f"unknown hand pose {name!r} (have {list(POSES + GRASP_POSES)})")
     positions, frames = _right_hand_local(pose, float(size), towards, float(amount))
     if side == "left":
         positions = positions @ _MIRROR

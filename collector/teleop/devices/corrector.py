@@ -212,7 +212,7 @@ class ScriptedCorrector(ScriptedOperator):
             kwargs[f"{side}_wrist"] = wrist
             buttons = {button: True} if press and side == press_side else {}
             if self.hand_tracking:
-                kwargs[f"{side}_hand"] = self._hand(wrist, closure)
+                kwargs[f"{side}_hand"] = self._hand(side, wrist, closure)
                 if buttons:
                     kwargs[f"{side}_controller"] = ControllerState(buttons=buttons)
             else:

@@ -26,6 +26,7 @@ from collector.errors import DeviceError
 from collector.teleop.config import ScriptedConfig
 from collector.teleop.devices.base import NEUTRAL_HEAD, NEUTRAL_WRIST, DeviceContext, InputDevice
 from collector.teleop.devices.registry import register_device
+from collector.teleop.hand_poses import hand_skeleton as posed_hand
 from collector.teleop.messages import (HAND_JOINT_INDEX, N_HAND_JOINTS, ControllerState, HandSkeleton, OperatorInput,
                                        Pose)
 from collector.teleop.transforms import axis_angle_quat, mat_to_quat, minimum_jerk, quat_mul, quat_to_mat, slerp
@@ -458,8 +459,13 @@ class ScriptedOperator(InputDevice):
         rot_op = rt.rotation_to_operator(rot_robot)  # relative to the neutral (identity) wrist orientation
         return Pose(pos_op, mat_to_quat(rot_op))
 
-    def _hand(self, wrist: Pose, closure: float) -> HandSkeleton:
-        """A plausible 25-joint hand whose thumb-index gap encodes the closure (pinch)."""
+    def _hand(self, side: str, wrist: Pose, closure: float) -> HandSkeleton:
+        """A plausible 25-joint hand for `closure`. Dexterous hands: the operator's hand `closure` of the way from
+        rest to the shape of the plan's grasp synergy (hand_poses.GRASP_POSES), so its retargeting closes the
+        robot's fingers that way. A gripper: a hand whose thumb-index gap encodes the closure (pinch)."""
+        if self.hands is not None:
+            return posed_hand(side, "rest", wrist_position=wrist.position,
+                              wrist_rotation=quat_to_mat(wrist.orientation), towards=self.grasp_synergy, amount=closure)
         rt = self.retargeter
         gap = rt.cfg.pinch_open_m - closure * (rt.cfg.pinch_open_m - rt.cfg.pinch_closed_m)
         rot = quat_to_mat(wrist.orientation)
@@ -486,7 +492,7 @@ class ScriptedOperator(InputDevice):
         for side, wrist in wrists.items():
             c = float(np.clip(closure[side], 0.0, 1.0))
             if self.hand_tracking:
-                kwargs[f"{side}_hand"] = self._hand(wrist, c)
+                kwargs[f"{side}_hand"] = self._hand(side, wrist, c)
             else:
                 kwargs[f"{side}_controller"] = ControllerState(trigger=c, thumbstick=self._synergy_flick(side))
         msg = OperatorInput(stamp=now, seq=self._seq, source=self.name, head=Pose(NEUTRAL_HEAD),
