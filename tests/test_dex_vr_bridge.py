@@ -8,8 +8,15 @@ hands from rest towards the plan's grasp (hand_poses.GRASP_POSES), as a person w
 frames are stamped and paced on the wall clock, like a headset's.
 """
 import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,22 +27,13 @@ from collector.teleop.devices.scripted import ScriptedOperator
 from collector.teleop.loop import TeleopLoop
 from collector.teleop.config import load_teleop_config
 from collector.teleop.vr.client import PageClient
-from collector.teleop.vr.protocol import hand_to_wire, pose_to_wire
-from helpers.vr import run, running_server
+from collector.teleop.vr.scripted_session import page_frame
+from helpers.vr import free_endpoint, run, running_server
 
 pytestmark = pytest.mark.slow
 FRAME_HZ = 90.0
-
-
-def page_frame(seq: int, t: float, msg) -> dict:
-    """The page's frame message for one OperatorInput of hand-tracking mode (WebXR frame = operator frame)."""
-    hands = {}
-    for side in ("left", "right"):
-        hand = msg.hand(side)
-        if hand is not None:
-            hands[side] = hand_to_wire(hand.positions, hand.orientations, hand.radii)
-    return {"type": "frame", "seq": seq, "t": t * 1000.0, "head": pose_to_wire(msg.head.position, msg.head.orientation),
-            "controllers": {}, "hands": hands}
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
 
 @pytest.mark.parametrize("task, seed, synergy", [("pick_place", 3004, "tripod"), ("pour", 3000, "power")])
@@ -110,3 +108,58 @@ def operator_side(operator) -> str:
     """The arm the scripted plan picks with (the one that moves in its grasp segment)."""
     grasp = next(seg for seg in operator.plan.segments if seg.name == "grasp")
     return next(side for side, closure in grasp.closure.items() if closure > 0)
+
+
+def test_the_commands_vr_script_serve_replay_and_teleop_pick_and_place_with_tracked_hands(tmp_path):
+    """The same through the commands a user runs, as separate processes: `collector vr script` writes the
+    scripted operator's tracked hands for a scene, `collector vr serve` is the bridge, `collector teleop
+    --device zmq` runs the robot on that scene, `collector vr replay` plays the hands into the bridge."""
+    session = tmp_path / "dex_pick.jsonl"
+    scene = ["--robot", "humanoid_dex", "--task", "pick_place", "--seed", "3004", "--weight", "light"]
+    made = subprocess.run([sys.executable, "-m", "collector", "vr", "script", *scene, "--out", str(session)],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert re.search(r"wrote \d+ frames", made.stdout), made.stdout
+    input_endpoint = free_endpoint()
+    bridge = subprocess.Popen([sys.executable, "-m", "collector", "vr", "serve", "--port", "0", "--cert-dir",
+                               str(tmp_path / "cert"), "--input-endpoint", input_endpoint, "--camera-endpoint",
+                               free_endpoint(), "--status-endpoint", free_endpoint(), "--event-endpoint",
+                               free_endpoint()], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                              cwd=ROOT)
+    teleop = None
+    try:
+        url = read_until(bridge, r"open on the headset:\s+(https://127\.0\.0\.1:\d+/\?token=[\w-]+)").group(1)
+        threading.Thread(target=bridge.stdout.read, daemon=True).start()  # its log must never fill the pipe
+        teleop = subprocess.Popen([sys.executable, "-m", "collector", "teleop", *scene, "--device", "zmq", "--endpoint",
+                                   input_endpoint, "--realtime", "--duration", "60"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=ENV, cwd=ROOT)
+        read_until(teleop, r"listening for operator input")
+        time.sleep(1.0)  # the loop's subscription reaches the bridge's publisher (ZMQ drops what precedes it)
+        replay = subprocess.run([sys.executable, "-m", "collector", "vr", "replay", str(session), "--url", url,
+                                 "--cafile", str(tmp_path / "cert" / "vr-server-cert.pem")],
+                                capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=180)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        out, _ = teleop.communicate(timeout=120)
+    finally:
+        for process in (teleop, bridge):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.communicate(timeout=30)
+    assert teleop.returncode == 0, out
+    episode = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert episode["success"] is True and episode["metrics"]["in_tray"], episode
+    assert "1/1 episodes succeeded" in out
+
+
+def read_until(process, pattern: str, timeout_s: float = 120.0):
+    """The first match of `pattern` in the process's output lines (it must not end first)."""
+    deadline, seen = time.monotonic() + timeout_s, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            pytest.fail(f"the process ended before printing {pattern!r}:\n{''.join(seen)}")
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    pytest.fail(f"no {pattern!r} within {timeout_s:.0f} s:\n{''.join(seen)}")

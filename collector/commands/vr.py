@@ -115,6 +115,20 @@ def run_replay(args) -> int:
     return asyncio.run(_replay(args))
 
 
+def run_script(args) -> int:
+    from collector.teleop.vr.recording import write_session
+    from collector.teleop.vr.scripted_session import scripted_hand_session
+
+    if args.rate <= 0:
+        raise ConfigError("--rate must be positive")
+    frames = scripted_hand_session(args.robot, args.task, args.seed, lighting=args.lighting, weight=args.weight,
+                                   theme=args.theme, rate_hz=args.rate)
+    path = write_session(args.out, frames)
+    print(f"wrote {len(frames)} frames ({frames[-1][0]:.1f} s of {args.task} by the scripted operator's tracked "
+          f"hands, seed {args.seed}) to {path}; play them with `collector vr replay`")
+    return 0
+
+
 def run_cert(args) -> int:
     from collector.teleop.vr.certificate import trust_instructions
 
@@ -193,6 +207,23 @@ def register(subparsers) -> None:
     replay.add_argument("--rate", type=float, default=None, help="send at this fixed rate instead (Hz)")
     replay.add_argument("--repeat", type=int, default=1, help="play the file this many times (default %(default)s)")
     replay.set_defaults(func=run_replay)
+
+    script = sub.add_parser(
+        "script", help="write a session of the scripted operator's tracked hands doing a sim task",
+        description="Plan the task in the scene of --seed as the scripted operator does and write its hands, as "
+                    "a headset's hand tracking would send them (head and 25-joint hands, no controllers), to a "
+                    "session file. Replay it into `collector vr serve` while `collector teleop --device zmq` runs "
+                    "the same robot, task, seed and weight (docs/vr.md).",
+    )
+    script.add_argument("--robot", default="humanoid_dex", help="robot (default %(default)s)")
+    script.add_argument("--task", default="pick_place", help="pick_place or pour (default %(default)s)")
+    script.add_argument("--seed", type=int, default=0, help="the scene's seed, as teleop's --seed (default 0)")
+    script.add_argument("--lighting", default="bright", help="lighting preset (default %(default)s)")
+    script.add_argument("--weight", default="medium", help="weight preset, as teleop's --weight (default %(default)s)")
+    script.add_argument("--theme", default="kitchen", help="scene theme (default %(default)s)")
+    script.add_argument("--rate", type=float, default=90.0, help="frames per second (default %(default)s)")
+    script.add_argument("--out", type=Path, required=True, help="session file to write (JSON lines)")
+    script.set_defaults(func=run_script)
 
     cert = sub.add_parser("cert", help="create or show the self-signed certificate (to install it on a headset)",
                           description="Make sure the self-signed certificate exists and covers --host, and print "
