@@ -28,7 +28,7 @@ from collector.teleop.loop import TeleopLoop
 from collector.teleop.config import load_teleop_config
 from collector.teleop.vr.client import PageClient
 from collector.teleop.vr.scripted_session import page_frame
-from helpers.vr import free_endpoint, run, running_server
+from helpers.vr import PacedLoop, free_endpoint, run, running_server
 
 pytestmark = pytest.mark.slow
 FRAME_HZ = 90.0
@@ -72,20 +72,16 @@ def test_the_scripted_operators_tracked_hands_through_the_vr_bridge_do_the_task_
         sender = threading.Thread(target=client_thread, daemon=True)
         sender.start()
         closed_most = np.zeros(len(home_fingers))
-        try:
-            period, next_tick = loop.control_dt, time.perf_counter()
-            while sender.is_alive():  # the lockstep sim ticked at its control rate on the wall clock
-                loop.tick()
-                fingers = loop.gate.command[loop.retargeter.hands.indices[operator_side(operator)]]
-                closed_most = np.maximum(closed_most, fingers)
-                if backend.task_success():
-                    result["success"] = True
-                next_tick += period
-                delay = next_tick - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                else:
-                    next_tick = time.perf_counter()
+
+        def after_tick():
+            nonlocal closed_most
+            fingers = loop.gate.command[loop.retargeter.hands.indices[operator_side(operator)]]
+            closed_most = np.maximum(closed_most, fingers)
+            if backend.task_success():
+                result["success"] = True
+
+        try:  # the lockstep sim ticked at its control rate on the wall clock
+            PacedLoop(loop).run_until(lambda: not sender.is_alive(), on_tick=after_tick)
         finally:
             sender.join(30)
             loop.close()

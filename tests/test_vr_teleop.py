@@ -16,41 +16,10 @@ from collector.teleop.vr.client import PageClient
 from collector.teleop.vr.feeds import CameraFeedPublisher, CameraFeedSink
 from collector.teleop.vr.recording import load_session, write_session
 from collector.teleop.vr.synthetic import synthetic_session
-from helpers.vr import run, running_server
+from helpers.vr import PacedLoop, run, running_server
 
 REPLAY_S = 3.0
 RATE_HZ = 90.0
-
-
-class PacedLoop:
-    """Ticks the lockstep sim loop at its control rate on the wall clock, as a live session does.
-
-    It runs on the thread that created the sim: MuJoCo's EGL context belongs to that thread.
-    """
-
-    def __init__(self, loop: TeleopLoop, sink):
-        self.loop = loop
-        self.sink = sink
-        # Rendering is slow on a CPU-only machine, so the head camera is only rendered when asked,
-        # on this same thread (the loop's), and pushed to the sink as the loop does with its cameras.
-        self.render_head = threading.Event()
-        self.states = []
-
-    def run_until(self, done):
-        period = self.loop.control_dt
-        next_tick = time.perf_counter()
-        while not done():
-            self.loop.tick()
-            self.states.append((time.monotonic(), self.loop.gate.state))
-            if self.render_head.is_set():
-                backend = self.loop.backend
-                self.sink.push("camera_head", backend.now(), image=backend.env.render("head"))
-            next_tick += period
-            delay = next_tick - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                next_tick = time.perf_counter()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 import asyncio
 import contextlib
 import socket
+import threading
 import time
 
 from collector.teleop.vr.certificate import ensure_certificate, host_names
@@ -49,3 +50,37 @@ def wait_until(predicate, timeout_s=5.0, poll_s=0.01):
             return True
         time.sleep(poll_s)
     return bool(predicate())
+
+
+class PacedLoop:
+    """Ticks the lockstep sim loop at its control rate on the wall clock, as a live session does.
+
+    It runs on the thread that created the sim: MuJoCo's EGL context belongs to that thread.
+    """
+
+    def __init__(self, loop, sink=None):
+        self.loop = loop
+        self.sink = sink
+        # Rendering is slow on a CPU-only machine, so the head camera is only rendered when asked,
+        # on this same thread (the loop's), and pushed to the sink as the loop does with its cameras.
+        self.render_head = threading.Event()
+        self.states = []
+
+    def run_until(self, done, on_tick=None):
+        """Tick until done(); on_tick() after every tick."""
+        period = self.loop.control_dt
+        next_tick = time.perf_counter()
+        while not done():
+            self.loop.tick()
+            self.states.append((time.monotonic(), self.loop.gate.state))
+            if on_tick is not None:
+                on_tick()
+            if self.render_head.is_set():
+                backend = self.loop.backend
+                self.sink.push("camera_head", backend.now(), image=backend.env.render("head"))
+            next_tick += period
+            delay = next_tick - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_tick = time.perf_counter()
