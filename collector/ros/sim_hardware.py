@@ -38,12 +38,12 @@ from collector.recorder.vocabulary import GRASP_FORCE, HAND_TOUCH, ILLUMINANCE, 
 from collector.ros.command_intake import CommandIntake
 from collector.ros.config import RosConfig
 from collector.ros.hand_topics import HandTopics
-from collector.sim.hand_readings import SimHandReadings
 from collector.ros.conversions import (float64_array, joint_state_msg, pose_stamped_msg, illuminance_msg,
                                        stamp_from_nanoseconds, stamp_from_seconds)
 from collector.ros.qos import qos_for
 from collector.ros.sim_cameras import SYNC_MODES, CameraOutput, SimCameraPublisher
 from collector.json_values import json_default
+from collector.sim.hand_readings import SimHandReadings
 
 log = logging.getLogger(__name__)
 

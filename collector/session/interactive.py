@@ -49,7 +49,6 @@ class InteractiveSession:
         self._closing = threading.Event()
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
-        self._hand_step = None  # the hand-calibration step, for robots with hands under VR hand tracking
 
     # -- called from the dashboard's threads -------------------------------------------------------
     def handle(self, action: str) -> str:
@@ -126,7 +125,7 @@ class InteractiveSession:
         session was shut down meanwhile. Each one-line instruction or problem goes to the dashboard and
         the headset (the live state's message)."""
         runner = self.runner
-        step = self._hand_step = hand_calibration_step(runner, getattr(runner.driver, "operator", runner.plan.operator))
+        step = hand_calibration_step(runner, getattr(runner.driver, "operator", runner.plan.operator))
         if step is None:
             return True
         return self._run_calibration(step)
@@ -168,7 +167,7 @@ class InteractiveSession:
         cell = runner.next_cell()
         if cell is None:
             raise DataError("the plan is complete")
-        step = self._hand_step
+        step = runner.lifecycle.hand_calibration  # the step _calibrate_hands attached, if this robot needs one
         if step is not None and not step.is_current():
             # Another person logged in and pressed Start: their hands, not the last operator's.
             if not step.is_stored():
