@@ -179,3 +179,19 @@ def read_until(process, pattern: str, timeout_s: float = 120.0):
         if match:
             return match
     pytest.fail(f"no {pattern!r} within {timeout_s:.0f} s:\n{''.join(seen)}")
+
+
+def test_vr_script_errors_are_one_line(tmp_path, capsys):
+    from collector.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["vr", "script", "--seed", "3004", "--out", str(blocker / "session.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("collector vr: error: --out ") and "cannot write the session file" in err and "\n" not in err
+    assert blocker.read_text() == "not a folder"
+    assert main(["vr", "script", "--robot", "nobot", "--out", str(tmp_path / "s.jsonl")]) == 2
+    assert "unknown robot 'nobot'" in capsys.readouterr().err
+    assert main(["vr", "script", "--rate", "0", "--out", str(tmp_path / "s.jsonl")]) == 2
+    assert "--rate must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "s.jsonl").exists()

@@ -6,7 +6,7 @@ import logging
 import signal
 from pathlib import Path
 
-from collector.errors import ConfigError
+from collector.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ def run_script(args) -> int:
         raise ConfigError("--rate must be positive")
     frames = scripted_hand_session(args.robot, args.task, args.seed, lighting=args.lighting, weight=args.weight,
                                    theme=args.theme, rate_hz=args.rate)
-    path = write_session(args.out, frames)
+    try:
+        path = write_session(args.out, frames)
+    except OSError as exc:
+        raise DataError(f"--out {args.out}: cannot write the session file ({exc.strerror or exc})") from None
     print(f"wrote {len(frames)} frames ({frames[-1][0]:.1f} s of {args.task} by the scripted operator's tracked "
           f"hands, seed {args.seed}) to {path}; play them with `collector vr replay`")
     return 0
