@@ -508,6 +508,27 @@ def test_a_reviewer_labels_a_take_with_the_keyboard(reviewed_take):
 
 
 @pytest.mark.slow
+def test_a_take_asked_for_by_the_url_wins_over_an_open_that_finishes_before_its_hashchange(server):
+    """The CI failure of 2250055: the page was asked for #episode_000002 while its start-up open of the queue's
+    take was answering; that open finished between the navigation and its hashchange event and wrote its own
+    take into the URL, so the handler, reading location.hash, saw the take already open and did nothing."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from helpers.browser import chromium
+
+    with chromium() as browser:
+        wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+        js = browser.execute_script
+        browser.get(server.url)
+        browser.get(f"http://localhost:{server.port}/#episode_000001")
+        wait.until(lambda d: js("return document.body.dataset.ready") == "1")
+        wait.until(lambda d: js("return review.ep && review.ep.episode_id") == "episode_000001")
+        # the navigation, then the open's replaceState, both before the queued hashchange event is dispatched
+        js("location.hash = '#episode_000002'; history.replaceState(null, '', '#episode_000001');")
+        wait.until(lambda d: js("return review.ep.episode_id") == "episode_000002")
+        assert js("return location.hash") == "#episode_000002"
+
+
+@pytest.mark.slow
 def test_labels_that_cannot_be_saved_keep_the_page_on_their_take(server):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait

@@ -744,8 +744,10 @@ function wire() {
   canvas.addEventListener("mousedown", (e) => { dragging = true; pause(); scrub(e); });
   canvas.addEventListener("mousemove", (e) => { if (dragging) scrub(e); });
   window.addEventListener("mouseup", () => { dragging = false; });
-  window.addEventListener("hashchange", () => {
-    const wanted = decodeURIComponent(location.hash.slice(1));
+  // The take comes from the URL navigated to, not location.hash: an open that finishes between the navigation
+  // and this event writes its own take into the URL, and the take asked for last must win.
+  window.addEventListener("hashchange", (e) => {
+    const wanted = decodeURIComponent(new URL(e.newURL).hash.slice(1));
     if (wanted && (!S.ep || wanted !== S.ep.episode_id)) openEpisode(wanted).catch((err) => setSaveState("error", err.message));
   });
   window.addEventListener("resize", () => { staticLayer = null; render(); });
