@@ -63,20 +63,19 @@ def start(processes, args, env, tmp_path, name) -> NodeProcess:
 
 def call_trigger(runtime, service: str, timeout: float = START_TIMEOUT_S) -> str:
     from std_srvs.srv import Trigger
+    from collector.ros.services import NoAnswer, ServiceNotAvailable, call_trigger as call
 
     client = runtime.node.create_client(Trigger, service)
     try:
-        assert client.wait_for_service(timeout_sec=timeout), f"service {service} never appeared"
-        future = client.call_async(Trigger.Request())
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert future.done(), f"{service} did not answer"
-        response = future.result()
-        assert response.success, f"{service}: {response.message}"
-        return response.message
+        response = call(client, timeout)
+    except ServiceNotAvailable:
+        raise AssertionError(f"service {service} never appeared") from None
+    except NoAnswer:
+        raise AssertionError(f"{service} did not answer") from None
     finally:
         runtime.node.destroy_client(client)
+    assert response.success, f"{service}: {response.message}"
+    return response.message
 
 
 class Latest:

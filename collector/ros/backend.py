@@ -34,6 +34,7 @@ from collector.ros.conversions import (JointStateReader, compressed_image_array,
                                        stamp_from_seconds)
 from collector.ros.qos import qos_for
 from collector.ros.robot_clock import RobotClock
+from collector.ros.services import NoAnswer, ServiceNotAvailable, call_trigger
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,6 @@ class RosBackend(RobotBackend):
                     self.robot.group_slice(g))
                 for g in self.config.commanded_groups(self.robot.groups)}
         self._reset_client = node.create_client(Trigger, f"{sim_node}/reset")
-        self._Trigger = Trigger
         if self._own_runtime:
             self.runtime.start()
         self._wait_for_robot(connect_timeout_s)
@@ -318,17 +318,16 @@ class RosBackend(RobotBackend):
         """
         if ignored:
             log.info("RosBackend.reset: %s are set on the sim-hardware node, not per reset", sorted(ignored))
-        if not self._reset_client.wait_for_service(timeout_sec=min(timeout_s, 5.0)):
+        before = (self._task_state or {}).get("episode", -1)
+        if not self._reset_client.service_is_ready() and \
+                not self._reset_client.wait_for_service(timeout_sec=min(timeout_s, 5.0)):
             raise DeviceError("no reset service: resetting the scene needs the sim-hardware node "
                               "(on a real robot the operator resets the scene)")
-        before = (self._task_state or {}).get("episode", -1)
-        future = self._reset_client.call_async(self._Trigger.Request())
+        try:
+            response = call_trigger(self._reset_client, timeout_s)
+        except (ServiceNotAvailable, NoAnswer):
+            raise DeviceError(f"the sim-hardware node did not reset within {timeout_s:g} s") from None
         deadline = time.monotonic() + timeout_s
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not future.done():
-            raise DeviceError(f"the sim-hardware node did not reset within {timeout_s:g} s")
-        response = future.result()
         if not response.success:
             raise DeviceError(f"sim reset failed: {response.message}")
         # Wait until the task state of the new scene has arrived, so the operator plans on it.

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import List, Optional
 
 from collector.errors import DeviceError
 from collector.ros.control_topic import ControlPublisher
+from collector.ros.services import NoAnswer, ServiceNotAvailable, call_trigger
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +45,19 @@ class RecorderClient:
     def __init__(self, node, recorder: str):
         from std_srvs.srv import Trigger
 
-        self._Trigger = Trigger
         self.recorder = recorder.rstrip("/")
         self._clients = {name: node.create_client(Trigger, f"{self.recorder}/{name}")
                          for name in ("start_episode", "stop_success", "stop_failure", "stop_episode",
                                       "discard_episode")}
 
     def call(self, service: str, timeout_s: float) -> str:
-        client = self._clients[service]
-        if not client.wait_for_service(timeout_sec=timeout_s):
+        try:
+            response = call_trigger(self._clients[service], timeout_s)
+        except ServiceNotAvailable:
             raise DeviceError(f"recorder service {self.recorder}/{service} is not available "
-                              "(is `collector ros recorder` running in this ROS_DOMAIN_ID?)")
-        future = client.call_async(self._Trigger.Request())
-        deadline = time.monotonic() + timeout_s
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not future.done():
-            raise DeviceError(f"recorder service {self.recorder}/{service} did not answer within {timeout_s:g} s")
-        response = future.result()
+                              "(is `collector ros recorder` running in this ROS_DOMAIN_ID?)") from None
+        except NoAnswer:
+            raise DeviceError(f"recorder service {self.recorder}/{service} did not answer within {timeout_s:g} s") from None
         if not response.success:
             raise DeviceError(f"recorder {service}: {response.message}")
         return response.message
