@@ -28,6 +28,7 @@ The last line printed is one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -133,6 +134,10 @@ def good_takes(folder: Path) -> int:
 
 
 # -- training ---------------------------------------------------------------------------------------
+def peer_of(kind: str) -> str:
+    return "baseline" if kind == "act" else "act"
+
+
 def train_jobs(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLICY) -> list:
     limit = 20.0 if quick else minutes * 60.0
     image = (24, 32) if quick else STUDY_IMAGE
@@ -145,7 +150,7 @@ def train_jobs(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLI
 
     jobs = [job(policy, "pick_full"), job(policy, "pick_bright"), job(policy, "pour_full")]
     if not quick:
-        jobs.append(job("baseline" if policy == "act" else "act", "pick_full"))
+        jobs.append(job(peer_of(policy), "pick_full"))
     for job in jobs:
         folder = work / "data" / job.pop("set")
         if quick:
@@ -195,7 +200,9 @@ def eval_jobs(work: Path, quick: bool, seeds_per_cell: int, names) -> list:
         jobs.append({"name": name, "checkpoint": str(work / "policies" / f"{name}.pt"), "task": task,
                      "lighting": lighting, "weights": weights, "seeds_per_cell": 1 if quick else seeds_per_cell,
                      "max_seconds": (6.0 if quick else 14.0) if task == "pick_place" else (8.0 if quick else 16.0),
-                     "out": str(work / "eval" / f"{name}.json")})
+                     "out": str(work / "eval" / f"{name}.json"),
+                     # every rollout kept as an ordinary episode: inspect/replay it, and `localization` reads it
+                     "episodes": str(work / "eval" / name)})
     return jobs
 
 
@@ -220,7 +227,7 @@ def evaluate_one(job: dict) -> dict:
     schedule = {k: job[k] for k in ("schedule", "m", "replan") if k in job}  # the runner's defaults otherwise
     with PolicyRollouts(checkpoint, job["task"], **schedule) as rollouts:
         for cell, seed in seeded:
-            result = rollouts.run(cell, seed, max_seconds=job["max_seconds"])
+            result = rollouts.run(cell, seed, max_seconds=job["max_seconds"], out_dir=job.get("episodes"))
             rows.append({"lighting": cell.lighting, "weight": cell.weight, "seed": seed,
                          "success": bool(result.success),
                          "duration_s": round(result.duration_s, 2), "untold": result.untold,
@@ -309,6 +316,49 @@ def corrected_job(work: Path, quick: bool, minutes: float, policy: str = STUDY_P
     return job
 
 
+# -- what the policy sees: its object head on training takes against held-out rollouts -----------------
+def localization(checkpoint: str, training_files, heldout_files) -> dict:
+    """For a baseline with an object head: how far, in mm, its estimate of the named target is from where
+    the simulator put it, at the first frame (objects at rest, arm at home) of its training takes and
+    of held-out rollouts. A gap between the two says the features learned the layouts they saw rather
+    than where an object is; small errors on both put the limit after perception."""
+    import torch
+
+    from collector.dataset.episode import AlignedEpisode
+    from collector.policy.object_targets import episode_object_targets, object_names, target_statistics
+    from collector.policy.runner import PolicyRunner
+
+    torch.set_num_threads(1)
+    runner = PolicyRunner(checkpoint)
+    cameras = runner.checkpoint.spec.cameras
+    with contextlib.ExitStack() as stack:
+        training = [stack.enter_context(AlignedEpisode(f)) for f in training_files]
+        names = object_names(training)
+        stats = target_statistics([episode_object_targets(e, names) for e in training])
+
+    def errors(files) -> dict:
+        out = {}
+        for f in files:
+            with AlignedEpisode(f) as episode:
+                truth = episode_object_targets(episode, names)
+                if not truth["mask"][0, :3].all():
+                    continue
+                runner.reset(episode.metadata["instruction"])
+                estimate = runner.estimate_objects({"qpos": episode.read("observations/qpos")[0],
+                                                    "images": {c: episode.images(c, [0])[0] for c in cameras}})
+                target = estimate[:3] * stats["std"][:3] + stats["mean"][:3]
+                out[Path(f).stem] = round(float(np.linalg.norm(target - truth["value"][0, :3])) * 1e3, 1)
+        return out
+
+    def describe(by_file: dict) -> dict:
+        v = np.asarray(list(by_file.values()))
+        return {"n": len(v), "mean_mm": round(float(v.mean()), 1), "p50_mm": round(float(np.median(v)), 1),
+                "p90_mm": round(float(np.percentile(v, 90)), 1)} if len(v) else {"n": 0}
+
+    heldout = errors(heldout_files)
+    return {"training": describe(errors(training_files)), "heldout": describe(heldout), "heldout_mm": heldout}
+
+
 # -- the report -------------------------------------------------------------------------------------
 def print_table(recorded, trained, evaluated, quick):
     print("\n== demonstrations (good takes: success + QA pass)")
@@ -348,7 +398,7 @@ def main():
     parser.add_argument("--train-minutes", type=float, default=25.0, help="wall-time box per training run")
     parser.add_argument("--seeds-per-cell", type=int, default=2, help="held-out rollouts per lighting x weight cell")
     parser.add_argument("--parallel", type=int, default=2, help="training/evaluation processes at once")
-    parser.add_argument("--stages", default="record,train,eval,correct")
+    parser.add_argument("--stages", default="record,train,eval,correct,localize")
     parser.add_argument("--policy", choices=sorted(STUDY_HYPERPARAMETERS), default=STUDY_POLICY,
                         help=f"the kind trained on every set (default {STUDY_POLICY}); the other is trained on "
                              "pick_full as its peer")
@@ -382,10 +432,22 @@ def main():
         trained.append(train_one(job))
         evaluated[job["name"]] = evaluate_one(eval_jobs(work, args.quick, args.seeds_per_cell, [job["name"]])[0])
 
+    from collector.policy.checkpoint import Checkpoint
+
+    localized = {}
+    if "localize" in stages:  # what each policy with an object head sees, on its training takes and held out
+        for name, e in evaluated.items():
+            checkpoint = work / "policies" / f"{name}.pt"
+            if e["task"] != "pick_place" or not float(Checkpoint.load(checkpoint).hyperparameters.get("object_loss", 0)):
+                continue
+            heldout = sorted(Path(e.get("episodes") or work / "eval" / name).glob("*.hdf5"))
+            localized[name] = localization(str(checkpoint), [r["path"] for r in result_episodes(checkpoint)], heldout)
+            print(f"localization {name}: " + json.dumps({k: v for k, v in localized[name].items() if k != "heldout_mm"}))
+
     print_table(recorded, trained, evaluated, args.quick)
     pick, bright, pour, corrected = (evaluated.get(f"{kind}_{n}", {})
                                      for n in ("pick_full", "pick_bright", "pour_full", "pick_corrected"))
-    peer = "baseline" if kind == "act" else "act"
+    peer = peer_of(kind)
     main_train = next((t for t in trained if t["name"] == f"{kind}_pick_full"), {})
     summary = {
         "quick": args.quick, "work": str(work),
@@ -408,6 +470,7 @@ def main():
         "operator_row_share_in_corrections": correction.get("operator_row_share"),
         "corrections": {k: v for k, v in correction.items() if k != "takes"},
         "rollouts": {n: len(e["rollouts"]) for n, e in evaluated.items()},
+        "target_estimate_error_mm": {n: {"training": v["training"], "heldout": v["heldout"]} for n, v in localized.items()},
         "main_policy_steps": main_train.get("steps"),
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],  # timings move with the machine's load

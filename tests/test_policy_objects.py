@@ -67,3 +67,40 @@ def test_the_object_loss_on_takes_without_recorded_poses_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="object_loss needs episodes with recorded object poses"):
         train(TrainConfig(sources=[str(tmp_path / "sim")], out=str(tmp_path / "p.pt"), policy="baseline",
                           steps=2, hyperparameters={**SMALL_BASELINE, "object_loss": 1.0}, **TINY))
+
+
+def test_objects_to_head_steers_the_actions_by_the_object_estimate(tmp_path, demo_take):
+    out = tmp_path / "steered.pt"
+    train(TrainConfig(sources=[str(demo_take)], out=str(out), policy="baseline", steps=60, seed=0,
+                      hyperparameters={**SMALL_BASELINE, "film": True, "object_loss": 1.0, "objects_to_head": True},
+                      **TINY))
+    runner = PolicyRunner(out)
+    policy = runner.policy
+    with AlignedEpisode(demo_take) as take:
+        runner.reset(take.metadata["instruction"])
+        observation = {"qpos": take.read("observations/qpos")[0], "images": {"head": take.images("head", [0])[0]}}
+        estimate = runner.estimate_objects(observation)
+        chunk = runner.predict_chunk(observation)
+        assert estimate.shape == (15,) and np.isfinite(estimate).all()
+        # the estimate is an input of the action MLP: another estimate, another chunk (the same image)
+        unsteered = type(policy)(policy.spec, **{**policy.hyperparameters, "objects_to_head": False})
+        assert policy.head[0].in_features == unsteered.head[0].in_features + 15
+        moved = policy.object_head[-1].bias.data
+        moved += 1.0
+        assert np.abs(runner.predict_chunk(observation) - chunk).max() > 1e-4
+        moved -= 1.0
+        assert np.allclose(runner.predict_chunk(observation), chunk, atol=1e-6)
+
+
+def test_objects_to_head_without_the_object_head_and_a_policy_without_one_are_refused(tmp_path, demo_take):
+    with pytest.raises(ConfigError, match="objects_to_head needs object_loss > 0"):
+        train(TrainConfig(sources=[str(demo_take)], out=str(tmp_path / "p.pt"), policy="baseline", steps=2,
+                          hyperparameters={**SMALL_BASELINE, "objects_to_head": True}, **TINY))
+    train(TrainConfig(sources=[str(demo_take)], out=str(tmp_path / "plain.pt"), policy="baseline", steps=2,
+                      hyperparameters=SMALL_BASELINE, **TINY))
+    runner = PolicyRunner(tmp_path / "plain.pt")
+    with AlignedEpisode(demo_take) as take:
+        runner.reset(take.metadata["instruction"])
+        with pytest.raises(ConfigError, match="no object head"):
+            runner.estimate_objects({"qpos": take.read("observations/qpos")[0],
+                                     "images": {"head": take.images("head", [0])[0]}})

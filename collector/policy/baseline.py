@@ -18,10 +18,14 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # film: the instruction modulates every CNN stage (collector.policy.image_encoder), so the features can
 # respond to the named object. object_loss: weight of an auxiliary loss that regresses the recorded
 # object positions from the image features (collector.policy.object_targets; training only, 0 = off).
-# Both off by default: checkpoints written before they existed had neither.
+# objects_to_head: the object head's estimate (where the named target and every object are) is also an
+# input of the action MLP, so the arm is steered by an explicit position rather than by whatever the
+# flattened map encodes; it is computed from the cameras at run time, never read from the simulator.
+# All off by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
-            "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0}
+            "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
+            "objects_to_head": False}
 IMAGE_FEATURES = ("flatten", "keypoints")
 
 
@@ -63,7 +67,12 @@ class BaselinePolicy(Policy):
                 raise TypeError("object_loss needs cameras and recorded object poses (spec.object_targets)")
             self.object_head = nn.Sequential(nn.Linear(image_features + hp["conditioning_dim"], 256),
                                              nn.ReLU(inplace=True), nn.Linear(256, spec.object_targets))
+        self.objects_to_head = bool(hp["objects_to_head"])
+        if self.objects_to_head and self.object_head is None:
+            raise TypeError("objects_to_head needs object_loss > 0 (the object head it feeds from)")
         width = image_features + spec.state_dim + hp["conditioning_dim"]
+        if self.objects_to_head:
+            width += spec.object_targets
         hidden = hp["hidden"]
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(hp["dropout"]),
                                   nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
@@ -72,8 +81,14 @@ class BaselinePolicy(Policy):
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
         return self._forward(batch)[0]
 
-    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
-        """(chunk, image features or None, conditioning vector)."""
+    def predict_objects(self, batch: PolicyBatch) -> torch.Tensor:
+        """The object head's estimate, normalized as its targets (collector.policy.object_targets)."""
+        if self.object_head is None:
+            raise TypeError("this policy has no object head (object_loss was 0)")
+        return self._forward(batch)[1]
+
+    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(chunk, the object head's estimate or None)."""
         conditioning = self.conditioning(batch["conditioning"]).sum(dim=1)
         features = None
         if self.spec.cameras and self.keypoint_features:
@@ -81,16 +96,20 @@ class BaselinePolicy(Policy):
         elif self.spec.cameras:
             film = None if self.film is None else self.film(conditioning).split(self._film_widths, dim=1)
             features = encode_cameras(self.backbone, batch["images"], film).flatten(1)
+        objects = None
+        if self.object_head is not None:
+            objects = self.object_head(torch.cat([features, conditioning], dim=1))
         parts = [batch["state"], conditioning] if features is None else [features, batch["state"], conditioning]
+        if self.objects_to_head:
+            parts.append(objects)
         out = self.head(torch.cat(parts, dim=1))
-        return out.view(-1, self.spec.chunk, self.spec.action_dim), features, conditioning
+        return out.view(-1, self.spec.chunk, self.spec.action_dim), objects
 
     def loss(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Dict[str, float]]:
-        chunk, features, conditioning = self._forward(batch)
+        chunk, predicted = self._forward(batch)
         l1 = masked_l1(chunk, batch["action"], batch["action_is_pad"])
-        if self.object_head is None:
+        if predicted is None:
             return l1, {"l1": float(l1.detach())}
-        predicted = self.object_head(torch.cat([features, conditioning], dim=1))
         mask = batch["objects_mask"].to(predicted.dtype)
         objects = ((predicted - batch["objects"]).abs() * mask).sum() / mask.sum().clamp_min(1.0)
         total = l1 + self.object_loss * objects

@@ -95,6 +95,15 @@ class PolicyRunner:
             chunk = self.policy.predict_chunk(self._batch(observation))[0].cpu().numpy()
         return self.checkpoint.unnormalize_action(chunk).astype(np.float64)
 
+    def estimate_objects(self, observation: Mapping) -> np.ndarray:
+        """A baseline with an object head: where it sees the named target and every object, normalized as
+        its training targets (collector.policy.object_targets), for diagnosing what the policy perceives."""
+        if getattr(self.policy, "object_head", None) is None:
+            raise ConfigError(f"{self.checkpoint.path or 'this policy'}: no object head (a baseline trained with "
+                              "object_loss > 0 has one)")
+        with torch.inference_mode():
+            return self.policy.predict_objects(self._batch(observation))[0].cpu().numpy().astype(np.float64)
+
     def _batch(self, observation: Mapping) -> Dict[str, torch.Tensor]:
         spec = self.checkpoint.spec
         qpos = np.asarray(observation["qpos"], dtype=np.float32).reshape(-1)
