@@ -38,6 +38,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -331,32 +332,37 @@ def localization(checkpoint: str, training_files, heldout_files) -> dict:
     torch.set_num_threads(1)
     runner = PolicyRunner(checkpoint)
     cameras = runner.checkpoint.spec.cameras
-    with contextlib.ExitStack() as stack:
+
+    def error_mm(episode, truth) -> Optional[float]:
+        if not truth["mask"][0, :3].all():
+            return None
+        runner.reset(episode.metadata["instruction"])
+        estimate = runner.estimate_objects({"qpos": episode.read("observations/qpos")[0],
+                                            "images": {c: episode.images(c, [0])[0] for c in cameras}})
+        target = estimate[:3] * stats["std"][:3] + stats["mean"][:3]
+        return round(float(np.linalg.norm(target - truth["value"][0, :3])) * 1e3, 1)
+
+    def kept(errors: dict) -> dict:
+        return {name: e for name, e in errors.items() if e is not None}
+
+    with contextlib.ExitStack() as stack:  # the training takes opened once: statistics, then their errors
         training = [stack.enter_context(AlignedEpisode(f)) for f in training_files]
         names = object_names(training)
-        stats = target_statistics([episode_object_targets(e, names) for e in training])
-
-    def errors(files) -> dict:
-        out = {}
-        for f in files:
-            with AlignedEpisode(f) as episode:
-                truth = episode_object_targets(episode, names)
-                if not truth["mask"][0, :3].all():
-                    continue
-                runner.reset(episode.metadata["instruction"])
-                estimate = runner.estimate_objects({"qpos": episode.read("observations/qpos")[0],
-                                                    "images": {c: episode.images(c, [0])[0] for c in cameras}})
-                target = estimate[:3] * stats["std"][:3] + stats["mean"][:3]
-                out[Path(f).stem] = round(float(np.linalg.norm(target - truth["value"][0, :3])) * 1e3, 1)
-        return out
+        truths = [episode_object_targets(e, names) for e in training]
+        stats = target_statistics(truths)
+        trained = kept({Path(f).stem: error_mm(e, t) for f, e, t in zip(training_files, training, truths)})
+    heldout = {}
+    for f in heldout_files:
+        with AlignedEpisode(f) as episode:
+            heldout[Path(f).stem] = error_mm(episode, episode_object_targets(episode, names))
+    heldout = kept(heldout)
 
     def describe(by_file: dict) -> dict:
         v = np.asarray(list(by_file.values()))
         return {"n": len(v), "mean_mm": round(float(v.mean()), 1), "p50_mm": round(float(np.median(v)), 1),
                 "p90_mm": round(float(np.percentile(v, 90)), 1)} if len(v) else {"n": 0}
 
-    heldout = errors(heldout_files)
-    return {"training": describe(errors(training_files)), "heldout": describe(heldout), "heldout_mm": heldout}
+    return {"training": describe(trained), "heldout": describe(heldout), "heldout_mm": heldout}
 
 
 # -- the report -------------------------------------------------------------------------------------

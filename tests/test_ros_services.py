@@ -71,3 +71,7 @@ def test_a_service_that_never_appears_is_said_in_time(client):
     with pytest.raises(ServiceNotAvailable):
         call_trigger(client, timeout_s=1.5)
     assert time.monotonic() - started < 10
+    started = time.monotonic()  # how long to wait for it to appear can be shorter than for the answer
+    with pytest.raises(ServiceNotAvailable):
+        call_trigger(client, timeout_s=60, appear_s=1.5)
+    assert time.monotonic() - started < 10

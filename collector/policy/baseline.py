@@ -82,9 +82,8 @@ class BaselinePolicy(Policy):
         return self._forward(batch)[0]
 
     def predict_objects(self, batch: PolicyBatch) -> torch.Tensor:
-        """The object head's estimate, normalized as its targets (collector.policy.object_targets)."""
-        if self.object_head is None:
-            raise TypeError("this policy has no object head (object_loss was 0)")
+        """The object head's estimate, normalized as its targets (collector.policy.object_targets); None
+        without an object head (object_loss 0)."""
         return self._forward(batch)[1]
 
     def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:

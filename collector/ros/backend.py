@@ -319,13 +319,12 @@ class RosBackend(RobotBackend):
         if ignored:
             log.info("RosBackend.reset: %s are set on the sim-hardware node, not per reset", sorted(ignored))
         before = (self._task_state or {}).get("episode", -1)
-        if not self._reset_client.service_is_ready() and \
-                not self._reset_client.wait_for_service(timeout_sec=min(timeout_s, 5.0)):
-            raise DeviceError("no reset service: resetting the scene needs the sim-hardware node "
-                              "(on a real robot the operator resets the scene)")
         try:
-            response = call_trigger(self._reset_client, timeout_s)
-        except (ServiceNotAvailable, NoAnswer):
+            response = call_trigger(self._reset_client, timeout_s, appear_s=min(timeout_s, 5.0))
+        except ServiceNotAvailable:
+            raise DeviceError("no reset service: resetting the scene needs the sim-hardware node "
+                              "(on a real robot the operator resets the scene)") from None
+        except NoAnswer:
             raise DeviceError(f"the sim-hardware node did not reset within {timeout_s:g} s") from None
         deadline = time.monotonic() + timeout_s
         if not response.success:

@@ -11,6 +11,7 @@ gives discovery SETTLE_S more before asking; a service that was already there is
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 # Discovery of a new node's endpoints completes in milliseconds on an idle machine and has taken
 # more than 100 ms on a loaded one; a second covers that with room.
@@ -25,14 +26,14 @@ class NoAnswer(Exception):
     pass
 
 
-def call_trigger(client, timeout_s: float, settle_s: float = SETTLE_S):
+def call_trigger(client, timeout_s: float, appear_s: Optional[float] = None, settle_s: float = SETTLE_S):
     """The response of one Trigger call on `client` (an rclpy client whose node is spun elsewhere).
-    Raises ServiceNotAvailable when the service does not appear within timeout_s, NoAnswer when the
-    call is not answered within timeout_s."""
+    Raises ServiceNotAvailable when the service does not appear within appear_s (default timeout_s),
+    NoAnswer when the call is not answered within timeout_s."""
     from std_srvs.srv import Trigger
 
     if not client.service_is_ready():
-        if not client.wait_for_service(timeout_sec=timeout_s):
+        if not client.wait_for_service(timeout_sec=timeout_s if appear_s is None else appear_s):
             raise ServiceNotAvailable()
         time.sleep(settle_s)
     future = client.call_async(Trigger.Request())
