@@ -11,6 +11,10 @@ reused: recording resumes its plan, a trained policy or an evaluation already wr
            pour_full   pour over every lighting x weight preset (21 cells x 5 takes: 105)
            Training uses the first MAX_DEMOS (100) good takes of each set.
            The plans' seeds put every recorded take at seed >= 100 M; evaluation uses 1 M + ...
+  views    scene views for the pick-and-place sets (collector.policy.scene_views): STUDY_VIEWS layouts
+           at new seeds (5 M + ...) under the set's lighting and weight presets, arm poses from its
+           takes, labelled by the simulator; the baselines trained on those sets also fit their
+           object head to them (a run without this stage trains on demonstrations alone)
   train    one policy of the study's kind (--policy, default STUDY_POLICY) per set (good takes
            only: outcome success, QA pass), each time-boxed to --train-minutes of wall time, two
            at a time (one torch thread each); plus the other kind on pick_full as its peer
@@ -21,6 +25,7 @@ reused: recording resumes its plan, a trained policy or an evaluation already wr
   correct  one correction round with the scripted corrector (collector.teleop.devices.corrector),
            when it exists: the full-grid policy acts, the corrector takes over where it stalls,
            retrain on demos + corrections, evaluate again. Reported as not run otherwise.
+  localize the object head's error on the named target, on training takes and held-out rollouts
 --quick: 2-4 demos, tiny models trained for seconds, 1 rollout per cell on 2 cells: it checks the
 plumbing in a few minutes; its success figures mean nothing (the table says so).
 The last line printed is one JSON object with the headline figures.
@@ -65,6 +70,13 @@ STUDY_HYPERPARAMETERS = {"act": STUDY_ACT, "baseline": STUDY_BASELINE}
 STUDY_POLICY = "baseline"
 STUDY_IMAGE = (48, 64)
 STUDY_AUGMENT = STUDY_AUGMENTATION
+# Scene views (collector.policy.scene_views): simulator-labelled frames of new layouts that also train
+# the object head of the pick-and-place baselines, `batch` of them a step (docs/learning.md, "Fifth run").
+# Seeds from SCENE_VIEW_SEED_BASE: apart from evaluation (1 M + ...), corrections (3 M) and recordings (>= 100 M).
+STUDY_VIEWS = {"layouts": 6000, "views": 3, "batch": 16}
+QUICK_VIEWS = {"layouts": 6, "views": 2, "batch": 4}
+SCENE_VIEW_SEED_BASE = 5_000_000
+VIEW_PARTS = 2  # files rendered side by side, one process each
 QUICK_ACT = {"d_model": 32, "feedforward": 64, "encoder_layers": 1, "vae_encoder_layers": 1,
              "cnn_channels": [8, 16], "dropout": 0.0}
 
@@ -139,6 +151,61 @@ def peer_of(kind: str) -> str:
     return "baseline" if kind == "act" else "act"
 
 
+# -- scene views ------------------------------------------------------------------------------------
+def view_sets(quick: bool) -> list:
+    """The demonstration sets whose policies also learn from scene views: the pick-and-place ones (their
+    object heads name the target; the views share each set's lighting and weight presets)."""
+    return [name for name, spec in demo_sets(quick).items() if spec["tasks"] == ["pick_place"]]
+
+
+def view_files(work: Path, name: str) -> list:
+    return [work / "views" / f"{name}_{k}.h5" for k in range(VIEW_PARTS)]
+
+
+def render_views(work: Path, quick: bool, name: str, parallel: int) -> dict:
+    """The set's scene views (its plan's lighting x weight presets, arm poses from its training takes),
+    rendered in VIEW_PARTS files side by side; cached (files already there are kept)."""
+    settings = QUICK_VIEWS if quick else STUDY_VIEWS
+    spec = demo_sets(quick)[name]
+    files = view_files(work, name)
+    base = SCENE_VIEW_SEED_BASE + 1_000_000 * view_sets(quick).index(name)
+    per_part = -(-settings["layouts"] // VIEW_PARTS)
+    parts = [{"out": str(f), "seeds": [base + k * per_part, base + min((k + 1) * per_part, settings["layouts"])],
+              "lighting": spec["lighting"], "weights": spec["weights"], "views": settings["views"],
+              "image": (24, 32) if quick else STUDY_IMAGE, "poses_from": demo_files(work / "data" / name) or
+              [str(work / "data" / name)], "targets": named_objects(work / "data" / name)} for k, f in enumerate(files)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(_render_views_part, [p for p in parts if not Path(p["out"]).exists()]))
+    import h5py
+
+    views = 0
+    for f in files:  # layouts naming an object the takes do not are skipped: count what is there
+        with h5py.File(f, "r") as h5:
+            views += len(h5["seed"])
+    return {"set": name, "seeds": settings["layouts"], "views": views, "render_s": round(time.perf_counter() - started, 1)}
+
+
+def named_objects(folder: Path) -> list:
+    """The objects the set's training takes name: views may name no other (the policy is told only of these)."""
+    from collector.dataset.episode import AlignedEpisode
+    from collector.policy.conditioning import episode_conditioning
+
+    names = set()
+    for path in demo_files(folder):
+        with AlignedEpisode(path) as take:
+            names.add(episode_conditioning(take.metadata)[1])
+    return sorted(names)
+
+
+def _render_views_part(part: dict) -> None:
+    from collector.policy.scene_views import recorded_poses, render_scene_views
+
+    render_scene_views(part["out"], task="pick_place", seeds=range(*part["seeds"]), lighting=part["lighting"],
+                       weights=part["weights"], image_size=part["image"], views_per_layout=part["views"],
+                       poses=recorded_poses(part["poses_from"]), targets=part["targets"])
+
+
 def train_jobs(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLICY) -> list:
     limit = 20.0 if quick else minutes * 60.0
     image = (24, 32) if quick else STUDY_IMAGE
@@ -159,6 +226,10 @@ def train_jobs(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLI
         else:  # the files are the catalogue's good takes already: no filter on top
             job["sources"], job["filters"] = demo_files(folder), {}
         job["out"] = str(work / "policies" / f"{job['name']}.pt")
+        # rendered by the views stage (a run without it trains on the demonstrations alone)
+        if job["policy"] == "baseline" and all(f.exists() for f in view_files(work, folder.name)):
+            job["scene_views"] = [str(f) for f in view_files(work, folder.name)]
+            job["scene_batch"] = (QUICK_VIEWS if quick else STUDY_VIEWS)["batch"]
     return jobs
 
 
@@ -166,6 +237,7 @@ def train_one(job: dict) -> dict:
     """One training run in its own process (one torch thread); cached as <out>.json."""
     import torch
 
+    from collector.policy.checkpoint import Checkpoint
     from collector.policy.train import TrainConfig, train
 
     torch.set_num_threads(1)
@@ -181,7 +253,8 @@ def train_one(job: dict) -> dict:
     summary = {"name": name, **result.summary(), "cpu_s": round(time.process_time() - cpu_started, 1),
                "episodes": len(result_episodes(result.checkpoint)),
                "time_limit_s": job["time_limit_s"], "hyperparameters": job["hyperparameters"],
-               "image_size": list(job["image_size"]), "augment": job["augment"]}
+               "image_size": list(job["image_size"]), "augment": job["augment"],
+               "scene_views": (Checkpoint.load(result.checkpoint).provenance.get("scene_views") or {}).get("views", 0)}
     summary_file.write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -371,10 +444,10 @@ def print_table(recorded, trained, evaluated, quick):
     for r in recorded:
         print(f"  {r['set']:<12} {r['good']:>4}   recorded in {r['record_s']} s")
     print("\n== training (one torch thread each)")
-    print(f"  {'policy':<20} {'episodes':>8} {'steps':>7} {'wall s':>8} {'samples/s':>9} {'final L1':>9}")
+    print(f"  {'policy':<20} {'episodes':>8} {'views':>6} {'steps':>7} {'wall s':>8} {'samples/s':>9} {'final L1':>9}")
     for t in trained:
-        print(f"  {t['name']:<20} {t['episodes']:>8} {t['steps']:>7} {t['wall_s']:>8.0f} {t['samples_per_s']:>9.1f} "
-              f"{t.get('final_l1', math.nan):>9.4f}")
+        print(f"  {t['name']:<20} {t['episodes']:>8} {t.get('scene_views', 0):>6} {t['steps']:>7} {t['wall_s']:>8.0f} "
+              f"{t['samples_per_s']:>9.1f} {t.get('final_l1', math.nan):>9.4f}")
     print("\n== held-out success (seeds never recorded), per lighting preset")
     names = list(evaluated)
     print(f"  {'lighting':<10}" + "".join(f"{n:>20}" for n in names))
@@ -404,7 +477,7 @@ def main():
     parser.add_argument("--train-minutes", type=float, default=25.0, help="wall-time box per training run")
     parser.add_argument("--seeds-per-cell", type=int, default=2, help="held-out rollouts per lighting x weight cell")
     parser.add_argument("--parallel", type=int, default=2, help="training/evaluation processes at once")
-    parser.add_argument("--stages", default="record,train,eval,correct,localize")
+    parser.add_argument("--stages", default="record,views,train,eval,correct,localize")
     parser.add_argument("--policy", choices=sorted(STUDY_HYPERPARAMETERS), default=STUDY_POLICY,
                         help=f"the kind trained on every set (default {STUDY_POLICY}); the other is trained on "
                              "pick_full as its peer")
@@ -418,6 +491,8 @@ def main():
     recorded = [record(work, name, spec) for name, spec in demo_sets(args.quick).items()] if "record" in stages \
         else [{"set": n, "good": good_takes(work / "data" / n), "record_s": 0.0} for n in demo_sets(args.quick)]
     kind = args.policy
+    rendered = [render_views(work, args.quick, name, args.parallel) for name in view_sets(args.quick)] \
+        if "views" in stages and kind == "baseline" else []
     jobs = train_jobs(work, args.quick, args.train_minutes, kind)
     trained = []
     if "train" in stages:
@@ -458,6 +533,7 @@ def main():
     summary = {
         "quick": args.quick, "work": str(work),
         "demos": {r["set"]: r["good"] for r in recorded},
+        "scene_views": {r["set"]: r["views"] for r in rendered},
         "pick_success_heldout": pick.get("success"), "pour_success_heldout": pour.get("success"),
         "pick_bright_only_success_heldout": bright.get("success"),
         "policy": kind, f"{peer}_pick_success_heldout": evaluated.get(f"{peer}_pick_full", {}).get("success"),

@@ -51,6 +51,8 @@ def main(argv=None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # PyOpenGL's note that its optional C accelerator is absent: nothing a user can act on
+        logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

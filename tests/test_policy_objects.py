@@ -104,3 +104,46 @@ def test_objects_to_head_without_the_object_head_and_a_policy_without_one_are_re
         with pytest.raises(ConfigError, match="no object head"):
             runner.estimate_objects({"qpos": take.read("observations/qpos")[0],
                                      "images": {"head": take.images("head", [0])[0]}})
+
+
+def _positions_policy(**hyperparameters):
+    from collector.policy.base import PolicySpec
+    from collector.policy.baseline import BaselinePolicy
+
+    spec = PolicySpec(cameras=["head"], image_size=(30, 40), state_dim=5, action_dim=5, chunk=4, vocabulary_size=4,
+                      object_targets=15)
+    torch.manual_seed(0)
+    return BaselinePolicy(spec, **{**SMALL_BASELINE, "film": True, "object_loss": 1.0, "objects_to_head": True,
+                                   **hyperparameters})
+
+
+def _batch(seed):
+    generator = torch.Generator().manual_seed(seed)
+    return {"images": torch.rand(2, 1, 3, 30, 40, generator=generator), "state": torch.zeros(2, 5),
+            "conditioning": torch.tensor([[0, 2], [1, 3]]), "action": torch.zeros(2, 4, 5),
+            "action_is_pad": torch.zeros(2, 4, dtype=torch.bool)}
+
+
+def test_an_action_head_without_images_sees_the_cameras_only_through_the_object_estimate():
+    positions, usual = _positions_policy(images_to_head=False), _positions_policy()
+    assert usual.head[0].in_features - positions.head[0].in_features == usual.object_head[0].in_features - 32
+    one, other = _batch(1), _batch(2)
+    with torch.no_grad():
+        for policy in (positions, usual):  # the estimate fixed: only the usual head still sees the pictures
+            policy.object_head[-1].weight.zero_()
+        assert torch.equal(positions.predict_chunk(one), positions.predict_chunk(other))
+        assert not torch.allclose(usual.predict_chunk(one), usual.predict_chunk(other))
+    with pytest.raises(TypeError, match="images_to_head=false needs objects_to_head=true"):
+        _positions_policy(images_to_head=False, objects_to_head=False)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_detached_estimate_keeps_the_action_loss_out_of_the_object_head(detached):
+    from collector.policy.base import masked_l1
+
+    policy = _positions_policy(images_to_head=False, detach_objects=detached)
+    batch = _batch(3)
+    masked_l1(policy.predict_chunk(batch), batch["action"] + 1.0, batch["action_is_pad"]).backward()
+    reached = policy.object_head[-1].weight.grad
+    assert (reached is None or float(reached.abs().sum()) == 0.0) == detached
+    assert float(policy.head[0].weight.grad.abs().sum()) > 0

@@ -44,7 +44,8 @@ def run(args) -> int:
                          seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every,
                          num_workers=args.workers, resume=args.resume, control=args.control,
                          operator_weight=args.operator_weight,
-                         augment=_augment(args.augment),
+                         augment=_augment(args.augment), scene_views=list(args.scene_views or []),
+                         scene_batch=args.scene_batch,
                          time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
                          progress=False if args.no_progress else None, plot=not args.no_plot)
     result = train(config)
@@ -175,6 +176,10 @@ def register(subparsers):
                              "weights corrections above the takes the policy drove")
     parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE",
                         help="image augmentation: alone, shift=3 brightness=0.2 contrast=0.2; or set each")
+    parser.add_argument("--scene-views", nargs="+", metavar="FILE",
+                        help="labelled views of new layouts (collector scene-views) that also train the object "
+                             "head, each step --scene-batch of them (baseline with --hp object_loss above 0)")
+    parser.add_argument("--scene-batch", type=int, default=16, help="scene views per step (default 16)")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES",
                         help="stop and save after this much training time, even before --steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

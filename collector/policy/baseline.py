@@ -21,11 +21,15 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # objects_to_head: the object head's estimate (where the named target and every object are) is also an
 # input of the action MLP, so the arm is steered by an explicit position rather than by whatever the
 # flattened map encodes; it is computed from the cameras at run time, never read from the simulator.
-# All off by default: checkpoints written before they existed had none.
+# images_to_head: False leaves the image features out of the action MLP, so with objects_to_head it acts
+# on the estimated positions, the joint state and the instruction alone (layouts it never saw are then
+# only new positions, not new pictures). detach_objects: the action loss does not reach the object head
+# through its estimate (the estimate keeps the meaning the object losses give it).
+# Off (images_to_head on) by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
             "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
-            "objects_to_head": False}
+            "objects_to_head": False, "images_to_head": True, "detach_objects": False}
 IMAGE_FEATURES = ("flatten", "keypoints")
 
 
@@ -70,7 +74,11 @@ class BaselinePolicy(Policy):
         self.objects_to_head = bool(hp["objects_to_head"])
         if self.objects_to_head and self.object_head is None:
             raise TypeError("objects_to_head needs object_loss > 0 (the object head it feeds from)")
-        width = image_features + spec.state_dim + hp["conditioning_dim"]
+        self.images_to_head = bool(hp["images_to_head"])
+        self.detach_objects = bool(hp["detach_objects"])
+        if not self.images_to_head and not self.objects_to_head:
+            raise TypeError("images_to_head=false needs objects_to_head=true (the head must see the objects somehow)")
+        width = (image_features if self.images_to_head else 0) + spec.state_dim + hp["conditioning_dim"]
         if self.objects_to_head:
             width += spec.object_targets
         hidden = hp["hidden"]
@@ -86,8 +94,8 @@ class BaselinePolicy(Policy):
         without an object head (object_loss 0)."""
         return self._forward(batch)[1]
 
-    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(chunk, the object head's estimate or None)."""
+    def _encode(self, batch: PolicyBatch) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(image features or None without cameras, conditioning embedding)."""
         conditioning = self.conditioning(batch["conditioning"]).sum(dim=1)
         features = None
         if self.spec.cameras and self.keypoint_features:
@@ -95,12 +103,19 @@ class BaselinePolicy(Policy):
         elif self.spec.cameras:
             film = None if self.film is None else self.film(conditioning).split(self._film_widths, dim=1)
             features = encode_cameras(self.backbone, batch["images"], film).flatten(1)
+        return features, conditioning
+
+    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(chunk, the object head's estimate or None)."""
+        features, conditioning = self._encode(batch)
         objects = None
         if self.object_head is not None:
             objects = self.object_head(torch.cat([features, conditioning], dim=1))
-        parts = [batch["state"], conditioning] if features is None else [features, batch["state"], conditioning]
+        parts = [batch["state"], conditioning]
+        if features is not None and self.images_to_head:
+            parts.insert(0, features)
         if self.objects_to_head:
-            parts.append(objects)
+            parts.append(objects.detach() if self.detach_objects else objects)
         out = self.head(torch.cat(parts, dim=1))
         return out.view(-1, self.spec.chunk, self.spec.action_dim), objects
 
@@ -109,7 +124,19 @@ class BaselinePolicy(Policy):
         l1 = masked_l1(chunk, batch["action"], batch["action_is_pad"])
         if predicted is None:
             return l1, {"l1": float(l1.detach())}
-        mask = batch["objects_mask"].to(predicted.dtype)
-        objects = ((predicted - batch["objects"]).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+        objects = _objects_l1(predicted, batch)
         total = l1 + self.object_loss * objects
         return total, {"l1": float(l1.detach()), "objects": float(objects.detach())}
+
+    def object_loss_on(self, batch: PolicyBatch) -> torch.Tensor:
+        """The object head's masked L1 on a batch of images, conditioning and object targets alone (no
+        state, no actions: scene views, collector.policy.scene_views); unweighted."""
+        if self.object_head is None:
+            raise TypeError("this policy has no object head (object_loss 0)")
+        features, conditioning = self._encode(batch)
+        return _objects_l1(self.object_head(torch.cat([features, conditioning], dim=1)), batch)
+
+
+def _objects_l1(predicted: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+    mask = batch["objects_mask"].to(predicted.dtype)
+    return ((predicted - batch["objects"]).abs() * mask).sum() / mask.sum().clamp_min(1.0)

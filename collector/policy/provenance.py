@@ -14,9 +14,14 @@ from collector.file_digest import file_sha256
 from collector.recorder import schema
 
 def training_provenance(refs: Iterable[EpisodeRef], sources: List[str], filters: str,
-                        held_out: Iterable[EpisodeRef] = ()) -> dict:
-    """`episodes` are the ones trained on (hashed); `held_out` the validation episodes (ids only)."""
+                        held_out: Iterable[EpisodeRef] = (), scene_views=None) -> dict:
+    """`episodes` are the ones trained on (hashed); `held_out` the validation episodes (ids only);
+    `scene_views` (collector.policy.scene_views.SceneViews) the labelled views the object head saw."""
     refs = list(refs)
+    views = {} if scene_views is None else {"scene_views": {
+        "files": scene_views.files, "views": len(scene_views),
+        # their layouts were seen in training too, so evaluation must not reuse their seeds
+        "seeds": sorted({int(s) for s in scene_views.seeds})}}
     return {
         "collector_version": collector.__version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -31,6 +36,7 @@ def training_provenance(refs: Iterable[EpisodeRef], sources: List[str], filters:
         "held_out": [r.episode_id for r in held_out],
         # validation episodes are not trained on, but their seeds recorded this dataset all the same
         "held_out_seeds": sorted({s for s in (episode_seed(r.path) for r in held_out) if s is not None}),
+        **views,
     }
 
 
@@ -49,6 +55,7 @@ def recording_seeds(provenance: dict) -> Set[int]:
     """Every seed that recorded a checkpoint's dataset (trained on or held out for validation).
     Checkpoints older than the `seed` entries: read from the episode files that are still there."""
     seeds = set(provenance.get("held_out_seeds") or [])
+    seeds.update(int(s) for s in (provenance.get("scene_views") or {}).get("seeds") or [])
     for entry in provenance.get("episodes") or []:
         seed = entry.get("seed") if "seed" in entry else (episode_seed(entry["path"]) if entry.get("path") else None)
         if seed is not None:

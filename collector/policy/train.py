@@ -5,6 +5,9 @@ past the end as ACT uses them) wrapped by `PolicySamples` (frames downscaled to 
 kept in memory, conditioning ids, normalization with the training episodes' cached statistics and
 ACT's std floor: collector.policy.normalization).
 
+Scene views (`TrainConfig.scene_views`, collector.policy.scene_views): each step also fits the object
+head to a batch of simulator-labelled views of new layouts, drawn in an order of their own.
+
 Reproducibility: one seed fixes the weights' initialization, the data order and every random draw
 (dropout, the CVAE's noise). The data order is a function of (seed, step) — epoch e is the
 permutation drawn from seed [seed, e] — and the torch RNG state is saved with every checkpoint, so
@@ -41,8 +44,10 @@ from collector.policy.object_targets import episode_object_targets, object_names
 from collector.policy.provenance import training_provenance
 from collector.policy.registry import POLICIES, build_policy
 from collector.policy.samples import PolicySamples
+from collector.policy.scene_views import SceneViewSamples, SceneViews
 
 DEVICES = ("auto", "cpu", "cuda")
+SCENE_ORDER_STREAM = 7_919  # the scene views' order is drawn from seed + this: apart from the demonstrations'
 VALIDATION_SAMPLES = 256
 
 
@@ -71,6 +76,9 @@ class TrainConfig:
     cache_mb: float = 1024.0
     num_workers: int = 0
     time_limit_s: Optional[float] = None  # stop (and save) after this much training wall time, even before `steps`
+    # collector.policy.scene_views files: each step also trains the object head on scene_batch of them
+    scene_views: List[str] = field(default_factory=list)
+    scene_batch: int = 16
     resume: Optional[str] = None
     progress: Optional[bool] = None  # None: a bar when stderr is a terminal
     plot: bool = True
@@ -133,6 +141,7 @@ class TrainingData:
     rate_hz: float
     validation: Optional[list]  # held-out samples, or None
     provenance: dict
+    scene_views: Optional[SceneViewSamples] = None
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -173,10 +182,14 @@ def train(config: TrainConfig) -> TrainResult:
     policy.train()
     started = time.perf_counter()
     done = start_step
+    views = _scene_batches(data.scene_views, config, start_step, device)
     try:
         for step, batch in zip(range(start_step, config.steps), _batches(data.samples, config, start_step, device)):
             batch["images"] = augmentation(batch["images"])
-            value, parts = _optimizer_step(policy, optimizer, batch, config.grad_clip)
+            view_batch = next(views) if views is not None else None
+            if view_batch is not None:
+                view_batch["images"] = augmentation(view_batch["images"])
+            value, parts = _optimizer_step(policy, optimizer, batch, config.grad_clip, view_batch)
             done = step + 1
             if not math.isfinite(value):
                 raise DataError(f"training diverged at step {done} (loss {value}); lower --lr")
@@ -215,8 +228,12 @@ def train(config: TrainConfig) -> TrainResult:
                        parameters=policy.parameter_count(), device=device, plot=plot, validation=val_history)
 
 
-def _optimizer_step(policy, optimizer, batch, grad_clip: float) -> Tuple[float, Dict[str, float]]:
+def _optimizer_step(policy, optimizer, batch, grad_clip: float, view_batch=None) -> Tuple[float, Dict[str, float]]:
     loss, parts = policy.loss(batch)
+    if view_batch is not None:  # the object head on scene views, weighted as on the demonstrations' frames
+        views = policy.object_loss_on(view_batch)
+        loss = loss + policy.object_loss * views
+        parts["scene_objects"] = float(views.detach())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
@@ -252,15 +269,49 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
     if resumed is not None:
         _check_resume_fits(resumed, spec, state_names, action_names)
     validation, validation_refs = _validation_samples(config, source, filters, cameras, vocabulary, normalizer)
+    views = _scene_view_samples(config, samples.cameras, vocabulary, objects)
+    if resumed is not None and views is not None:
+        _check_views_unchanged(resumed, views.views)
     provenance = resumed.provenance if resumed else training_provenance(
-        episodes.refs, [str(s) for s in config.sources], filters.describe(), held_out=validation_refs)
+        episodes.refs, [str(s) for s in config.sources], filters.describe(), held_out=validation_refs,
+        scene_views=views.views if views is not None else None)
     return TrainingData(episodes, samples, spec, normalizer, vocabulary, state_names, action_names,
-                        _rate(episodes), validation, provenance)
+                        _rate(episodes), validation, provenance, views)
+
+
+def _scene_view_samples(config: TrainConfig, cameras, vocabulary: ConditioningVocabulary,
+                        objects) -> Optional[SceneViewSamples]:
+    """The scene views as object-head training items, or None without --scene-views. Their targets are
+    normalized with the demonstrations' statistics: one head, one scale."""
+    if not config.scene_views:
+        return None
+    if objects is None or config.policy != "baseline":
+        raise ConfigError("scene views train the object head: they need --policy baseline with --hp object_loss=1 "
+                          "(or another weight above 0)")
+    if config.scene_batch < 1:
+        raise ConfigError(f"scene batch must be at least 1, got {config.scene_batch}")
+    views = SceneViews.load(config.scene_views)
+    views.check_fits(cameras, config.image_size)
+    unknown = sorted({t for t in views.targets if t not in vocabulary.targets} |
+                     ({views.task} - set(vocabulary.tasks)))
+    if unknown:
+        raise ConfigError(f"scene views name {', '.join(unknown)}, which no training episode does: the policy "
+                          f"could not be told about them")
+    conditioning = [vocabulary.encode(views.task, target) for target in views.targets]
+    return SceneViewSamples(views, cameras, conditioning, names=objects[3], statistics=objects[1])
+
+
+def _check_views_unchanged(resumed: Checkpoint, views: SceneViews) -> None:
+    saved = [f["sha256"] for f in (resumed.provenance.get("scene_views") or {}).get("files") or []]
+    if saved != [f["sha256"] for f in views.files]:
+        raise ConfigError(f"{resumed.path}: the scene view files changed since this run began (SHA-256 differs); "
+                          f"resume needs the same views")
 
 
 def _object_targets(config: TrainConfig, episodes: EpisodeDataset):
-    """(per-episode targets, statistics, width) for a policy trained with an auxiliary object-position
-    loss, else None. The statistics are recomputed from the same episodes on resume (deterministic)."""
+    """(per-episode targets, statistics, width, object names) for a policy trained with an auxiliary
+    object-position loss, else None. The statistics are recomputed from the same episodes on resume
+    (deterministic)."""
     if float((config.hyperparameters or {}).get("object_loss", 0) or 0) <= 0:
         return None
     names = object_names(episodes.episodes)
@@ -268,7 +319,7 @@ def _object_targets(config: TrainConfig, episodes: EpisodeDataset):
         raise ConfigError("object_loss needs episodes with recorded object poses (pose_objects_* streams: "
                           "simulated takes); these have none")
     targets = [episode_object_targets(e, names) for e in episodes.episodes]
-    return targets, target_statistics(targets), target_width(names)
+    return targets, target_statistics(targets), target_width(names), names
 
 
 def _restore(resumed: Optional[Checkpoint], policy, optimizer, device: str):
@@ -317,6 +368,15 @@ def _epoch_order(n: int, seed: int, epoch: int, weights: Optional[np.ndarray]) -
 
 def collate(items: Sequence[Dict[str, np.ndarray]], device: str = "cpu") -> Dict[str, torch.Tensor]:
     return {key: torch.from_numpy(np.stack([item[key] for item in items])).to(device) for key in items[0]}
+
+
+def _scene_batches(views: Optional[SceneViewSamples], config: TrainConfig, start_step: int, device: str):
+    """Scene view batches in an order of their own, a function of (seed, step) as the demonstrations'
+    (a resumed run draws the same views), or None without scene views."""
+    if views is None:
+        return None
+    order = sample_order(len(views), config.seed + SCENE_ORDER_STREAM, start_step, config.scene_batch)
+    return (collate([views[int(i)] for i in indices], device) for indices in order)
 
 
 def _batches(samples: PolicySamples, config: TrainConfig, start_step: int, device: str):
@@ -396,7 +456,7 @@ def _config_for_resume(config: TrainConfig, resumed: Checkpoint) -> TrainConfig:
     saved = dict(resumed.training)
     keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "chunk", "cameras",
                                   "hyperparameters", "augment", "filters", "control", "operator_weight", "val_fraction", "seed",
-                                  "cache_mb") if k in saved}
+                                  "cache_mb", "scene_views", "scene_batch") if k in saved}
     keep["image_size"] = tuple(saved.get("image_size", config.image_size))
     return TrainConfig(**{**config.to_state(), **keep, "image_size": keep["image_size"]})
 

@@ -185,6 +185,15 @@ class SimEnv:
         for _ in range(int(n) * self.substeps):
             mujoco.mj_step(self.model, self.data)
 
+    def pose_robot(self, q) -> None:
+        """Put the robot's joints at q (joint_positions order) without simulating: kinematics only, so
+        nothing else moves and time stands still (a still picture of a pose, e.g. for scene views)."""
+        q = np.asarray(q, dtype=float)
+        if q.shape != (len(self._qpos_idx),) or not np.isfinite(q).all():
+            raise DataError(f"robot pose must be {len(self._qpos_idx)} finite joint positions, got shape {q.shape}")
+        self.data.qpos[self._qpos_idx] = q
+        mujoco.mj_forward(self.model, self.data)
+
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._qpos_idx].copy()
 
