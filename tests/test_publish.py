@@ -334,7 +334,9 @@ def test_retries_with_backoff_while_the_store_is_down_then_publishes(dataset, tm
 def test_kill_9_mid_upload_resumes_and_never_reports_an_unverified_copy(dataset, tmp_path, s3):
     station = _copy_dataset(dataset, tmp_path)
     big = station / "episodes" / "episode_000099.hdf5"  # the publisher copies bytes; their content is not its business
-    big.write_bytes(np.random.default_rng(0).bytes(40 * 1024 * 1024))
+    # big enough that its upload lasts seconds: at 40 MB a quiet CI machine uploaded and verified it inside
+    # the half second this test used to wait, and the kill found nothing to interrupt
+    big.write_bytes(np.random.default_rng(0).bytes(200 * 1024 * 1024))
     env = _s3_env(s3)
     command = [sys.executable, "-m", "collector", "publish", str(station), "--to", "s3://fleet/k", "--once"]
     publisher = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -353,8 +355,8 @@ def test_kill_9_mid_upload_resumes_and_never_reports_an_unverified_copy(dataset,
     deadline = time.monotonic() + 120
     while big_state() != "uploading" and time.monotonic() < deadline:
         assert publisher.poll() is None, "the publisher ended before the big upload started"
-        time.sleep(0.05)
-    time.sleep(0.5)
+        time.sleep(0.01)
+    time.sleep(0.1)  # some of its bytes in flight
     publisher.send_signal(signal.SIGKILL)
     publisher.wait(30)
     store = Store("s3://fleet/k")
