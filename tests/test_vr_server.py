@@ -558,3 +558,25 @@ def _stall(server, info, thread):
     assert got[-2][1].stamp > got[0][1].stamp + 0.7
     # ... and the button pressed during the stall still started the take.
     assert [(e.event, e.trigger) for e in presses] == [("start", "right.a")]
+
+
+def test_the_test_server_picks_new_ports_when_a_picked_one_is_taken_before_it_binds(cert_dir, monkeypatch):
+    # the race a full CI run hit: a picked endpoint bound by someone else before the server starts
+    import socket
+
+    import helpers.vr as vr
+
+    picks = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        real_pick = vr.free_endpoint
+        monkeypatch.setattr(vr, "free_endpoint", lambda: picks.append(1) or (taken_endpoint if len(picks) == 3
+                                                                             else real_pick()))
+        with vr.running_server(cert_dir) as (server, _, _):
+            assert server.config.status_endpoint != taken_endpoint
+        assert len(picks) == 8  # one failed start (its status endpoint taken), one that bound all four
+        with pytest.raises(DeviceError, match="Address already in use"):  # a test's own endpoint is not retried
+            with vr.running_server(cert_dir, status_endpoint=taken_endpoint):
+                pass

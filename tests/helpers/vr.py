@@ -5,14 +5,25 @@ import socket
 import threading
 import time
 
+from collector.errors import DeviceError
 from collector.teleop.vr.certificate import ensure_certificate, host_names
 from collector.teleop.vr.server import ServerConfig, ServerThread
 
 
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never one this process handed out before: the kernel can give the
+    same ephemeral port to two bind(0) calls in a row, and one server's endpoints are picked before any
+    of them is bound (a full CI run once got a status port equal to another endpoint's)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def free_endpoint() -> str:
@@ -27,15 +38,24 @@ def running_server(cert_dir, **overrides):
     production 100 ms to get to a frame, and most tests count frames. The stall test sets it back.
     """
     info = ensure_certificate(host_names("127.0.0.1"), cert_dir=cert_dir)
-    config = ServerConfig(
-        host="127.0.0.1", port=0, ssl_context=info.ssl_context(), cert_path=info.cert_path,
-        input_endpoint=free_endpoint(), camera_endpoint=free_endpoint(), status_endpoint=free_endpoint(),
-        event_endpoint=free_endpoint(), max_frame_age_s=5.0,
-    )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    thread = ServerThread(config)
-    with thread as server:
+    with contextlib.ExitStack() as stack:
+        for attempt in range(3):
+            config = ServerConfig(
+                host="127.0.0.1", port=0, ssl_context=info.ssl_context(), cert_path=info.cert_path,
+                input_endpoint=free_endpoint(), camera_endpoint=free_endpoint(), status_endpoint=free_endpoint(),
+                event_endpoint=free_endpoint(), max_frame_age_s=5.0,
+            )
+            for key, value in overrides.items():
+                setattr(config, key, value)
+            thread = ServerThread(config)
+            try:
+                server = stack.enter_context(thread)
+                break
+            except DeviceError as e:
+                # another process may take a picked port before the server binds it: pick again, unless the
+                # test chose the endpoints itself
+                if "Address already in use" not in str(e) or attempt == 2 or any("endpoint" in k for k in overrides):
+                    raise
         yield server, info, thread
 
 
