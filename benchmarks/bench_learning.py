@@ -22,9 +22,11 @@ reused: recording resumes its plan, a trained policy or an evaluation already wr
            loop's command source through the safety gate, success from the sim's own task check)
            over every lighting x weight preset with held-out seeds (checked against each
            checkpoint's provenance)
-  correct  one correction round with the scripted corrector (collector.teleop.devices.corrector),
-           when it exists: the full-grid policy acts, the corrector takes over where it stalls,
-           retrain on demos + corrections, evaluate again. Reported as not run otherwise.
+  correct  --correction-rounds rounds (default 1) with the scripted corrector (collector.teleop.devices.
+           corrector), when it exists: the full-grid policy acts in --correction-takes-per-cell takes a
+           cell (default 2: 42), the corrector takes over where it stalls, drifts or drops the object;
+           retrain from scratch on demos + every round's operator rows, evaluate again; the next round
+           corrects that policy. Reported as not run otherwise.
   localize the object head's error on the named target, on training takes and held-out rollouts
 --quick: 2-4 demos, tiny models trained for seconds, 1 rollout per cell on 2 cells: it checks the
 plumbing in a few minutes; its success figures mean nothing (the table says so).
@@ -50,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import collector  # noqa: E402,F401  (sets MUJOCO_GL before mujoco loads)
+from collector.errors import ConfigError  # noqa: E402
 from collector.policy.augmentation import STUDY_AUGMENTATION  # noqa: E402
 
 LIGHTING = ["bright", "dim", "warm", "cool", "side_lit", "back_lit", "low_light"]
@@ -349,43 +352,83 @@ def corrections_available() -> bool:
     return True
 
 
-def collect_corrections(work: Path, quick: bool, checkpoint: str) -> dict:
-    """The full-grid policy acts in every lighting x weight cell (one take each, new seeds) and the
-    scripted corrector takes over where it stalls or drifts; cached as corrections/summary.json."""
+CORRECTION_ROUND_SEEDS = 100  # round k takes seeds CORRECTION_SEED_BASE + 100 (k - 1) + i
+
+
+def correction_folder(work: Path, round_: int) -> Path:
+    return work / ("corrections" if round_ == 1 else f"corrections{round_}")  # round 1: the earlier runs' name
+
+
+def corrected_name(policy: str, round_: int) -> str:
+    return f"{policy}_pick_corrected" + ("" if round_ == 1 else str(round_))
+
+
+def collect_corrections(work: Path, quick: bool, checkpoint: str, round_: int = 1, takes_per_cell: int = 2) -> dict:
+    """The policy acts in every lighting x weight cell (takes_per_cell takes each, seeds no other round,
+    recording or evaluation uses) and the scripted corrector takes over where it stalls, drifts or drops
+    the object; cached as the round's summary.json."""
     import torch
 
     from collector.teleop.corrected_take import Corrections
 
     torch.set_num_threads(1)
-    folder = work / "corrections"
+    folder = correction_folder(work, round_)
     summary_file = folder / "summary.json"
     if summary_file.exists():
         return json.loads(summary_file.read_text())
     lighting, weights = (["bright"], ["light"]) if quick else (LIGHTING, WEIGHTS)
-    takes = []
+    cells = [(light, weight) for light in lighting for weight in weights for _ in range(1 if quick else takes_per_cell)]
+    if len(cells) > CORRECTION_ROUND_SEEDS:
+        raise SystemExit(f"bench_learning: {len(cells)} correction takes a round, more than the "
+                         f"{CORRECTION_ROUND_SEEDS} seeds a round has")
+    first = CORRECTION_SEED_BASE + CORRECTION_ROUND_SEEDS * (round_ - 1)
+    seeds = iter(range(first, first + CORRECTION_ROUND_SEEDS))
+    takes, skipped = [], []
     started = time.perf_counter()
     with Corrections(checkpoint, "pick_place") as corrections:
-        for i, (light, weight) in enumerate((l, w) for l in lighting for w in weights):
-            take = corrections.run(light, weight, seed=CORRECTION_SEED_BASE + i, out_dir=folder / "episodes",
-                                   max_seconds=20.0 if quick else 40.0)
-            takes.append({"lighting": light, "weight": weight, "success": take.success,
-                          "operator_share": round(take.operator_share, 4), "reason": take.reason,
-                          "duration_s": round(take.duration_s, 2)})
-    summary = {"takes": takes, "succeeded": sum(t["success"] for t in takes),
-               "operator_row_share": rate([t["operator_share"] for t in takes]),
-               "taken_over": sum(t["reason"] is not None for t in takes),
-               "wall_s": round(time.perf_counter() - started, 1)}
+        for light, weight in cells:
+            for seed in seeds:
+                try:
+                    take = corrections.run(light, weight, seed=seed, out_dir=folder / "episodes",
+                                           max_seconds=20.0 if quick else 40.0)
+                    break
+                except ConfigError:  # --quick's two demonstrations name only some of the objects
+                    if not quick:
+                        raise
+                    skipped.append(seed)
+            else:
+                raise SystemExit(f"bench_learning: correction round {round_} ran out of seeds "
+                                 f"({first}-{first + CORRECTION_ROUND_SEEDS - 1})")
+            takes.append(take_row(light, weight, seed, take))
+    summary = {"round": round_, "policy": Path(checkpoint).stem, "skipped_seeds": skipped,
+               **corrections_summary(takes, started)}
     folder.mkdir(parents=True, exist_ok=True)
     summary_file.write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def corrected_job(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLICY) -> dict:
-    """Retrain from scratch on the demonstrations plus the corrected takes' operator rows (HG-DAgger:
-    the rows the policy commanded before a takeover are its own mistakes, not teaching)."""
+def take_row(lighting: str, weight: str, seed: int, take) -> dict:
+    return {"lighting": lighting, "weight": weight, "seed": seed, "success": take.success,
+            "operator_share": round(take.operator_share, 4), "reason": take.reason,
+            "duration_s": round(take.duration_s, 2)}
+
+
+def corrections_summary(takes: list, started: float) -> dict:
+    """A round's figures: successes, the takes the policy finished alone (no takeover), the operator's share of rows."""
+    return {"takes": takes, "succeeded": sum(t["success"] for t in takes),
+            "policy_alone": sum(t["success"] and t["reason"] is None for t in takes),
+            "operator_row_share": rate([t["operator_share"] for t in takes]),
+            "taken_over": sum(t["reason"] is not None for t in takes),
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def corrected_job(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLICY, round_: int = 1) -> dict:
+    """Retrain from scratch on the demonstrations plus the operator rows of every correction round so
+    far (HG-DAgger: the rows the policy commanded before a takeover are its own mistakes, not teaching)."""
     job = dict(next(j for j in train_jobs(work, quick, minutes, policy) if j["name"] == f"{policy}_pick_full"))
-    job.update(name=f"{policy}_pick_corrected", out=str(work / "policies" / f"{policy}_pick_corrected.pt"),
-               sources=job["sources"] + [str(work / "corrections" / "episodes")],
+    name = corrected_name(policy, round_)
+    job.update(name=name, out=str(work / "policies" / f"{name}.pt"),
+               sources=job["sources"] + [str(correction_folder(work, k) / "episodes") for k in range(1, round_ + 1)],
                filters={"outcome": ["success"]}, control=["operator"])  # the corrections folder has no QA catalogue
     return job
 
@@ -444,27 +487,28 @@ def print_table(recorded, trained, evaluated, quick):
     for r in recorded:
         print(f"  {r['set']:<12} {r['good']:>4}   recorded in {r['record_s']} s")
     print("\n== training (one torch thread each)")
-    print(f"  {'policy':<20} {'episodes':>8} {'views':>6} {'steps':>7} {'wall s':>8} {'samples/s':>9} {'final L1':>9}")
+    print(f"  {'policy':<26} {'episodes':>8} {'views':>6} {'steps':>7} {'wall s':>8} {'samples/s':>9} {'final L1':>9}")
     for t in trained:
-        print(f"  {t['name']:<20} {t['episodes']:>8} {t.get('scene_views', 0):>6} {t['steps']:>7} {t['wall_s']:>8.0f} "
+        print(f"  {t['name']:<26} {t['episodes']:>8} {t.get('scene_views', 0):>6} {t['steps']:>7} {t['wall_s']:>8.0f} "
               f"{t['samples_per_s']:>9.1f} {t.get('final_l1', math.nan):>9.4f}")
     print("\n== held-out success (seeds never recorded), per lighting preset")
     names = list(evaluated)
-    print(f"  {'lighting':<10}" + "".join(f"{n:>20}" for n in names))
+    w = max([20] + [len(n) + 2 for n in names])  # a column as wide as the longest policy name
+    print(f"  {'lighting':<10}" + "".join(f"{n:>{w}}" for n in names))
     for lighting in LIGHTING:
         cells = [evaluated[n]["by_lighting"].get(lighting) for n in names]
         if all(c is None for c in cells):
             continue
-        print(f"  {lighting:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>20}" for c in cells))
+        print(f"  {lighting:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>{w}}" for c in cells))
     print(f"  {'per weight':<10}")
     for weight in WEIGHTS:
         cells = [evaluated[n]["by_weight"].get(weight) for n in names]
         if all(c is None for c in cells):
             continue
-        print(f"  {weight:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>20}" for c in cells))
-    print(f"  {'overall':<10}" + "".join(f"{evaluated[n]['success']:>20.0%}" for n in names))
-    print(f"  {'rollouts':<10}" + "".join(f"{len(evaluated[n]['rollouts']):>20}" for n in names))
-    print(f"  {'infer p99':<10}" + "".join(f"{evaluated[n]['inference_ms']['p99']:>17.2f} ms" for n in names))
+        print(f"  {weight:<10}" + "".join(f"{'-' if c is None else f'{c:.0%}':>{w}}" for c in cells))
+    print(f"  {'overall':<10}" + "".join(f"{evaluated[n]['success']:>{w}.0%}" for n in names))
+    print(f"  {'rollouts':<10}" + "".join(f"{len(evaluated[n]['rollouts']):>{w}}" for n in names))
+    print(f"  {'infer p99':<10}" + "".join(f"{evaluated[n]['inference_ms']['p99']:>{w - 3}.2f} ms" for n in names))
     if quick:
         print("\n--quick: tiny demo sets and seconds of training: the success figures above mean nothing; "
               "this run only checks the plumbing.")
@@ -478,11 +522,17 @@ def main():
     parser.add_argument("--seeds-per-cell", type=int, default=2, help="held-out rollouts per lighting x weight cell")
     parser.add_argument("--parallel", type=int, default=2, help="training/evaluation processes at once")
     parser.add_argument("--stages", default="record,views,train,eval,correct,localize")
+    parser.add_argument("--correction-rounds", type=int, default=1,
+                        help="rounds of corrected takes, each on the previous round's retrained policy")
+    parser.add_argument("--correction-takes-per-cell", type=int, default=2,
+                        help="corrected takes per lighting x weight cell a round (--quick: 1)")
     parser.add_argument("--policy", choices=sorted(STUDY_HYPERPARAMETERS), default=STUDY_POLICY,
                         help=f"the kind trained on every set (default {STUDY_POLICY}); the other is trained on "
                              "pick_full as its peer")
     args = parser.parse_args()
     stages = set(args.stages.split(","))
+    if args.correction_rounds < 1 or args.correction_takes_per_cell < 1:
+        parser.error("--correction-rounds and --correction-takes-per-cell must be at least 1")
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_learning_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("COLLECTOR_CACHE", str(work / "cache"))
@@ -506,12 +556,18 @@ def main():
     correction = {"run": False, "why": "stage not selected" if "correct" not in stages
                   else "collector.teleop.corrected_take is not there" if not corrections_available()
                   else f"no evaluation of {kind}_pick_full to correct"}
+    rounds = []
     if "correct" in stages and corrections_available() and f"{kind}_pick_full" in evaluated:
-        correction = {"run": True, **collect_corrections(work, args.quick,
-                                                         str(work / "policies" / f"{kind}_pick_full.pt"))}
-        job = corrected_job(work, args.quick, args.train_minutes, kind)
-        trained.append(train_one(job))
-        evaluated[job["name"]] = evaluate_one(eval_jobs(work, args.quick, args.seeds_per_cell, [job["name"]])[0])
+        acting = str(work / "policies" / f"{kind}_pick_full.pt")
+        for round_ in range(1, args.correction_rounds + 1):  # each round corrects the previous round's policy
+            summary = collect_corrections(work, args.quick, acting, round_, args.correction_takes_per_cell)
+            job = corrected_job(work, args.quick, args.train_minutes, kind, round_)
+            trained.append(train_one(job))
+            evaluated[job["name"]] = evaluate_one(eval_jobs(work, args.quick, args.seeds_per_cell, [job["name"]])[0])
+            rounds.append({**{k: v for k, v in summary.items() if k != "takes"},
+                           "success_after": evaluated[job["name"]]["success"]})
+            acting = job["out"]
+        correction = {"run": True, **rounds[0]}
 
     from collector.policy.checkpoint import Checkpoint
 
@@ -526,8 +582,8 @@ def main():
             print(f"localization {name}: " + json.dumps({k: v for k, v in localized[name].items() if k != "heldout_mm"}))
 
     print_table(recorded, trained, evaluated, args.quick)
-    pick, bright, pour, corrected = (evaluated.get(f"{kind}_{n}", {})
-                                     for n in ("pick_full", "pick_bright", "pour_full", "pick_corrected"))
+    pick, bright, pour = (evaluated.get(f"{kind}_{n}", {}) for n in ("pick_full", "pick_bright", "pour_full"))
+    corrected = evaluated.get(corrected_name(kind, len(rounds)), {}) if rounds else {}  # the last round's policy
     peer = peer_of(kind)
     main_train = next((t for t in trained if t["name"] == f"{kind}_pick_full"), {})
     summary = {
@@ -550,7 +606,9 @@ def main():
         "success_after_corrections": corrected.get("success"),
         "success_by_lighting_after_corrections": corrected.get("by_lighting"),
         "operator_row_share_in_corrections": correction.get("operator_row_share"),
-        "corrections": {k: v for k, v in correction.items() if k != "takes"},
+        "corrections": correction,
+        "success_by_correction_round": [r["success_after"] for r in rounds],
+        "corrections_by_round": rounds,
         "rollouts": {n: len(e["rollouts"]) for n, e in evaluated.items()},
         "target_estimate_error_mm": {n: {"training": v["training"], "heldout": v["heldout"]} for n, v in localized.items()},
         "main_policy_steps": main_train.get("steps"),

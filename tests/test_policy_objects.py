@@ -85,10 +85,12 @@ def test_objects_to_head_steers_the_actions_by_the_object_estimate(tmp_path, dem
         # the estimate is an input of the action MLP: another estimate, another chunk (the same image)
         unsteered = type(policy)(policy.spec, **{**policy.hyperparameters, "objects_to_head": False})
         assert policy.head[0].in_features == unsteered.head[0].in_features + 15
-        moved = policy.object_head[-1].bias.data
-        moved += 1.0
+        bias = policy.object_head[-1].bias.data
+        # restored from a copy: float32 b + 1 - 1 is not b (the low bits go), which moved the chunk by ~1e-6
+        original = bias.clone()
+        bias += 1.0
         assert np.abs(runner.predict_chunk(observation) - chunk).max() > 1e-4
-        moved -= 1.0
+        bias.copy_(original)
         assert np.allclose(runner.predict_chunk(observation), chunk, atol=1e-6)
 
 

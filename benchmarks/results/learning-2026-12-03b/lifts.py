@@ -1,11 +1,13 @@
 """Sixth run: how each failed held-out rollout failed. Never lifted = the named target never 3 cm above its
-starting height; lifted, not placed = it was, and the task still failed. Usage: python lifts.py WORK"""
+starting height; lifted, not placed = it was, and the task still failed.
+Usage: python lifts.py WORK [POLICY...] (default: the sixth run's four)"""
 import glob, json, sys
 
 import h5py
 
 WORK = sys.argv[1] if len(sys.argv) > 1 else "study6"
-for name in ["viewed_pick_full", "viewed_steered_pick_full", "viewed_pick_corrected", "viewed_steered_pick_corrected"]:
+for name in sys.argv[2:] or ["viewed_pick_full", "viewed_steered_pick_full", "viewed_pick_corrected",
+                             "viewed_steered_pick_corrected"]:
     evaluation = json.load(open(f"{WORK}/eval/{name}.json"))
     never = lifted = 0
     for rollout in evaluation["rollouts"]:

@@ -74,14 +74,8 @@ def correct(job):
         for i, (light, weight) in enumerate(cells):
             take = corrections.run(light, weight, seed=B.CORRECTION_SEED_BASE + i, out_dir=folder / "episodes",
                                    max_seconds=40.0)
-            takes.append({"lighting": light, "weight": weight, "seed": B.CORRECTION_SEED_BASE + i,
-                          "success": take.success, "operator_share": round(take.operator_share, 4),
-                          "reason": take.reason, "duration_s": round(take.duration_s, 2)})
-    summary = {"policy": job["name"], "takes": takes, "succeeded": sum(t["success"] for t in takes),
-               "policy_alone": sum(t["success"] and t["reason"] is None for t in takes),
-               "operator_row_share": B.rate([t["operator_share"] for t in takes]),
-               "taken_over": sum(t["reason"] is not None for t in takes),
-               "wall_s": round(time.perf_counter() - started, 1)}
+            takes.append(B.take_row(light, weight, B.CORRECTION_SEED_BASE + i, take))
+    summary = {"policy": job["name"], **B.corrections_summary(takes, started)}
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
