@@ -29,15 +29,12 @@ def record_station(station):
 
 
 def render(k):
-    from collector.policy.scene_views import recorded_poses, render_scene_views
-
     started = time.perf_counter()
     half = LAYOUTS // len(VIEW_FILES)
-    poses = recorded_poses(B.demo_files(WORK / "data" / "pick_full"))
-    render_scene_views(VIEW_FILES[k], task="pick_place", seeds=range(SEED_BASE + k * half, SEED_BASE + (k + 1) * half),
-                       lighting=B.LIGHTING, weights=B.WEIGHTS, image_size=B.STUDY_IMAGE, views_per_layout=VIEWS,
-                       poses=poses)
-    return {"file": str(VIEW_FILES[k]), "layouts": half, "poses": len(poses), "wall_s": round(time.perf_counter() - started, 1)}
+    B._render_views_part({"out": VIEW_FILES[k], "seeds": (SEED_BASE + k * half, SEED_BASE + (k + 1) * half),
+                         "lighting": B.LIGHTING, "weights": B.WEIGHTS, "image": B.STUDY_IMAGE, "views": VIEWS,
+                         "poses_from": B.demo_files(WORK / "data" / "pick_full"), "targets": None})
+    return {"file": str(VIEW_FILES[k]), "layouts": half, "wall_s": round(time.perf_counter() - started, 1)}
 
 
 def first_jobs():
