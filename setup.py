@@ -67,7 +67,9 @@ setup(
     data_files=tree("robots") + tree("configs") + tree("launch"),
     install_requires=[
         "numpy>=1.26",
-        "mujoco>=3.2",
+        # 4.0.0 factored sparse constraint Jacobians wrongly in its Newton solver (fixed in 4.0.1, MuJoCo #3767):
+        # wrong accelerations, so different contact outcomes than any other release.
+        "mujoco>=3.2,!=4.0.0",
         "mink>=1.0",
         "daqp>=0.6",
         "h5py>=3.10",
