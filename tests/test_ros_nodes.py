@@ -380,3 +380,115 @@ def test_lost_joint_states_stop_commanding_and_bad_commands_are_rejected(tmp_pat
     finally:
         backend.close()
     assert sim.stop() == 0, sim.log()[-3000:]
+
+
+def test_commands_are_stamped_from_when_the_joint_state_arrived_not_from_its_late_callback(test_node):
+    """A joint state that waits for a busy executor: the backend's estimate of robot time (which stamps the
+    teleop's commands) counts from when DDS received it. Counted from the callback, a command was stamped
+    before the robot states recorded after the take started (a clean-clone CI run of the policy-over-ROS test)."""
+    import threading
+
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Empty
+    from collector.robot import load_robot
+    from collector.ros.backend import RosBackend
+    from collector.ros.config import RosConfig
+    from collector.ros.conversions import joint_state_msg, stamp_from_seconds
+    from collector.ros.qos import qos_for
+
+    robot = load_robot("humanoid")
+    config = RosConfig.for_robot(robot, joint_states_topic="/clock_test/joint_states")
+    names = config.hardware_joint_names(robot.command_joints)
+    joints = test_node.node.create_publisher(JointState, config.joint_states_topic, qos_for("state"))
+
+    def publish(stamp_s):
+        joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(stamp_s)))
+
+    streaming = threading.Event()
+    streaming.set()
+
+    def robot_driver():  # 100 Hz of joint states until the backend is connected
+        k = 0
+        while streaming.is_set():
+            publish(100.0 + 0.01 * k)
+            k += 1
+            time.sleep(0.01)
+
+    driver = threading.Thread(target=robot_driver, daemon=True)
+    driver.start()
+    backend = RosBackend(robot, config=config, domain_id=DOMAIN, node_name="clock_test", sim_node="/clock_test_sim",
+                         connect_timeout_s=START_TIMEOUT_S)
+    try:
+        streaming.clear()
+        driver.join(5)
+        # Something else on the backend's stream executor takes 0.6 s (a GIL-bound stall, a slow callback).
+        busy = threading.Event()
+
+        def stall(_msg):
+            busy.set()
+            time.sleep(0.6)
+
+        backend.runtime.stream_node.create_subscription(Empty, "/clock_test/stall", stall, qos_for("command"))
+        staller = test_node.node.create_publisher(Empty, "/clock_test/stall", qos_for("command"))
+        deadline = time.monotonic() + 30
+        while staller.get_subscription_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        staller.publish(Empty())
+        assert busy.wait(30), "the stall never started"
+        publish(500.0)
+        published = time.monotonic()
+        deadline = time.monotonic() + 30
+        while backend.clock.now() < 500.0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        estimate, elapsed = backend.clock.now() - 500.0, time.monotonic() - published
+        assert estimate > 0.0, "the sample published after the stall began was never taken"
+        # Robot time went on from the publication; the sample's callback ran about 0.6 s after it arrived.
+        assert elapsed > 0.4 and estimate > elapsed - 0.1, (estimate, elapsed)
+    finally:
+        streaming.clear()
+        backend.close()
+        test_node.node.destroy_publisher(joints)
+
+
+def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_control_declared_at_start(
+        tmp_path, ros_env, test_node, processes):
+    """The control stream is declared from the teleop's announcement of its sources (transient local, so it
+    arrives right after the match). A start_episode that came first declared it late, mid-episode (a
+    clean-clone CI run of the policy-over-ROS test under load); now the recorder waits for the announcement
+    of a matched control publisher."""
+    import threading
+
+    from std_msgs.msg import String
+    from collector.ros.config import RosConfig
+    from collector.ros.control_topic import control_message, control_qos
+
+    out = tmp_path / "episodes"
+    recorder = start(processes, ["ros", "recorder", "-o", out, "--no-cameras", "--illuminance", "off",
+                                 "--node-name", "control_recorder"], ros_env, tmp_path, "recorder")
+    control = test_node.node.create_publisher(String, RosConfig().control_topic, control_qos())
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while control.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert control.get_subscription_count() > 0, recorder.log()[-3000:]
+        started = {}
+        starter = threading.Thread(target=lambda: started.update(id=call_trigger(
+            test_node, "/control_recorder/start_episode")))
+        starter.start()
+        time.sleep(0.5)  # start_episode is being answered while the sources are not announced yet
+        sources = {"operator": 0, "policy": 1}
+        control.publish(String(data=control_message(sources)))
+        starter.join(30)
+        assert started.get("id"), "start_episode did not answer"
+        for i in range(20):
+            control.publish(String(data=control_message(sources, 50.0 + 0.01 * i, "policy")))
+            time.sleep(0.01)
+        time.sleep(0.5)
+        path = Path(call_trigger(test_node, "/control_recorder/stop_episode"))
+    finally:
+        test_node.node.destroy_publisher(control)
+    assert recorder.stop() == 0, recorder.log()[-3000:]
+    with EpisodeReader(path) as episode:
+        assert "control" not in (episode.metadata.get("streams_discovered_late") or [])
+        assert episode.streams["control"].attrs["sources"] == sources
+        assert episode.count("control") == 20

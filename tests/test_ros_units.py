@@ -18,7 +18,7 @@ from collector.ros.config import RosConfig
 from collector.ros.environment import FASTDDS_PROFILE, domain_id_for_pid, ros_environment
 from collector.ros.launch_file import ProcessSpec, read_launch_file, split_command
 from collector.ros.process_group import ProcessGroup
-from collector.ros.robot_clock import RobotClock
+from collector.ros.robot_clock import RobotClock, delivery_delay
 
 
 # -- environment -----------------------------------------------------------------------------------
@@ -146,6 +146,15 @@ def test_robot_clock_extrapolates_and_never_goes_back():
     assert 10.49 < first < 10.7
     clock.observe(10.2)  # a newer stamp that arrived "late" relative to the estimate
     assert clock.now() >= first
+
+
+def test_delivery_delay_is_believed_only_from_a_plausible_reception_time():
+    now_ns = time.time_ns()
+    assert 0.19 < delivery_delay({"received_timestamp": now_ns - 200_000_000}) < 0.5
+    # no info, no reception time, one from the future or from another clock: the callback's own time
+    for info in (None, {}, {"received_timestamp": 0}, {"received_timestamp": now_ns + 10**9},
+                 {"received_timestamp": now_ns - 3600 * 10**9}):
+        assert delivery_delay(info) == 0.0, info
 
 
 # -- config ----------------------------------------------------------------------------------------

@@ -49,9 +49,12 @@ seed: 3
 # ------------------------------------------------------------------ helpers -------------------
 def start_collect(plan, out, *extra, command="collect"):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    # SIGHUP at its default in the child: a suite started under `nohup` would hand down an ignored SIGHUP,
+    # which collect rightly keeps ignoring (collector/interrupts.py), and the SIGHUP test would see a whole session.
     return subprocess.Popen([sys.executable, "-m", "collector", command, "--plan", str(plan), "--out", str(out),
                              "--no-render", "--station", "bench1", "--operator-name", "tester", *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
 
 
 def partial_of(out: Path, index: int) -> Path:

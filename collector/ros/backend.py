@@ -33,7 +33,7 @@ from collector.ros.conversions import (JointStateReader, compressed_image_array,
                                        illuminance_value, image_array, joint_trajectory_msg, seconds_from_stamp,
                                        stamp_from_seconds)
 from collector.ros.qos import qos_for
-from collector.ros.robot_clock import RobotClock
+from collector.ros.robot_clock import RobotClock, delivery_delay
 from collector.ros.services import NoAnswer, ServiceNotAvailable, call_trigger
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ class RosBackend(RobotBackend):
         self._wait_for_robot(connect_timeout_s)
 
     # -- subscriptions (executor thread) ---------------------------------------------------------
-    def _on_joint_state(self, msg) -> None:
+    def _on_joint_state(self, msg, info) -> None:
+        # Two parameters: rclpy passes the MessageInfo, whose reception time the robot clock counts from.
+        received = time.monotonic() - delivery_delay(info)
         try:
             values = self._reader.read(msg)
         except DataError as exc:
@@ -141,7 +143,7 @@ class RosBackend(RobotBackend):
                              effort=effort.copy())
         with self._lock:
             self._state = sample
-        self.clock.observe(stamp)
+        self.clock.observe(stamp, received)
 
     def _on_image(self, name: str, msg, compressed: bool) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Dict, Mapping, Optional, Tuple
 
 from collector.errors import DataError
@@ -75,6 +76,16 @@ class ControlPublisher:
         self.publisher = node.create_publisher(String, topic, control_qos())
         self.ticks: Dict[str, int] = {}
         self.publisher.publish(String(data=control_message(self.sources)))  # the codes, for the recorder
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """True once a subscriber (the recorder node) matched this publisher: from then on the recorder knows
+        the sources (the announcement is transient local) when asked to start an episode."""
+        deadline = time.monotonic() + timeout_s
+        while self.publisher.get_subscription_count() == 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def reset_counts(self) -> None:
         self.ticks = {}

@@ -182,8 +182,9 @@ class RecorderNode:
             if self.hand_topics.touch_sensors:
                 subscribe_batched(streams, JointState, config.hand_touch_topic, self._on_hand_touch, qos_for("state"))
             subscribe_batched(streams, JointState, config.grasp_force_topic, self._on_grasp_force, qos_for("state"))
-        self._command_subscriptions.append(
-            subscribe_batched(streams, String, config.control_topic, self._on_control, control_qos()))
+        self._control_subscription = subscribe_batched(streams, String, config.control_topic, self._on_control,
+                                                       control_qos())
+        self._command_subscriptions.append(self._control_subscription)
         self._pose_topics: Dict[str, str] = {}  # topic -> stream name
         for name, topic in config.pose_topics.items():
             self._subscribe_pose(topic, named_pose_stream_name(name))
@@ -358,6 +359,8 @@ class RecorderNode:
         if self.options.discover_poses:
             self._discover_poses()
         self._command[:] = np.nan
+        # Before the streams are declared: the control stream is declared from the teleop's announcement.
+        self._wait_for_command_publishers()
         self._start_metadata = self._metadata()
         writer = EpisodeWriter(self.output_dir, self._next_episode_id(), self.stream_specs(),
                                metadata=self._start_metadata, aligned_rate_hz=self.options.aligned_rate_hz)
@@ -367,7 +370,6 @@ class RecorderNode:
             self._past_cutoff = set()
             self._late_streams = []
             self.writer = writer
-        self._wait_for_command_publishers()
         log.info("recording %s", writer.partial_path)
         return writer.episode_id
 
@@ -375,12 +377,16 @@ class RecorderNode:
         """Answer start_episode only once every command publisher the graph knows is matched with this
         recorder: a teleop node calls start_episode and then commands at once, and DDS does not deliver
         what a publisher sent before the match (reliable but volatile), so on a loaded machine an episode
-        began with its first commands missing while the robot already moved. Bounded: a publisher that
-        never matches (incompatible QoS) costs COMMAND_MATCH_WAIT_S and a warning, not the episode."""
+        began with its first commands missing while the robot already moved. A matched control publisher
+        is waited for until its announcement of the sources arrived (transient local, so right after the
+        match), or the episode would declare its control stream late. Bounded: a publisher that never
+        matches (incompatible QoS) costs COMMAND_MATCH_WAIT_S and a warning, not the episode."""
         deadline = time.monotonic() + COMMAND_MATCH_WAIT_S
         while True:
             unmatched = [s.topic_name for s in self._command_subscriptions
                          if s.get_publisher_count() < self.node.count_publishers(s.topic_name)]
+            if self._control_sources is None and self._control_subscription.get_publisher_count() > 0:
+                unmatched.append(f"{self._control_subscription.topic_name} (sources not announced yet)")
             if not unmatched:
                 return
             if time.monotonic() >= deadline:

@@ -6,12 +6,19 @@ for a real driver. Anything that has to put its own samples on that timeline (th
 robot time as the newest joint-state stamp plus the host time elapsed since it arrived. Joint states
 arrive every 2 ms, so the estimate is off by at most a transport latency plus one period; it is
 kept non-decreasing because a timeline that steps back would be rejected by the recorder.
+
+For the ROS backend (whose estimate stamps the teleop's commands) "arrived" is when DDS received the
+message (the middleware's reception time), not when the callback ran: on a busy machine a sample can wait tens of milliseconds for its executor, and counting from the
+callback would stamp commands that much too early, before robot states recorded after them.
 """
 from __future__ import annotations
 
 import threading
 import time
 from typing import Optional
+
+# A reception time further back than this is not believed (another clock, or none): the callback's time is used.
+MAX_DELIVERY_DELAY_S = 1.0
 
 
 class RobotClock:
@@ -45,3 +52,13 @@ class RobotClock:
                 estimate = self._last_reported
             self._last_reported = estimate
             return estimate
+
+
+def delivery_delay(message_info) -> float:
+    """Seconds a message waited between DDS reception and its callback, from the rmw MessageInfo
+    (`received_timestamp`, nanoseconds of the host's system clock); 0 when it is missing or implausible."""
+    received_ns = (message_info or {}).get("received_timestamp") or 0
+    if received_ns <= 0:
+        return 0.0
+    delay = time.time() - received_ns * 1e-9
+    return delay if 0.0 <= delay < MAX_DELIVERY_DELAY_S else 0.0

@@ -69,6 +69,9 @@ def run_teleop(rig, options: TeleopOptions, out=print) -> List[dict]:
     backend = rig.backend
     recorder = RecorderClient(backend.runtime.node, options.recorder_node) if options.record else None
     control = ControlPublisher(backend.runtime.node, backend.config.control_topic, rig.loop.arbiter.codes)
+    if recorder and not control.wait_for_subscriber(options.service_timeout_s):
+        log.warning("the recorder has not subscribed to %s within %g s: the episode will declare its control "
+                    "stream when the first tick's source arrives", control.topic, options.service_timeout_s)
     results = []
     for index in range(options.episodes):
         seed = None if options.seed is None else options.seed + index

@@ -4,7 +4,7 @@ round k - 1 acts in 42 new takes (two a lighting x weight cell, seeds 3,000,000 
 scripted corrector taking over where it stalls, drifts or drops; then it is retrained from scratch on its
 100 demonstrations plus the operator rows of rounds 1..k, with the views, in the same 28-minute box.
 Reads and extends the sixth run's work folder.
-Usage: ROUND=k python run_seventh.py correct|retrain|eval WORK"""
+Usage: ROUND=k [EVAL_DIR=eval] python run_seventh.py correct|retrain|eval WORK"""
 import json, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -14,6 +14,7 @@ import run_sixth as S  # noqa: E402  (its WORK, jobs and views; it reads sys.arg
 
 B = S.B
 ROUND = int(os.environ.get("ROUND", "2"))
+EVAL_DIR = os.environ.get("EVAL_DIR", "eval")  # under WORK
 
 
 def round_folder(round_, acting):
@@ -60,7 +61,11 @@ def main(stage):
             print(json.dumps(r), flush=True)
     if stage == "eval":
         names = [j["name"] for j in retrained_after(ROUND)]
-        for r in pool.map(B.evaluate_one, B.eval_jobs(S.WORK, False, 2, names)):
+        jobs = B.eval_jobs(S.WORK, False, 2, names)
+        if EVAL_DIR != "eval":  # the same policies and seeds evaluated again (e.g. on another MuJoCo release)
+            jobs = [dict(job, out=str(S.WORK / EVAL_DIR / Path(job["out"]).name),
+                         episodes=str(S.WORK / EVAL_DIR / job["name"])) for job in jobs]
+        for r in pool.map(B.evaluate_one, jobs):
             print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], r["inference_ms"], flush=True)
     pool.shutdown()
 
