@@ -244,11 +244,10 @@ class Ros2Player:
     def _wait_for_subscribers(self, publishers) -> None:
         """Give late joiners (a recorder, a viewer starting up) until every topic has a subscriber;
         DDS discovery takes a moment and volatile topics do not keep what was sent before."""
-        deadline = time.monotonic() + self.wait_for_subscribers_s
-        while time.monotonic() < deadline and not self.stop_requested.is_set():
-            if all(p.get_subscription_count() > 0 for p in publishers.values()):
-                return
-            time.sleep(0.02)
+        from collector.ros.runtime import wait_for_subscribers
+
+        wait_for_subscribers(publishers.values(), self.wait_for_subscribers_s,
+                             lambda: not self.stop_requested.is_set())
 
     def _publish_metadata(self, node, qos) -> None:
         from std_msgs.msg import String

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Dict, Mapping, Optional, Tuple
 
 from collector.errors import DataError
 from collector.recorder.vocabulary import CONTROL
 from collector.ros.conversions import seconds_from_stamp, stamp_from_seconds
+from collector.ros.runtime import wait_for_subscribers
 
 # Reliable history: 5 s of ticks at 100 Hz, so a recorder that falls behind for a while loses none
 # (it also takes every waiting message per wake-up: runtime.subscribe_batched).
@@ -80,12 +80,7 @@ class ControlPublisher:
     def wait_for_subscriber(self, timeout_s: float) -> bool:
         """True once a subscriber (the recorder node) matched this publisher: from then on the recorder knows
         the sources (the announcement is transient local) when asked to start an episode."""
-        deadline = time.monotonic() + timeout_s
-        while self.publisher.get_subscription_count() == 0:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
+        return wait_for_subscribers([self.publisher], timeout_s, period_s=0.01)
 
     def reset_counts(self) -> None:
         self.ticks = {}

@@ -8,8 +8,9 @@ arrive every 2 ms, so the estimate is off by at most a transport latency plus on
 kept non-decreasing because a timeline that steps back would be rejected by the recorder.
 
 For the ROS backend (whose estimate stamps the teleop's commands) "arrived" is when DDS received the
-message (the middleware's reception time), not when the callback ran: on a busy machine a sample can wait tens of milliseconds for its executor, and counting from the
-callback would stamp commands that much too early, before robot states recorded after them.
+message (the middleware's reception time), not when the callback ran: on a busy machine a sample can
+wait tens of milliseconds for its executor, and counting from the callback would stamp commands that
+much too early, before robot states recorded after them.
 """
 from __future__ import annotations
 

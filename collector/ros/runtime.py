@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Optional
+import time
+from typing import Callable, Iterable, Optional
 
 from collector.ros.environment import apply_ros_environment, import_rclpy
 
@@ -139,3 +140,18 @@ def subscribe_batched(node, msg_type, topic: str, callback, qos):
 
     holder["sub"] = node.create_subscription(msg_type, topic, drain, qos)
     return holder["sub"]
+
+
+def wait_for_subscribers(publishers: Iterable, timeout_s: float, still_waiting: Callable[[], bool] = lambda: True,
+                         period_s: float = 0.02) -> bool:
+    """True once every publisher is matched with a subscriber (DDS discovery takes a moment, and volatile
+    topics do not keep what was sent before it); False after timeout_s, or once still_waiting() is false."""
+    publishers = list(publishers)
+    deadline = time.monotonic() + timeout_s
+    while still_waiting():
+        if all(p.get_subscription_count() > 0 for p in publishers):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(period_s)
+    return False

@@ -41,6 +41,7 @@ from collector.ros.hand_topics import HandTopics
 from collector.ros.conversions import (float64_array, joint_state_msg, pose_stamped_msg, illuminance_msg,
                                        stamp_from_nanoseconds, stamp_from_seconds)
 from collector.ros.qos import qos_for
+from collector.ros.runtime import wait_for_subscribers
 from collector.ros.sim_cameras import SYNC_MODES, CameraOutput, SimCameraPublisher
 from collector.json_values import json_default
 from collector.sim.hand_readings import SimHandReadings
@@ -271,12 +272,7 @@ class SimHardwareNode:
         return pubs
 
     def wait_for_subscribers(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while self.runtime.ok() and time.monotonic() < deadline:
-            if all(p.get_subscription_count() > 0 for p in self._stream_publishers()):
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_for_subscribers(self._stream_publishers(), timeout_s, self.runtime.ok, period_s=0.05)
 
     def wait_for_commands(self, timeout_s: float) -> bool:
         """Wait until some command topic has a publisher (a teleop or controller is connected)."""
