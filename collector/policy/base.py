@@ -10,6 +10,8 @@ A policy sees one batch layout, whatever its architecture (keys of `PolicyBatch`
   action_is_pad (B, chunk) bool: steps past the episode end, left out of the loss (training only)
   objects       (B, spec.object_targets) normalized recorded object positions, and objects_mask
                 (training only, when the spec asks for them: collector.policy.object_targets)
+  ee            (B, spec.end_effectors) the end effectors' positions in metres, from forward
+                kinematics of the joint state (when the spec asks for them: collector.policy.end_effectors)
 Normalization and the vocabulary live outside the module (in the checkpoint), so a policy is pure
 tensor maths and the same module serves training, evaluation and the control loop.
 """
@@ -37,6 +39,9 @@ class PolicySpec:
     vocabulary_size: int  # conditioning tokens known (ids 0..size-1)
     conditioning_tokens: int = 2  # tokens per sample: task and target object
     object_targets: int = 0  # width of the auxiliary object-position target (training only; 0: none)
+    end_effectors: int = 0  # width of the hand positions input (3 per end effector; 0: none)
+    robot: str = ""  # the robot whose model computes them, and that model's hash (checked where it runs)
+    robot_model_hash: str = ""
 
     def to_state(self) -> dict:
         state = asdict(self)

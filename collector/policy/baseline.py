@@ -25,12 +25,16 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # on the estimated positions, the joint state and the instruction alone (layouts it never saw are then
 # only new positions, not new pictures). detach_objects: the action loss does not reach the object head
 # through its estimate (the estimate keeps the meaning the object losses give it).
+# ee_to_head: the end effectors' positions (forward kinematics of the joint state: collector.policy.
+# end_effectors) are also inputs, and with an object head the vector from each to the target estimate, so
+# the grasp is steered by where the hand is relative to the object rather than by seven angles.
 # Off (images_to_head on) by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
             "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
-            "objects_to_head": False, "images_to_head": True, "detach_objects": False}
+            "objects_to_head": False, "images_to_head": True, "detach_objects": False, "ee_to_head": False}
 IMAGE_FEATURES = ("flatten", "keypoints")
+OFFSET_SCALE_M = 0.1  # hand-to-target vectors are fed in decimetres: a grasp's last centimetres stay visible
 
 
 class BaselinePolicy(Policy):
@@ -81,10 +85,30 @@ class BaselinePolicy(Policy):
         width = (image_features if self.images_to_head else 0) + spec.state_dim + hp["conditioning_dim"]
         if self.objects_to_head:
             width += spec.object_targets
+        self.ee_to_head = bool(hp["ee_to_head"])
+        if self.ee_to_head:
+            if not spec.end_effectors:
+                raise TypeError("ee_to_head needs the end effectors' positions (spec.end_effectors: a robot "
+                                "with end_effectors and its joint state)")
+            width += spec.end_effectors * (2 if self.object_head is not None else 1)
+            # set from the training frames before training (set_hand_statistics); saved with the weights
+            self.register_buffer("ee_mean", torch.zeros(spec.end_effectors))
+            self.register_buffer("ee_std", torch.ones(spec.end_effectors))
+            self.register_buffer("target_mean", torch.zeros(3))
+            self.register_buffer("target_std", torch.ones(3))
         hidden = hp["hidden"]
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(hp["dropout"]),
                                   nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
                                   nn.Linear(hidden, spec.chunk * spec.action_dim))
+
+    def set_hand_statistics(self, ee_mean, ee_std, target_mean=None, target_std=None) -> None:
+        """Normalization of the hand positions (metres, per value) and, with an object head, the scale of its
+        target estimate (its first three values: collector.policy.object_targets) to turn it back into metres."""
+        self.ee_mean.copy_(torch.as_tensor(ee_mean, dtype=torch.float32))
+        self.ee_std.copy_(torch.as_tensor(ee_std, dtype=torch.float32))
+        if target_mean is not None:
+            self.target_mean.copy_(torch.as_tensor(target_mean, dtype=torch.float32)[:3])
+            self.target_std.copy_(torch.as_tensor(target_std, dtype=torch.float32)[:3])
 
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
         return self._forward(batch)[0]
@@ -114,10 +138,20 @@ class BaselinePolicy(Policy):
         parts = [batch["state"], conditioning]
         if features is not None and self.images_to_head:
             parts.insert(0, features)
+        steering = objects.detach() if objects is not None and self.detach_objects else objects
         if self.objects_to_head:
-            parts.append(objects.detach() if self.detach_objects else objects)
+            parts.append(steering)
+        if self.ee_to_head:
+            parts.extend(self._hand_inputs(batch["ee"], steering))
         out = self.head(torch.cat(parts, dim=1))
         return out.view(-1, self.spec.chunk, self.spec.action_dim), objects
+
+    def _hand_inputs(self, ee: torch.Tensor, objects: Optional[torch.Tensor]):
+        inputs = [(ee - self.ee_mean) / self.ee_std]
+        if objects is not None:
+            target = objects[:, :3] * self.target_std + self.target_mean  # the estimate, in metres
+            inputs.append((target.repeat(1, ee.shape[1] // 3) - ee) / OFFSET_SCALE_M)
+        return inputs
 
     def loss(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Dict[str, float]]:
         chunk, predicted = self._forward(batch)

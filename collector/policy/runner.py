@@ -22,6 +22,7 @@ import torch
 
 from collector.errors import ConfigError, DataError
 from collector.policy.checkpoint import Checkpoint, check_compatible
+from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
 from collector.policy.images import policy_frame
 from collector.recorder.vocabulary import camera_stream_name
@@ -43,6 +44,9 @@ class PolicyRunner:
         self.device = device
         self.policy = self.checkpoint.build_policy(device)
         spec = self.checkpoint.spec
+        self.kinematics = None  # a policy that reads its hands' positions computes them from qpos, here
+        if spec.end_effectors:
+            self.kinematics = EndEffectorKinematics(spec.robot, self.checkpoint.joint_names, spec.robot_model_hash)
         self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
         self.inference_ms: List[float] = []
         self.step_ms: List[float] = []
@@ -57,7 +61,8 @@ class PolicyRunner:
         h, w = spec.image_size
         batch = {"images": torch.zeros((1, len(spec.cameras), 3, h, w), device=self.device),
                  "state": torch.zeros((1, spec.state_dim), device=self.device),
-                 "conditioning": torch.zeros((1, 2), dtype=torch.int64, device=self.device)}
+                 "conditioning": torch.zeros((1, 2), dtype=torch.int64, device=self.device),
+                 "ee": torch.zeros((1, spec.end_effectors), device=self.device)}
         with torch.inference_mode():
             self.policy.predict_chunk(batch)
 
@@ -119,9 +124,12 @@ class PolicyRunner:
             frames.append(policy_frame(np.asarray(frame), spec.image_size))
         h, w = spec.image_size
         stacked = np.stack(frames)[None] if frames else np.zeros((1, 0, 3, h, w), np.float32)
-        return {"images": torch.from_numpy(stacked).to(self.device),
-                "state": torch.from_numpy(self.checkpoint.normalize_state(qpos)[None]).to(self.device),
-                "conditioning": self._conditioning}
+        batch = {"images": torch.from_numpy(stacked).to(self.device),
+                 "state": torch.from_numpy(self.checkpoint.normalize_state(qpos)[None]).to(self.device),
+                 "conditioning": self._conditioning}
+        if self.kinematics is not None:
+            batch["ee"] = torch.from_numpy(self.kinematics.positions(qpos[None])).to(self.device)
+        return batch
 
     def timing(self) -> Dict[str, float]:
         """Milliseconds per inference and per step call: p50, p99, max, count."""

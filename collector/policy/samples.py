@@ -24,7 +24,7 @@ class PolicySamples(Dataset):
     def __init__(self, episodes: EpisodeDataset, cameras: Sequence[str], image_size: Tuple[int, int],
                  conditioning: Sequence[Sequence[int]], normalizer: Normalizer, cache_mb: float = 1024.0,
                  object_targets: Optional[Sequence[Dict[str, np.ndarray]]] = None,
-                 object_statistics: Optional[Dict[str, np.ndarray]] = None):
+                 object_statistics: Optional[Dict[str, np.ndarray]] = None, kinematics=None):
         if episodes.normalize:
             raise ValueError("build the EpisodeDataset with normalize=False; the Normalizer normalizes")
         self.episodes = episodes
@@ -37,6 +37,7 @@ class PolicySamples(Dataset):
         # collector.policy.object_targets: per episode {"value", "mask"} per frame, for an auxiliary loss
         self.object_targets = object_targets
         self.object_statistics = object_statistics
+        self.kinematics = kinematics  # collector.policy.end_effectors: the hands' positions from the joint state
         self._cache: Dict[Tuple[int, int, int], np.ndarray] = {}
         h, w = self.image_size
         self._cache_limit = int(cache_mb * 1e6 // max(1, h * w * 3))
@@ -57,6 +58,8 @@ class PolicySamples(Dataset):
             targets, stats = self.object_targets[e], self.object_statistics
             item["objects"] = ((targets["value"][t] - stats["mean"]) / stats["std"]).astype(np.float32)
             item["objects_mask"] = targets["mask"][t]
+        if self.kinematics is not None:
+            item["ee"] = self.kinematics.positions(sample["observation.state"])
         return item
 
     def _frame(self, e: int, t: int, camera: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from collector.policy.augmentation import Augmentation
 from collector.policy.base import PolicySpec, masked_l1
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
+from collector.policy.end_effectors import EndEffectorKinematics
 from collector.recorder.vocabulary import COMMAND, JOINTS
 from collector.policy.loss_curve import plot_loss_curve
 from collector.policy.normalization import Normalizer
@@ -142,6 +143,7 @@ class TrainingData:
     validation: Optional[list]  # held-out samples, or None
     provenance: dict
     scene_views: Optional[SceneViewSamples] = None
+    hand_statistics: Optional[dict] = None  # ee_mean/ee_std (and the target's scale) for an ee_to_head policy
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -158,6 +160,8 @@ def train(config: TrainConfig) -> TrainResult:
 
     torch.manual_seed(config.seed)
     policy = build_policy(config.policy, data.spec, config.hyperparameters).to(device)
+    if data.hand_statistics is not None:  # a resumed run puts the saved ones back with the weights
+        policy.set_hand_statistics(**data.hand_statistics)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_step, history, val_history = _restore(resumed, policy, optimizer, device)
     if start_step >= config.steps:
@@ -259,16 +263,24 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
     vocabulary = resumed.vocabulary if resumed else ConditioningVocabulary.build(examples)
     conditioning = [vocabulary.encode(task, target) for task, target, _ in examples]
     objects = _object_targets(config, episodes)
+    state_names, action_names = _layouts(episodes)
+    kinematics = _hand_kinematics(config, episodes, state_names)
     samples = PolicySamples(episodes, cameras, config.image_size, conditioning, normalizer, cache_mb=config.cache_mb,
                             object_targets=objects[0] if objects else None,
-                            object_statistics=objects[1] if objects else None)
-    state_names, action_names = _layouts(episodes)
+                            object_statistics=objects[1] if objects else None, kinematics=kinematics)
     spec = PolicySpec(cameras=samples.cameras, image_size=tuple(config.image_size), state_dim=episodes.state_dim,
                       action_dim=episodes.action_dim, chunk=config.chunk, vocabulary_size=len(vocabulary),
-                      object_targets=objects[2] if objects else 0)
+                      object_targets=objects[2] if objects else 0,
+                      end_effectors=kinematics.width if kinematics else 0,
+                      robot=kinematics.robot if kinematics else "",
+                      robot_model_hash=kinematics.model_hash if kinematics else "")
     if resumed is not None:
         _check_resume_fits(resumed, spec, state_names, action_names)
-    validation, validation_refs = _validation_samples(config, source, filters, cameras, vocabulary, normalizer)
+    hands = None
+    if kinematics is not None and resumed is None:
+        hands = _hand_statistics(kinematics, episodes, objects[1] if objects else None)
+    validation, validation_refs = _validation_samples(config, source, filters, cameras, vocabulary, normalizer,
+                                                      kinematics)
     views = _scene_view_samples(config, samples.cameras, vocabulary, objects)
     if resumed is not None and views is not None:
         _check_views_unchanged(resumed, views.views)
@@ -276,7 +288,39 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
         episodes.refs, [str(s) for s in config.sources], filters.describe(), held_out=validation_refs,
         scene_views=views.views if views is not None else None)
     return TrainingData(episodes, samples, spec, normalizer, vocabulary, state_names, action_names,
-                        _rate(episodes), validation, provenance, views)
+                        _rate(episodes), validation, provenance, views, hands)
+
+
+def _hand_kinematics(config: TrainConfig, episodes: EpisodeDataset, state_names) -> Optional[EndEffectorKinematics]:
+    """The robot model that turns joint states into hand positions, for a policy trained with ee_to_head;
+    every episode must come from the same robot model."""
+    if not (config.hyperparameters or {}).get("ee_to_head"):
+        return None
+    robots = {_robot_model(e.metadata) for e in episodes.episodes}
+    if len(robots) != 1 or not next(iter(robots))[0]:
+        named = ", ".join(sorted(f"{r or '?'} ({h[:12] or 'no hash'})" for r, h in robots))
+        raise ConfigError(f"ee_to_head needs episodes of one named robot model to compute hand positions; these "
+                          f"come from {named}")
+    robot, model_hash = next(iter(robots))
+    return EndEffectorKinematics(robot, state_names, model_hash)
+
+
+def _robot_model(metadata: dict) -> Tuple[str, str]:
+    """(robot name, model hash) of an episode: simulated takes keep the hash in their conditions, the ROS 2
+    recorder and the corrected and evaluation takes at the top level."""
+    conditions = metadata.get("conditions") if isinstance(metadata.get("conditions"), dict) else {}
+    return (str(metadata.get("robot") or conditions.get("robot") or ""),
+            str(metadata.get("robot_model_hash") or conditions.get("robot_model_hash") or ""))
+
+
+def _hand_statistics(kinematics: EndEffectorKinematics, episodes: EpisodeDataset, objects) -> dict:
+    """Mean and std of the hand positions over every training frame (std floored at 1 cm, as the object
+    targets'), and the target estimate's scale from the object statistics."""
+    positions = np.concatenate([kinematics.positions(e.read(STATE_KEY)) for e in episodes.episodes])
+    out = {"ee_mean": positions.mean(0), "ee_std": np.maximum(positions.std(0), 0.01)}
+    if objects is not None:
+        out.update(target_mean=objects["mean"][:3], target_std=objects["std"][:3])
+    return out
 
 
 def _scene_view_samples(config: TrainConfig, cameras, vocabulary: ConditioningVocabulary,
@@ -393,7 +437,7 @@ def _batches(samples: PolicySamples, config: TrainConfig, start_step: int, devic
         yield {k: v.to(device) for k, v in batch.items()}
 
 
-def _validation_samples(config, source, filters, cameras, vocabulary, normalizer):
+def _validation_samples(config, source, filters, cameras, vocabulary, normalizer, kinematics=None):
     """(up to VALIDATION_SAMPLES evenly spaced samples of the held-out episodes, normalized with the
     training statistics; their refs), or (None, []) without a validation split."""
     if config.val_fraction <= 0:
@@ -408,7 +452,8 @@ def _validation_samples(config, source, filters, cameras, vocabulary, normalizer
             # about it; measure it with the first known tokens rather than refuse the whole run
             task, target = task if task in vocabulary.tasks else vocabulary.tasks[0], vocabulary.targets[0]
         ids.append(vocabulary.encode(task, target))
-    samples = PolicySamples(val, cameras, config.image_size, ids, normalizer, cache_mb=config.cache_mb)
+    samples = PolicySamples(val, cameras, config.image_size, ids, normalizer, cache_mb=config.cache_mb,
+                            kinematics=kinematics)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), VALIDATION_SAMPLES)).astype(int))
     return [samples[int(i)] for i in picks], val.refs
 
