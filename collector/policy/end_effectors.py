@@ -38,25 +38,13 @@ class EndEffectorKinematics:
         self._mujoco = mujoco
         self.model = spec.load_model()
         self.data = mujoco.MjData(self.model)
-        qpos = np.array(self.model.qpos0)
-        self._addresses = []
         for name in joint_names:
-            joint = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
-            if joint < 0:
+            if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name) < 0:
                 raise ConfigError(f"robot {robot!r} has no joint {name!r} of the policy's joint state")
-            self._addresses.append(int(self.model.jnt_qposadr[joint]))
-        for name, value in spec.home.items():
-            joint = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
-            if joint >= 0:
-                qpos[self.model.jnt_qposadr[joint]] = value
-        self._home = qpos
-        self._site_ids = []
-        for site in self.sites:
-            index = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_SITE, site)
-            if index < 0:
-                raise ConfigError(f"robot {robot!r}: end-effector site {site!r} is not in its model")
-            self._site_ids.append(index)
-        self._addresses = np.asarray(self._addresses, dtype=np.int64)
+        self._addresses = spec.qpos_indices(self.model, joint_names)
+        self._home = np.array(self.model.qpos0)
+        self._home[spec.qpos_indices(self.model)] = spec.home_vector()
+        self._site_ids = [self.model.site(site).id for site in self.sites]  # the robot loader checked they exist
 
     @property
     def width(self) -> int:

@@ -116,8 +116,10 @@ class RobotSpec:
         return joints
 
     # --- indices into any model that contains this robot (the robot alone or a whole scene) -------
-    def qpos_indices(self, model) -> np.ndarray:
-        return np.array([model.jnt_qposadr[_joint_id(model, j)] for j in self.command_joints], dtype=int)
+    def qpos_indices(self, model, joints=None) -> np.ndarray:
+        """qpos addresses of `joints` (default the command joints, in order)."""
+        joints = self.command_joints if joints is None else joints
+        return np.array([model.jnt_qposadr[_joint_id(model, j)] for j in joints], dtype=int)
 
     def dof_indices(self, model) -> np.ndarray:
         return np.array([model.jnt_dofadr[_joint_id(model, j)] for j in self.command_joints], dtype=int)
