@@ -8,6 +8,13 @@ every path that already finalizes a take on Ctrl-C does the same for them.
 `deferred()` marks a short stretch that must finish once started (finalizing a take, settling it in
 the catalogue): a signal arriving inside it is held and raised when the stretch ends. A second
 signal while one is held raises at once, so a stuck finalization can still be interrupted.
+`deferred(on_signal=...)` also serves a long stretch that can end early at a safe point: the control
+loop is told to stop at its next tick boundary, and the signal is raised once it has. An exception
+raised at an arbitrary instant of a tick is not safe: in Python 3.11 it can land inside a
+`threading.Condition`'s `__enter__` after the lock was taken (`queue.Queue.put`, the recorder's
+sample queues), leaving the lock held, and the recorder's writer thread, then the take's
+finalization waiting for it, block forever (what a clean-clone CI run met: a session still running
+120 s after SIGTERM).
 
 A compiled extension can turn the `Interrupted` raised inside it into an error of its own: daqp (the
 IK's QP solver, called every control tick) reports a signal that lands while it checks its arguments
@@ -19,7 +26,7 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, List, Optional
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -48,12 +55,15 @@ def signal_name_of(exc: BaseException) -> str:
 _depth = 0  # nesting of deferred() in the main thread (signal handlers only ever run there)
 _held: Optional[int] = None
 _raised: Optional[int] = None  # the signal last raised as Interrupted under handled()
+_stoppers: List[Callable[[], None]] = []  # on_signal of the deferred() blocks open now, innermost last
 
 
 def _on_signal(signum, frame) -> None:
     global _held, _raised
     if _depth > 0 and _held is None:
         _held = signum
+        for stop in list(_stoppers):
+            stop()
         return
     _raised = signum
     raise Interrupted(signum)
@@ -68,16 +78,25 @@ def signal_behind(exc: BaseException) -> Optional[KeyboardInterrupt]:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (main thread; elsewhere a no-op)."""
+def deferred(on_signal: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP until the block ends (main thread; elsewhere a no-op).
+
+    on_signal: called (from the signal handler, so it must only set a flag) when a signal is held,
+    to make the block end soon at a point of its choosing."""
     global _depth, _held
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _depth += 1
+    if on_signal is not None:
+        _stoppers.append(on_signal)
     try:
+        if on_signal is not None and _held is not None:
+            on_signal()  # a signal held by an enclosing block already asks to stop
         yield
     finally:
+        if on_signal is not None:
+            _stoppers.remove(on_signal)
         _depth -= 1
         if _depth == 0 and _held is not None:
             signum, _held = _held, None

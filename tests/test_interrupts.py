@@ -1,4 +1,5 @@
-"""A stop signal that a compiled extension turns into an error of its own is still a stop.
+"""A stop signal that a compiled extension turns into an error of its own is still a stop; and a
+stop signal never cuts a control tick in half.
 
 Found by a clean-clone CI run: SIGTERM in the middle of a take ended `collector collect` with
 "unexpected ValueError: Buffer dtype mismatch, expected 'int' but got Python object" and exit 1, and
@@ -13,10 +14,13 @@ import numpy as np
 import pytest
 
 from collector import interrupts
+from collector.backends.sim import SimBackend
 from collector.cli import main
 from collector.session.drivers import SimDriver
 from collector.session.plan import parse_plan
 from collector.session.runner import SessionRunner
+from collector.teleop.loop import TeleopLoop
+from helpers.teleop import ListSink
 
 PLAN = """\
 name: stopped
@@ -96,26 +100,15 @@ def test_the_cli_reports_a_morphed_sigterm_as_stopped_by_sigterm(monkeypatch, ca
 
 
 def test_a_take_whose_sigterm_was_morphed_is_finalized_as_interrupted_not_aborted(tmp_path):
+    # Inside the control loop a signal is held until the tick ends (the test below), so daqp no longer
+    # meets one there; the morph is made right after a second of recording, outside the loop.
     plan = parse_plan(PLAN, str(tmp_path / "stopped.yaml"))
     driver = SimDriver(plan, render=False)
     real_run = driver.run
 
     def run_then_signal(sink, time_limit_s, stop):
-        class SignalAfterASecond:
-            def __init__(self, inner):
-                self.inner, self.samples = inner, 0
-
-            def __getattr__(self, name):
-                return getattr(self.inner, name)
-
-            def push(self, *args, **kwargs):
-                accepted = self.inner.push(*args, **kwargs)
-                self.samples += 1
-                if self.samples == 300:  # a second or so into the take
-                    sigterm_turned_into_value_error()
-                return accepted
-
-        return real_run(SignalAfterASecond(sink), time_limit_s, stop)
+        real_run(sink, 1.0, stop)
+        sigterm_turned_into_value_error()
 
     driver.run = run_then_signal
     runner = SessionRunner(plan, tmp_path / "data", driver, station="st1").open()
@@ -131,3 +124,61 @@ def test_a_take_whose_sigterm_was_morphed_is_finalized_as_interrupted_not_aborte
         assert (runner.layout.absolute(row.path)).is_file()
     finally:
         runner.close()
+
+
+class SignallingSink(ListSink):
+    """Sends this process SIGTERM from inside the `at`-th push of `stream`: a real signal in the middle of
+    a control tick (after the joint state and the command were recorded, before the safety rows)."""
+
+    def __init__(self, stream: str, at: int):
+        super().__init__()
+        self.stream, self.at = stream, at
+        self.returned_after_signal = False
+
+    def push(self, stream, t, **fields):
+        kept = super().push(stream, t, **fields)
+        if stream == self.stream and len(self.samples[stream]) == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass  # Python runs the handler by here at the latest
+            self.returned_after_signal = True
+        return kept
+
+
+def test_a_stop_signal_mid_tick_ends_the_control_loop_between_ticks_then_is_raised(toy_env):
+    """Found by a clean-clone CI run: `collector session` still running 120 s after one SIGTERM. Raised
+    at an arbitrary instant of a tick, the Interrupted can land inside a Condition's __enter__ after
+    its lock was taken (the recorder's sample queues), and the take's finalization then waits forever
+    for the writer thread blocked on that lock."""
+    backend = SimBackend(toy_env, render=False)
+    toy_env.reset(seed=1)
+    sink = SignallingSink("ik_target", at=5)
+    loop = TeleopLoop(backend, sink=sink, endpoint="inproc://toy-signalled", bind=True)
+    try:
+        loop.start()
+        with interrupts.handled():
+            with pytest.raises(interrupts.Interrupted) as stopped:
+                loop.run(30.0)
+        assert stopped.value.signum == signal.SIGTERM
+        assert sink.returned_after_signal  # the push that got the signal finished
+        assert loop.stats.ticks == 5  # the signal's tick was finished and no other started
+        per_tick = ("joints", "command", "ik_target", "safety", "control")
+        assert {name: len(sink.samples[name]) for name in per_tick} == dict.fromkeys(per_tick, 5)
+    finally:
+        loop.close()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handled() put the handler back
+
+
+def test_a_held_signal_asks_every_open_stretch_to_stop_and_is_raised_once_when_the_outer_one_ends():
+    asked = []
+    with interrupts.handled():
+        with pytest.raises(interrupts.Interrupted):
+            with interrupts.deferred(on_signal=lambda: asked.append("outer")):
+                with interrupts.deferred():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    for _ in range(1000):
+                        pass
+                asked.append("inner ended without raising")
+                with interrupts.deferred(on_signal=lambda: asked.append("opened after the signal")):
+                    pass
+    assert asked == ["outer", "inner ended without raising", "opened after the signal"]

@@ -492,3 +492,72 @@ def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_con
         assert "control" not in (episode.metadata.get("streams_discovered_late") or [])
         assert episode.streams["control"].attrs["sources"] == sources
         assert episode.count("control") == 20
+
+
+STUCK_TEARDOWN = """
+import sys, time
+from collector.cli import main
+from collector.ros import runtime
+
+real_close = runtime.RosRuntime.close
+
+
+def close_with_a_stuck_teardown(self):
+    # Stands in for what a clean-clone CI run met: the recorder's ROS teardown still running 10 s after
+    # SIGINT on a loaded machine, until the launcher's SIGKILL.
+    for executor in self._executors:
+        real_shutdown = executor.shutdown
+        executor.shutdown = lambda timeout_sec=None, real=real_shutdown: (time.sleep(60), real(timeout_sec))[1]
+    print("tearing ROS down", flush=True)
+    real_close(self)
+
+
+runtime.RosRuntime.close = close_with_a_stuck_teardown
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_recorder_whose_ros_teardown_hangs_has_finalized_its_take_and_exits_on_the_launchers_sigterm(
+        tmp_path, ros_env):
+    """The launcher's escalation (SIGINT, then SIGTERM after its timeout) against a recorder recording a
+    take whose DDS teardown hangs: the take is finalized before the teardown starts, and the SIGTERM
+    ends the process at once (143, a clean stop to the launcher), not the launcher's SIGKILL."""
+    import threading
+
+    from collector.ros.launch_file import ProcessSpec
+    from collector.ros.process_group import ProcessGroup
+
+    out_dir = tmp_path / "episodes"
+    lines = []
+
+    class Out:
+        def write(self, text):
+            lines.extend(t for t in text.splitlines() if t)
+
+        def flush(self):
+            pass
+
+    spec = ProcessSpec(name="recorder", argv=[sys.executable, "-c", STUCK_TEARDOWN, "ros", "recorder", "--robot",
+                                              "humanoid", "--output", str(out_dir), "--no-cameras", "--start",
+                                              "--start-delay", "0.2", "--node-name", "stuck_recorder"])
+    group = ProcessGroup([spec], base_env=ros_env, sigterm_timeout=3.0, sigkill_timeout=30.0, out=Out())
+
+    def stop_once_recording():
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and not any("recording" in line for line in lines):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        group.request_stop()
+
+    threading.Thread(target=stop_once_recording, daemon=True).start()
+    started = time.monotonic()
+    assert group.run() == 0, "\n".join(lines[-30:])
+    text = "\n".join(lines)
+    assert "tearing ROS down" in text and "sending SIGTERM to recorder" in text, text[-3000:]
+    assert "exiting now" in text and "exited cleanly (exit code 143)" in text, text[-3000:]
+    assert "sending SIGKILL" not in text and time.monotonic() - started < START_TIMEOUT_S + 20
+    finalized = [json.loads(line.split("] ", 1)[1]) for line in lines if line.startswith("[recorder] {\"recorder\"")]
+    path = Path(finalized[0]["recorder"]["finalized"])
+    assert path.is_file() and path.parent == out_dir
+    with EpisodeReader(path) as episode:
+        assert episode.metadata["status"] == "complete" and episode.metadata["outcome"] == "unknown"

@@ -48,7 +48,9 @@ seed: 3
 
 # ------------------------------------------------------------------ helpers -------------------
 def start_collect(plan, out, *extra, command="collect"):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    # faulthandler: a child that hangs is sent SIGABRT (finish()) and prints every thread's stack
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+           "PYTHONFAULTHANDLER": "1"}
     # SIGHUP at its default in the child: a suite started under `nohup` would hand down an ignored SIGHUP,
     # which collect rightly keeps ignoring (collector/interrupts.py), and the SIGHUP test would see a whole session.
     return subprocess.Popen([sys.executable, "-m", "collector", command, "--plan", str(plan), "--out", str(out),
@@ -91,7 +93,22 @@ def interrupt_take(plan, out, index, moment, sig, command="collect"):
     else:  # the end: the recorder has just published the finished file (QA and the catalogue follow)
         wait_until(final.exists, proc, f"{final.name} was published", poll_s=0.005)
     proc.send_signal(sig)
-    out_text, err_text = proc.communicate(timeout=120)
+    return finish(proc, f"{signal.Signals(sig).name} at the {moment} of take {index}")
+
+
+def finish(proc, after, timeout_s=120.0):
+    """The child's return code and output once it exits; a child still running after `timeout_s` fails the
+    test with the stack of each of its threads (SIGABRT under PYTHONFAULTHANDLER)."""
+    try:
+        out_text, err_text = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out_text, err_text = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out_text, err_text = proc.communicate()
+        pytest.fail(f"still running {timeout_s:.0f} s after {after}; its threads:\n{err_text[-6000:]}\n{out_text[-1000:]}")
     return proc.returncode, out_text, err_text
 
 

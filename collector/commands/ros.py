@@ -105,11 +105,16 @@ def run_recorder(args) -> int:
         while runtime.ok():
             time.sleep(0.1)
     finally:
-        runtime.close()
-        if recorder is not None:
-            path = recorder.shutdown()
-            if path:
-                print(json.dumps({"recorder": {"finalized": path}}), flush=True)
+        # The take is finalized before ROS is torn down (the writer refuses samples arriving meanwhile;
+        # a signal meanwhile only sets the runtime's stop flag): under load the executors' shutdown can
+        # take seconds, and a supervisor escalating to SIGTERM and SIGKILL must not find the file unfinished.
+        try:
+            if recorder is not None:
+                path = recorder.shutdown()
+                if path:
+                    print(json.dumps({"recorder": {"finalized": path}}), flush=True)
+        finally:
+            runtime.close()
     return 0
 
 

@@ -482,7 +482,7 @@ class RecorderNode:
         if self.writer is None:
             return None
         try:
-            return self.stop_episode("unknown", settle=False)  # the executors have stopped already
+            return self.stop_episode("unknown", settle=False)  # stopping: no wait for the streams to catch up
         except CollectorError as exc:
             log.error("could not finalise the episode at shutdown (%s); run `collector recover` on it", exc)
             return None

@@ -4,7 +4,10 @@ Every collector node runs its own work in the main thread (the physics loop, the
 bookkeeping) while subscriptions and services are served by an executor in a background thread.
 rclpy's own signal handlers are turned off: they would shut the context down under the main loop
 (and SIGTERM would end the process before the recorder finalised its file). Instead both signals
-set `stop_requested`, the main loop winds down, and `close()` tears ROS down in order.
+set `stop_requested`, the main loop winds down, and `close()` tears ROS down in order. A node saves
+what it must (the recorder finalizes its take) before `close()`, so a signal that arrives while
+`close()` runs (a supervisor escalating to SIGTERM because the DDS teardown is slow under load) ends
+the process at once instead of waiting for the teardown and then the supervisor's SIGKILL.
 
 High-rate subscriptions (500 Hz joint states, camera frames) go on a second node, `stream_node`,
 served by its own executor thread: rclpy's executor rebuilds its wait set over every entity of its
@@ -18,7 +21,9 @@ to a topic it also subscribed to, and when the context was shut down from anothe
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable, Iterable, Optional
@@ -56,13 +61,21 @@ class RosRuntime:
             lane.add_node(self.stream_node)
             self._executors.append(lane)
         self._threads: list = []
+        self._closing_since: Optional[float] = None
         self._previous_handlers = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, _frame) -> None:
-        log.info("%s received %s, stopping", self.node.get_name(), signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self._closing_since is not None:
+            log.warning("%s received %s %.1f s into tearing ROS down; exiting now", self.node.get_name(), name,
+                        time.monotonic() - self._closing_since)
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(128 + signum)
+        log.info("%s received %s, stopping", self.node.get_name(), name)
         self.stop_requested.set()
 
     def start(self) -> "RosRuntime":
@@ -90,6 +103,7 @@ class RosRuntime:
 
     def close(self) -> None:
         """Stop the executor, destroy the node, shut the context down, restore signal handlers."""
+        self._closing_since = time.monotonic()
         self.stop_requested.set()
         for executor in self._executors:
             try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from collector.errors import ConfigError
+from collector.interrupts import deferred
 from collector.teleop.arbiter import CommandArbiter, CommandSource, Chooser, TickContext
 from collector.teleop.config import TeleopConfig, load_teleop_config
 from collector.teleop.devices.base import DeviceContext
@@ -183,25 +184,30 @@ class TeleopLoop:
             if realtime and self.cfg.control.phase_lock else None
         pacer = Pacer(self.control_dt, self.phase_lock, self.input.wait_until, self.stats, wall0) \
             if realtime else None
-        try:
-            while True:
-                tick_start = time.monotonic()
-                if pacer is not None:
-                    pacer.tick_started(tick_start)
-                self.tick()
-                if self.backend.now() - t0_session >= max_duration_s:
-                    break
-                if self.device is not None and self.device.done:
-                    break
-                if until is not None and until():
-                    break
-                if pacer is not None:
-                    pacer.wait_for_next(tick_start, self.input.latest_arrival)
-        finally:
-            if restore_policy is not None:
-                restore_policy()
-        self.stats.wall_s = time.monotonic() - wall0  # the ticking itself (the rate), not the frame drain below
-        self.recording.finish()
+        signalled = []
+        # A stop signal (under the CLI's interrupts.handled()) ends the loop between two ticks and is raised
+        # once the recording has finished: an exception in the middle of a tick could leave a recorder lock
+        # held (collector/interrupts.py).
+        with deferred(on_signal=lambda: signalled.append(True)):
+            try:
+                while not signalled:
+                    tick_start = time.monotonic()
+                    if pacer is not None:
+                        pacer.tick_started(tick_start)
+                    self.tick()
+                    if self.backend.now() - t0_session >= max_duration_s:
+                        break
+                    if self.device is not None and self.device.done:
+                        break
+                    if until is not None and until():
+                        break
+                    if pacer is not None and not signalled:
+                        pacer.wait_for_next(tick_start, self.input.latest_arrival)
+            finally:
+                if restore_policy is not None:
+                    restore_policy()
+            self.stats.wall_s = time.monotonic() - wall0  # the ticking itself (the rate), not the frame drain below
+            self.recording.finish()
 
     def close(self) -> None:
         self.input.close()
