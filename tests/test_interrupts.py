@@ -182,3 +182,46 @@ def test_a_held_signal_asks_every_open_stretch_to_stop_and_is_raised_once_when_t
                 with interrupts.deferred(on_signal=lambda: asked.append("opened after the signal")):
                     pass
     assert asked == ["outer", "inner ended without raising", "opened after the signal"]
+
+
+class _SignalInsideEnter:
+    """A queue Condition that sends this process SIGTERM inside its first `__enter__`, after the lock was taken:
+    the instant in which an exception raised by a signal handler leaves the queue's lock held (Python 3.11)."""
+
+    def __init__(self, condition):
+        self.condition, self.fired = condition, False
+
+    def __enter__(self):
+        held = self.condition.__enter__()
+        if not self.fired:
+            self.fired = True
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at one of these bytecodes, with the lock held
+                pass
+        return held
+
+    def __exit__(self, *exc):
+        return self.condition.__exit__(*exc)
+
+    def __getattr__(self, name):
+        return getattr(self.condition, name)
+
+
+def test_a_stop_signal_while_the_session_idles_leaves_its_action_queue_usable():
+    """Found by reading, after the control loop's fix: the interactive session waits for the next button press
+    in `queue.Queue.get`; a SIGTERM landing in that queue's Condition left its lock held, and the shutdown's
+    own `put` (and every dashboard press) would then block for ever."""
+    from types import SimpleNamespace
+
+    from collector.session.interactive import InteractiveSession
+    from collector.session.live import LiveState
+
+    session = InteractiveSession(SimpleNamespace(live=LiveState()))
+    session._actions.not_empty = _SignalInsideEnter(session._actions.not_empty)
+    with interrupts.handled():
+        with pytest.raises(interrupts.Interrupted) as stopped:
+            session._next_action(block=True, timeout=5.0)
+    assert stopped.value.signum == signal.SIGTERM and session._actions.not_empty.fired
+    assert not session._actions.mutex.locked()
+    session.shutdown()  # puts "quit": it would block on a held lock
+    assert session._actions.get(timeout=1.0)[0] == "quit"

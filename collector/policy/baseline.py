@@ -28,11 +28,15 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # ee_to_head: the end effectors' positions (forward kinematics of the joint state: collector.policy.
 # end_effectors) are also inputs, and with an object head the vector from each to the target estimate, so
 # the grasp is steered by where the hand is relative to the object rather than by seven angles.
+# hand_loss: weight of a second action loss measured where the hands go: the L1 distance, in decimetres,
+# between the end-effector positions the predicted chunk's joint targets and the recorded ones put each
+# hand at (forward kinematics in torch: collector.policy.hand_chain; training only).
 # Off (images_to_head on) by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
             "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
-            "objects_to_head": False, "images_to_head": True, "detach_objects": False, "ee_to_head": False}
+            "objects_to_head": False, "images_to_head": True, "detach_objects": False, "ee_to_head": False,
+            "hand_loss": 0.0}
 IMAGE_FEATURES = ("flatten", "keypoints")
 OFFSET_SCALE_M = 0.1  # hand-to-target vectors are fed in decimetres: a grasp's last centimetres stay visible
 
@@ -96,6 +100,10 @@ class BaselinePolicy(Policy):
             self.register_buffer("ee_std", torch.ones(spec.end_effectors))
             self.register_buffer("target_mean", torch.zeros(3))
             self.register_buffer("target_std", torch.ones(3))
+        self.hand_loss = float(hp["hand_loss"])
+        if not self.hand_loss >= 0:
+            raise TypeError(f"hand_loss must be a weight >= 0, got {hp['hand_loss']!r}")
+        self._hand_chain = None  # set by the trainer (set_hand_chain): training only, not saved
         hidden = hp["hidden"]
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(hp["dropout"]),
                                   nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
@@ -109,6 +117,13 @@ class BaselinePolicy(Policy):
         if target_mean is not None:
             self.target_mean.copy_(torch.as_tensor(target_mean, dtype=torch.float32)[:3])
             self.target_std.copy_(torch.as_tensor(target_std, dtype=torch.float32)[:3])
+
+    def set_hand_chain(self, chain, action_mean, action_std) -> None:
+        """The robot's forward kinematics over the action's joints (collector.policy.hand_chain) and the
+        action normalization, which the hand loss needs to turn normalized targets back into angles."""
+        self._hand_chain = chain
+        self._action_scale = (torch.as_tensor(action_mean, dtype=torch.float32),
+                              torch.as_tensor(action_std, dtype=torch.float32))
 
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
         return self._forward(batch)[0]
@@ -156,11 +171,27 @@ class BaselinePolicy(Policy):
     def loss(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Dict[str, float]]:
         chunk, predicted = self._forward(batch)
         l1 = masked_l1(chunk, batch["action"], batch["action_is_pad"])
-        if predicted is None:
-            return l1, {"l1": float(l1.detach())}
-        objects = _objects_l1(predicted, batch)
-        total = l1 + self.object_loss * objects
-        return total, {"l1": float(l1.detach()), "objects": float(objects.detach())}
+        total, parts = l1, {"l1": float(l1.detach())}
+        if predicted is not None:
+            objects = _objects_l1(predicted, batch)
+            total = total + self.object_loss * objects
+            parts["objects"] = float(objects.detach())
+        if self.hand_loss > 0:
+            hands = self._hands_l1(chunk, batch)
+            total = total + self.hand_loss * hands
+            parts["hands"] = float(hands.detach())
+        return total, parts
+
+    def _hands_l1(self, chunk: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+        """Mean distance per coordinate, in decimetres, between where the predicted and the recorded
+        targets put the hands, over the chunk steps that exist."""
+        if self._hand_chain is None:
+            raise TypeError("hand_loss needs the robot's kinematics: set_hand_chain before training")
+        mean, std = (t.to(chunk) for t in self._action_scale)
+        predicted = self._hand_chain(chunk * std + mean)
+        with torch.no_grad():
+            recorded = self._hand_chain(batch["action"] * std + mean)
+        return masked_l1(predicted / OFFSET_SCALE_M, recorded / OFFSET_SCALE_M, batch["action_is_pad"])
 
     def object_loss_on(self, batch: PolicyBatch) -> torch.Tensor:
         """The object head's masked L1 on a batch of images, conditioning and object targets alone (no

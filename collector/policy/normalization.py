@@ -49,5 +49,8 @@ class Normalizer:
     def from_state(cls, state: Mapping) -> "Normalizer":
         return cls({n: FeatureStats.from_state(s) for n, s in state["features"].items()}, state["std_floor"])
 
+    def mean(self, name: str) -> Optional[np.ndarray]:
+        return self._mean_std[name][0] if name in self._mean_std else None
+
     def std(self, name: str) -> Optional[np.ndarray]:
         return self._mean_std[name][1] if name in self._mean_std else None

@@ -38,9 +38,10 @@ from collector.policy.base import PolicySpec, masked_l1
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
 from collector.policy.end_effectors import EndEffectorKinematics
+from collector.policy.hand_chain import HandChain
 from collector.recorder.vocabulary import COMMAND, JOINTS
 from collector.policy.loss_curve import plot_loss_curve
-from collector.policy.normalization import Normalizer
+from collector.policy.normalization import ACTION, Normalizer
 from collector.policy.object_targets import episode_object_targets, object_names, target_statistics, target_width
 from collector.policy.provenance import training_provenance
 from collector.policy.registry import POLICIES, build_policy
@@ -162,6 +163,10 @@ def train(config: TrainConfig) -> TrainResult:
     policy = build_policy(config.policy, data.spec, config.hyperparameters).to(device)
     if data.hand_statistics is not None:  # a resumed run puts the saved ones back with the weights
         policy.set_hand_statistics(**data.hand_statistics)
+    if getattr(policy, "hand_loss", 0) > 0:  # the action's forward kinematics (collector.policy.hand_chain)
+        robot, model_hash = _one_robot(data.episodes, "hand_loss")
+        policy.set_hand_chain(HandChain(robot, data.action_names, model_hash), data.normalizer.mean(ACTION),
+                              data.normalizer.std(ACTION))
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_step, history, val_history = _restore(resumed, policy, optimizer, device)
     if start_step >= config.steps:
@@ -292,17 +297,21 @@ def prepare_data(config: TrainConfig, resumed: Optional[Checkpoint] = None) -> T
 
 
 def _hand_kinematics(config: TrainConfig, episodes: EpisodeDataset, state_names) -> Optional[EndEffectorKinematics]:
-    """The robot model that turns joint states into hand positions, for a policy trained with ee_to_head;
-    every episode must come from the same robot model."""
+    """The robot model that turns joint states into hand positions, for a policy trained with ee_to_head."""
     if not (config.hyperparameters or {}).get("ee_to_head"):
         return None
+    robot, model_hash = _one_robot(episodes, "ee_to_head")
+    return EndEffectorKinematics(robot, state_names, model_hash)
+
+
+def _one_robot(episodes: EpisodeDataset, why: str) -> Tuple[str, str]:
+    """(robot, model hash) that every episode was recorded with: hand positions need one robot model."""
     robots = {_robot_model(e.metadata) for e in episodes.episodes}
     if len(robots) != 1 or not next(iter(robots))[0]:
         named = ", ".join(sorted(f"{r or '?'} ({h[:12] or 'no hash'})" for r, h in robots))
-        raise ConfigError(f"ee_to_head needs episodes of one named robot model to compute hand positions; these "
+        raise ConfigError(f"{why} needs episodes of one named robot model to compute hand positions; these "
                           f"come from {named}")
-    robot, model_hash = next(iter(robots))
-    return EndEffectorKinematics(robot, state_names, model_hash)
+    return next(iter(robots))
 
 
 def _robot_model(metadata: dict) -> Tuple[str, str]:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Optional
 
+from collector import interrupts
 from collector.errors import CollectorError, DataError
 from collector.session.hand_calibration import PROMPT as CALIBRATION_PROMPT, hand_calibration_step
 from collector.session.runner import SessionRunner
@@ -33,6 +35,7 @@ from collector.session.runner import SessionRunner
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT_S = 30.0
+SIGNAL_POLL_S = 0.2  # an idle session notices a held stop signal within this
 WAITING_POLL_S = 1.0
 
 
@@ -92,7 +95,7 @@ class InteractiveSession:
                 waiting = self.live.snapshot()["phase"] == "waiting"
                 try:
                     # Button presses first; with auto_start an idle "ready" starts the next take itself.
-                    action, answer = self._actions.get(block=not auto_ready,
+                    action, answer = self._next_action(block=not auto_ready,
                                                        timeout=WAITING_POLL_S if waiting else None)
                 except queue.Empty:
                     if waiting:  # a cell another station held may be free now
@@ -119,6 +122,26 @@ class InteractiveSession:
             raise
         finally:
             self.finished.set()
+
+    def _next_action(self, block: bool, timeout: Optional[float]) -> tuple:
+        """The next queued (action, answer), or queue.Empty after `timeout`, as `queue.Queue.get`. A stop
+        signal is held while it waits and raised once the queue's lock is free: raised inside the wait, it
+        can land in the queue's Condition just after the lock was taken and leave it held
+        (collector.interrupts), and the shutdown's own put, then every dashboard press, would block for ever."""
+        stopped = threading.Event()
+        with interrupts.deferred(on_signal=stopped.set):
+            if not block:
+                return self._actions.get(block=False)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not stopped.is_set():
+                left = SIGNAL_POLL_S if deadline is None else min(SIGNAL_POLL_S, deadline - time.monotonic())
+                if left <= 0:
+                    raise queue.Empty
+                try:
+                    return self._actions.get(timeout=left)
+                except queue.Empty:
+                    continue
+        return "quit", Future()  # an enclosing deferred() holds the signal: end the session, it raises it
 
     def _calibrate_hands(self) -> bool:
         """The hand-calibration step before the first take (robots with hands, VR input); False if the
