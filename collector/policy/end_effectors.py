@@ -19,20 +19,27 @@ import numpy as np
 from collector.errors import ConfigError
 
 
+def robot_with_hands(robot: str, model_hash: str, model_was: str):
+    """The robot's spec (a name or YAML: collector.robot.loader), checked to be the model `model_hash` names
+    (a different arm would put the hands elsewhere; `model_was` says where that hash came from) and to name
+    the end effectors whose positions are wanted."""
+    from collector.robot.loader import load_robot
+
+    spec = load_robot(robot)
+    if model_hash and spec.model_hash != model_hash:
+        raise ConfigError(f"robot {robot!r}: its model ({spec.model_hash[:12]}) is not the one {model_was} "
+                          f"({model_hash[:12]})")
+    if not spec.end_effectors:
+        raise ConfigError(f"robot {robot!r} names no end_effectors: there are no hands to locate")
+    return spec
+
+
 class EndEffectorKinematics:
     def __init__(self, robot: str, joint_names: Sequence[str], model_hash: str = ""):
-        """robot: a robot name or YAML (collector.robot.loader); model_hash: the robot model the policy was
-        trained on, checked against the one loaded here (a different arm would put the hands elsewhere)."""
+        """model_hash: the robot model the policy was trained on, checked against the one loaded here."""
         import mujoco
 
-        from collector.robot.loader import load_robot
-
-        spec = load_robot(robot)
-        if model_hash and spec.model_hash != model_hash:
-            raise ConfigError(f"robot {robot!r}: its model ({spec.model_hash[:12]}) is not the one the policy's hand "
-                              f"positions were learned on ({model_hash[:12]})")
-        if not spec.end_effectors:
-            raise ConfigError(f"robot {robot!r} names no end_effectors: there are no hand positions to compute")
+        spec = robot_with_hands(robot, model_hash, "the policy's hand positions were learned on")
         self.robot, self.model_hash = spec.name, spec.model_hash
         self.sites: List[str] = list(spec.end_effectors.values())
         self._mujoco = mujoco

@@ -44,14 +44,9 @@ class HandChain:
     def __init__(self, robot: str, joint_names: Sequence[str], model_hash: str = ""):
         import mujoco
 
-        from collector.robot.loader import load_robot
+        from collector.policy.end_effectors import robot_with_hands
 
-        spec = load_robot(robot)
-        if model_hash and spec.model_hash != model_hash:
-            raise ConfigError(f"robot {robot!r}: its model ({spec.model_hash[:12]}) is not the one the episodes "
-                              f"were recorded with ({model_hash[:12]})")
-        if not spec.end_effectors:
-            raise ConfigError(f"robot {robot!r} names no end_effectors: there are no hands to measure a loss at")
+        spec = robot_with_hands(robot, model_hash, "the episodes were recorded with")
         model = spec.load_model()
         column = {}
         for i, name in enumerate(joint_names):
