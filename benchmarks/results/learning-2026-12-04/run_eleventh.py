@@ -8,7 +8,13 @@ from scratch side by side in the same 28-minute box, on the 100 demonstrations p
 2 and both parts of round 3:
   viewed_hand_pick_corrected3    hand_loss = 1
   viewed_hand3_pick_corrected3   hand_loss = 3 (how much the weight matters)
-Usage: python run_eleventh.py correct|retrain|eval WORK"""
+`more_seeds`: the tenth run's best (viewed_hand_pick_corrected2) and viewed_hand_pick_corrected3 on 42 further
+held-out seeds (2 a cell, seeds 1,500,000 + 1000 cell + j: never recorded, never used for corrections), so
+each has 84 rollouts; written to WORK/eval_more/<name>.json.
+`seeds`/`eval_seeds`: how much one training run's held-out success owes to its seed: viewed_hand_pick_corrected3
+trained again with seeds 1 and 2 (the same data, configuration and box; initial weights, batch order and
+augmentation differ), side by side, and evaluated on the 42 held-out seeds.
+Usage: python run_eleventh.py correct|retrain|eval|more_seeds|seeds|eval_seeds WORK"""
 import json, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -54,16 +60,30 @@ def jobs():
             for name, weight in (("viewed_hand_pick_corrected3", 1.0), ("viewed_hand3_pick_corrected3", 3.0))]
 
 
+def reseeded():
+    first = jobs()[0]
+    return [dict(first, name=f"{first['name']}_seed{k}", out=str(S.WORK / "policies" / f"{first['name']}_seed{k}.pt"),
+                 seed=k) for k in (1, 2)]
+
+
 if __name__ == "__main__":
     stage = sys.argv[1]
     with ProcessPoolExecutor(2) as pool:
         if stage == "correct":
             for r in pool.map(correction_part, PARTS):
                 print(json.dumps({k: v for k, v in r.items() if k != "takes"}), flush=True)
-        if stage == "retrain":
-            for r in pool.map(B.train_one, jobs()):
+        if stage in ("retrain", "seeds"):
+            for r in pool.map(B.train_one, jobs() if stage == "retrain" else reseeded()):
                 print(json.dumps(r), flush=True)
-        if stage == "eval":
-            for r in pool.map(B.evaluate_one, B.eval_jobs(S.WORK, False, 2, [j["name"] for j in jobs()])):
+        if stage in ("eval", "eval_seeds"):
+            names = [j["name"] for j in (jobs() if stage == "eval" else reseeded())]
+            for r in pool.map(B.evaluate_one, B.eval_jobs(S.WORK, False, 2, names)):
                 print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], r["inference_ms"],
                       flush=True)
+        if stage == "more_seeds":
+            names = [ACTING["name"], jobs()[0]["name"]]
+            more = [dict(job, seed_base=1_500_000, out=str(S.WORK / "eval_more" / f"{job['name']}.json"),
+                         episodes=str(S.WORK / "eval_more" / job["name"]))
+                    for job in B.eval_jobs(S.WORK, False, 2, names)]
+            for r in pool.map(B.evaluate_one, more):
+                print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], flush=True)
