@@ -44,14 +44,28 @@ def controls():
             for job in (E.jobs()[0], R.retrained_after(2)[0])]
 
 
+def train(training_jobs):
+    """Side by side, two processes; each summary printed as it finishes (later runs use this too)."""
+    with ProcessPoolExecutor(2) as pool:
+        for r in pool.map(B.train_one, training_jobs):
+            print(json.dumps(r), flush=True)
+
+
+def evaluate(evaluation_jobs):
+    with ProcessPoolExecutor(2) as pool:
+        for r in pool.map(B.evaluate_one, evaluation_jobs):
+            print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], r["inference_ms"],
+                  flush=True)
+
+
+def held_out(training_jobs):
+    """The evaluation jobs of every run since the fourth: the same 42 held-out seeds."""
+    return B.eval_jobs(S.WORK, False, 2, [j["name"] for j in training_jobs])
+
+
 if __name__ == "__main__":
     stage = sys.argv[1]
-    with ProcessPoolExecutor(2) as pool:
-        if stage in ("train", "control"):
-            for r in pool.map(B.train_one, jobs() if stage == "train" else controls()):
-                print(json.dumps(r), flush=True)
-        if stage in ("eval", "eval_control"):
-            names = [j["name"] for j in (jobs() if stage == "eval" else controls())]
-            for r in pool.map(B.evaluate_one, B.eval_jobs(S.WORK, False, 2, names)):
-                print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], r["inference_ms"],
-                      flush=True)
+    if stage in ("train", "control"):
+        train(jobs() if stage == "train" else controls())
+    if stage in ("eval", "eval_control"):
+        evaluate(held_out(jobs() if stage == "eval" else controls()))

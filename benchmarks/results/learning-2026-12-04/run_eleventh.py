@@ -68,22 +68,15 @@ def reseeded():
 
 if __name__ == "__main__":
     stage = sys.argv[1]
-    with ProcessPoolExecutor(2) as pool:
-        if stage == "correct":
+    if stage == "correct":
+        with ProcessPoolExecutor(2) as pool:
             for r in pool.map(correction_part, PARTS):
                 print(json.dumps({k: v for k, v in r.items() if k != "takes"}), flush=True)
-        if stage in ("retrain", "seeds"):
-            for r in pool.map(B.train_one, jobs() if stage == "retrain" else reseeded()):
-                print(json.dumps(r), flush=True)
-        if stage in ("eval", "eval_seeds"):
-            names = [j["name"] for j in (jobs() if stage == "eval" else reseeded())]
-            for r in pool.map(B.evaluate_one, B.eval_jobs(S.WORK, False, 2, names)):
-                print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], r["inference_ms"],
-                      flush=True)
-        if stage == "more_seeds":
-            names = [ACTING["name"], jobs()[0]["name"]]
-            more = [dict(job, seed_base=1_500_000, out=str(S.WORK / "eval_more" / f"{job['name']}.json"),
+    if stage in ("retrain", "seeds"):
+        T.train(jobs() if stage == "retrain" else reseeded())
+    if stage in ("eval", "eval_seeds"):
+        T.evaluate(T.held_out(jobs() if stage == "eval" else reseeded()))
+    if stage == "more_seeds":
+        T.evaluate([dict(job, seed_base=1_500_000, out=str(S.WORK / "eval_more" / f"{job['name']}.json"),
                          episodes=str(S.WORK / "eval_more" / job["name"]))
-                    for job in B.eval_jobs(S.WORK, False, 2, names)]
-            for r in pool.map(B.evaluate_one, more):
-                print(r["name"], r["success"], r["by_lighting"], r["by_weight"], r["by_target"], flush=True)
+                    for job in T.held_out([ACTING, jobs()[0]])])
