@@ -22,6 +22,7 @@ from collector.errors import ConfigError, DataError
 from collector.policy.checkpoint import Checkpoint, check_compatible
 from collector.policy.conditioning import ConditioningVocabulary, episode_conditioning
 from collector.policy.provenance import file_sha256
+from collector.policy.registry import build_policy
 from collector.policy.runner import PolicyRunner
 from collector.policy.train import TrainConfig, train
 
@@ -159,6 +160,32 @@ def test_augmented_training_is_seeded_resumable_and_differs_from_plain(data, tmp
     assert Checkpoint.load(tmp_path / "c.pt").training["augment"] == augment
 
 
+def test_a_moving_average_of_the_weights_is_shipped_and_resumes_exactly(data, tmp_path):
+    plain = _tiny_run(data, tmp_path / "plain.pt", 6, seed=5)
+    averaged = _tiny_run(data, tmp_path / "ema.pt", 6, seed=5, ema_decay=0.9)
+    assert averaged.losses == plain.losses, "the average must not change what the optimizer does"
+    shipped, live = Checkpoint.load(tmp_path / "ema.pt"), Checkpoint.load(tmp_path / "plain.pt")
+    assert shipped.training["ema_decay"] == 0.9 and live.training_weights is None
+    assert all(torch.equal(shipped.training_weights[k], live.weights[k]) for k in live.weights)
+    floats = [k for k, v in live.weights.items() if v.is_floating_point()]
+    assert any(not torch.equal(shipped.weights[k], live.weights[k]) for k in floats)
+    # after one step the average is 0.1 x the initial weights + 0.9 x the trained ones (warm-up decay 1/10)
+    _tiny_run(data, tmp_path / "one.pt", 1, seed=5, ema_decay=0.9)
+    one = Checkpoint.load(tmp_path / "one.pt")
+    torch.manual_seed(5)  # train() seeds right before it builds the policy
+    initial = build_policy("act", one.spec, one.hyperparameters).state_dict()
+    for k in floats:
+        assert torch.allclose(one.weights[k], 0.1 * initial[k] + 0.9 * one.training_weights[k], atol=1e-6), k
+    # 3 steps, then resume to 6: the optimizer continues from its own weights, the average from the saved one
+    _tiny_run(data, tmp_path / "half.pt", 3, seed=5, ema_decay=0.9)
+    resumed = _tiny_run(data, tmp_path / "half.pt", 6, seed=5, resume=str(tmp_path / "half.pt"))
+    assert resumed.losses == plain.losses[3:]
+    again = Checkpoint.load(tmp_path / "half.pt")
+    for k in live.weights:
+        assert torch.allclose(again.weights[k].float(), shipped.weights[k].float(), atol=1e-6), k
+        assert torch.equal(again.training_weights[k], shipped.training_weights[k]), k
+
+
 def test_a_time_boxed_run_stops_early_and_keeps_what_it_learned(data, tmp_path):
     result = _tiny_run(data, tmp_path / "t.pt", 10_000, seed=5, time_limit_s=0.0)
     assert result.steps == 1 and len(result.losses) == 1
@@ -236,6 +263,7 @@ def test_train_command_passes_augmentation_control_and_time_limit(data, tmp_path
     (["--augment", "hue=0.1"], "unknown key(s) hue"),
     (["--control", "polcy"], "polcy"),
     (["--operator-weight", "0"], "operator"),
+    (["--ema-decay", "1"], "EMA decay must be in [0, 1)"),
 ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "torch sees no CUDA device")]))
 def test_train_command_errors_are_one_line(data, tmp_path, capsys, args, words):
     assert main(["train", str(data["sim"]), "--steps", "1", "--out", str(tmp_path / "x.pt"), *args]) == 2

@@ -38,7 +38,7 @@ def run(args) -> int:
     hyperparameters = _hyperparameters(args.hp or [])
     filters = {name: getattr(args, f"filter_{name}") for name in FILTER_NAMES if getattr(args, f"filter_{name}")}
     config = TrainConfig(sources=list(args.source), out=args.out, policy=args.policy, steps=args.steps,
-                         batch_size=args.batch_size, lr=args.lr, chunk=args.chunk, cameras=args.cameras,
+                         batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, chunk=args.chunk, cameras=args.cameras,
                          hyperparameters=hyperparameters,
                          image_size=(height, width), filters=filters, val_fraction=args.val_fraction,
                          seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every,
@@ -152,6 +152,9 @@ def register(subparsers):
                         help="auto: CUDA when torch sees a GPU, else CPU (default)")
     parser.add_argument("--batch-size", type=int, default=16, help="samples per step (default 16)")
     parser.add_argument("--lr", type=float, default=3e-4, help="AdamW learning rate (default 3e-4)")
+    parser.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                        help="ship a moving average of the weights, e.g. 0.999 (~the last 1000 steps); 0 (default): "
+                             "the last step's weights")
     parser.add_argument("--chunk", type=int, default=30, help="actions predicted per step (default 30: 1 s at 30 Hz)")
     parser.add_argument("--cameras", nargs="+", metavar="CAM", help="cameras the policy sees (default: all recorded)")
     parser.add_argument("--image-size", default="80x60", metavar="WxH",

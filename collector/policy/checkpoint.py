@@ -12,6 +12,8 @@ checkpoint can never run code when opened):
   training                                     the training config (TrainConfig as a dict)
   provenance                                   episodes with file SHA-256, sources, collector version
   step, optimizer, rng, history                where training stopped, so it can resume exactly
+  training_weights                             the optimizer's weights when `weights` are their moving
+                                               average (ema_decay), which resume continues from; else None
 Camera names and image size are in `spec`.
 """
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Checkpoint:
     optimizer: Optional[dict] = None
     rng: Optional[dict] = None
     history: List[List[float]] = field(default_factory=list)  # [step, loss] rows of the loss curve
+    # the optimizer's own weights when `weights` are their moving average (training with ema_decay)
+    training_weights: Optional[Dict[str, torch.Tensor]] = None
     path: Optional[Path] = None
 
     # -- files ------------------------------------------------------------------------------------
@@ -66,7 +70,7 @@ class Checkpoint:
             "joint_names": list(self.joint_names), "action_names": list(self.action_names),
             "rate_hz": float(self.rate_hz), "vocabulary": self.vocabulary.to_state(), "training": self.training,
             "provenance": self.provenance, "step": int(self.step), "optimizer": self.optimizer, "rng": self.rng,
-            "history": self.history,
+            "history": self.history, "training_weights": self.training_weights,
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save(state, tmp)
@@ -97,7 +101,8 @@ class Checkpoint:
                 rate_hz=float(state["rate_hz"]), vocabulary=ConditioningVocabulary.from_state(state["vocabulary"]),
                 training=state.get("training") or {}, provenance=state.get("provenance") or {},
                 step=int(state.get("step", 0)), optimizer=state.get("optimizer"), rng=state.get("rng"),
-                history=list(state.get("history") or []), path=path)
+                history=list(state.get("history") or []), training_weights=state.get("training_weights"),
+                path=path)
         except (KeyError, TypeError, ValueError, DataError) as exc:
             raise ConfigError(f"{path}: checkpoint is incomplete ({type(exc).__name__}: {exc})") from None
 

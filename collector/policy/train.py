@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -47,6 +48,7 @@ from collector.policy.provenance import training_provenance
 from collector.policy.registry import POLICIES, build_policy
 from collector.policy.samples import PolicySamples
 from collector.policy.scene_views import SceneViewSamples, SceneViews
+from collector.policy.weight_average import WeightAverage, check_decay
 
 DEVICES = ("auto", "cpu", "cuda")
 SCENE_ORDER_STREAM = 7_919  # the scene views' order is drawn from seed + this: apart from the demonstrations'
@@ -63,6 +65,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     grad_clip: float = 10.0
+    ema_decay: float = 0.0  # > 0: ship an exponential moving average of the weights (collector.policy.weight_average)
     chunk: int = 30  # one second at the aligned view's 30 Hz
     cameras: Optional[List[str]] = None  # None: every camera of the first episode
     image_size: Tuple[int, int] = (60, 80)  # (height, width): 320x240 frames downscaled 4x
@@ -152,6 +155,7 @@ def train(config: TrainConfig) -> TrainResult:
         raise ConfigError(f"unknown policy {config.policy!r} (known: {', '.join(POLICIES)})")
     if config.steps < 1 or config.batch_size < 1:
         raise ConfigError(f"steps and batch size must be at least 1, got {config.steps} and {config.batch_size}")
+    check_decay(config.ema_decay)
     device = resolve_device(config.device)
     resumed = Checkpoint.load(config.resume) if config.resume else None
     if resumed is not None:
@@ -169,6 +173,10 @@ def train(config: TrainConfig) -> TrainResult:
                               data.normalizer.std(ACTION))
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_step, history, val_history = _restore(resumed, policy, optimizer, device)
+    average = None
+    if config.ema_decay > 0:  # a resumed average goes on from the saved one; it has seen every step so far
+        saved = resumed.weights if resumed is not None and resumed.training_weights is not None else None
+        average = WeightAverage(policy, config.ema_decay, averaged=saved, updates=start_step)
     if start_step >= config.steps:
         raise ConfigError(f"{config.resume}: the checkpoint is already at step {start_step}; ask for more "
                           f"--steps than that to continue")
@@ -178,8 +186,10 @@ def train(config: TrainConfig) -> TrainResult:
         training = {**config.to_state(), "resume": None, "validation": val_history,
                     "episodes_total": len(data.episodes.refs), "samples": len(data.episodes)}
         rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device == "cuda" else None}
+        live = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
         return Checkpoint(policy=config.policy, spec=data.spec, hyperparameters=policy.hyperparameters,
-                          weights={k: v.detach().cpu() for k, v in policy.state_dict().items()},
+                          weights=average.state_dict() if average is not None else live,
+                          training_weights=live if average is not None else None,
                           normalizer=data.normalizer, joint_names=data.state_names, action_names=data.action_names,
                           rate_hz=data.rate_hz, vocabulary=data.vocabulary, training=training,
                           provenance=data.provenance, step=step, optimizer=optimizer.state_dict(), rng=rng,
@@ -199,6 +209,8 @@ def train(config: TrainConfig) -> TrainResult:
             if view_batch is not None:
                 view_batch["images"] = augmentation(view_batch["images"])
             value, parts = _optimizer_step(policy, optimizer, batch, config.grad_clip, view_batch)
+            if average is not None:
+                average.update(policy)
             done = step + 1
             if not math.isfinite(value):
                 raise DataError(f"training diverged at step {done} (loss {value}); lower --lr")
@@ -212,8 +224,9 @@ def train(config: TrainConfig) -> TrainResult:
                 progress.update(1)
             out_of_time = config.time_limit_s is not None and time.perf_counter() - started >= config.time_limit_s
             if done % config.checkpoint_every == 0 or done == config.steps or out_of_time:
-                if data.validation is not None:
-                    val_history.append([done, validation_l1(policy, data.validation, device)])
+                if data.validation is not None:  # of the weights the checkpoint ships
+                    with average.applied(policy) if average is not None else nullcontext():
+                        val_history.append([done, validation_l1(policy, data.validation, device)])
                     policy.train()
                 checkpoint(done).save(out)
             if out_of_time:  # a time-boxed run: what it learned so far is the result
@@ -380,7 +393,7 @@ def _restore(resumed: Optional[Checkpoint], policy, optimizer, device: str):
     the resumed run put back (after the policy's own initialization drew from the RNG)."""
     if resumed is None:
         return 0, [], []
-    policy.load_state_dict(resumed.weights)
+    policy.load_state_dict(resumed.training_weights if resumed.training_weights is not None else resumed.weights)
     if resumed.optimizer:
         optimizer.load_state_dict(resumed.optimizer)
     if resumed.rng:
@@ -508,7 +521,7 @@ def _config_for_resume(config: TrainConfig, resumed: Checkpoint) -> TrainConfig:
     """The resumed run's model, data and seed; this run may only change how long it goes and where
     it writes."""
     saved = dict(resumed.training)
-    keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "chunk", "cameras",
+    keep = {k: saved[k] for k in ("policy", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay", "chunk", "cameras",
                                   "hyperparameters", "augment", "filters", "control", "operator_weight", "val_fraction", "seed",
                                   "cache_mb", "scene_views", "scene_batch") if k in saved}
     keep["image_size"] = tuple(saved.get("image_size", config.image_size))
