@@ -105,3 +105,32 @@ def test_a_corrupt_catalogue_file_is_a_clear_error(tmp_path):
     with pytest.raises(Exception) as info:
         Catalog(path)
     assert isinstance(info.value, DataError) and str(path) in str(info.value)
+
+
+LOCK_HOLDER = textwrap.dedent("""
+    import sqlite3, sys, time
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("CREATE TABLE being_created (x)")
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    db.execute("COMMIT")
+""")
+
+
+def test_a_new_catalogue_opens_while_another_process_is_creating_it(tmp_path):
+    # Two stations started together on a new folder: while one creates the file (still in rollback mode)
+    # SQLite refuses the other's switch to WAL at once instead of waiting (a real bug: `database is locked`).
+    path = tmp_path / "catalog.sqlite"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(path), "0.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        catalog = Catalog(path)
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    with catalog.reading() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()}
+    assert {"being_created", "episodes", "sessions"} <= tables  # both creators' work is in the file
+    assert catalog.episodes() == []

@@ -18,6 +18,7 @@ import functools
 import os
 import re
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
@@ -183,10 +184,22 @@ class Database:
             return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     def prepare_file(self) -> None:
-        """SQLite: WAL mode, set outside any transaction (it persists in the file)."""
-        if not self.is_postgres:
-            with self.reading() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
+        """SQLite: WAL mode, set outside any transaction (it persists in the file). While a new file is
+        still in rollback mode, another process creating it at the same moment (two stations started
+        together) holds a lock that makes SQLite refuse the switch at once rather than wait in the busy
+        handler, so the switch is retried until the busy timeout."""
+        if self.is_postgres:
+            return
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        with self.reading() as conn:
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    return
+                except self.engine.dialect.loaded_dbapi.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.02)
 
 
 class Connection:
