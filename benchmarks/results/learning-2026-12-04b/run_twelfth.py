@@ -24,6 +24,11 @@ EMA_DECAY = float(os.environ.get("EMA_DECAY", "0.999"))
 def jobs(seeds=(0, 1)):
     base = L.jobs()[0]
     assert base["name"] == "viewed_hand_pick_corrected3", base
+    return averaged(base, seeds)
+
+
+def averaged(base, seeds):
+    """`base` with the weight average, once per training seed: <name>_ema, <name>_ema_seed<k>."""
     out = []
     for seed in seeds:
         name = f"{base['name']}_ema" + (f"_seed{seed}" if seed else "")
@@ -38,10 +43,14 @@ def raw_jobs(seeds=(0, 1)):
 
 
 def write_raw(seeds=(0, 1)):
+    write_raw_of(jobs(seeds), raw_jobs(seeds))
+
+
+def write_raw_of(averaged_jobs, raw_jobs_):
     """<name>_raw.pt: the same checkpoint with the optimizer's last weights as the ones that run."""
     from collector.policy.checkpoint import Checkpoint
 
-    for job, raw in zip(jobs(seeds), raw_jobs(seeds)):
+    for job, raw in zip(averaged_jobs, raw_jobs_):
         checkpoint = Checkpoint.load(job["out"])
         checkpoint.weights, checkpoint.training_weights = checkpoint.training_weights, None
         checkpoint.save(raw["out"])
