@@ -32,6 +32,19 @@ def test_frozen_camera(tmp_path):
     assert validate_episode(path, frozen_s=2.0) == []
 
 
+def test_a_still_camera_in_a_simulated_take_is_not_frozen_while_another_camera_changes(tmp_path):
+    # Noise-free rendering of a wrist camera on an arm at rest repeats its picture exactly (a policy take in
+    # tests/test_takeover.py failed QA so); a real camera's sensor noise never does, and a stall freezes all.
+    window = (T0 + 0.2, T0 + 1.5)
+    still = record(tmp_path / "sim", seconds=2.0, codecs=("jpeg", "jpeg"), frozen=window, frozen_cams={1})[0]
+    assert validate_episode(still) == []
+    real = record(tmp_path / "real", seconds=2.0, codecs=("jpeg", "jpeg"), frozen=window, frozen_cams={1},
+                  metadata={**METADATA, "sim": False})[0]
+    assert [p[:38] for p in validate_episode(real)] == ["camera 'camera_wrist': frozen for 1.27"]
+    stalled = record(tmp_path / "stall", seconds=2.0, codecs=("jpeg", "jpeg"), frozen=window)[0]
+    assert sorted(p[:24] for p in validate_episode(stalled)) == ["camera 'camera_head': fr", "camera 'camera_wrist': f"]
+
+
 def test_joint_limits_from_argument_or_metadata(tmp_path, good):
     tight = {"lower": [-0.05] * N_JOINTS, "upper": [0.05] * N_JOINTS}
     problems = validate_episode(good, robot_limits=tight)

@@ -8,7 +8,8 @@ session layer can store them in its catalogue. Checks:
                    (but `input` may be empty when `control` shows the operator never commanded:
                    a policy rollout);
   gaps             no interval between samples longer than the stream's tolerance;
-  frozen cameras   no camera repeating an identical frame for `frozen_s` seconds or more;
+  frozen cameras   no camera repeating an identical frame for `frozen_s` seconds or more (in a simulated
+                   take, unless another camera's picture changed meanwhile: a still view, not a stall);
   NaNs             no non-finite value in raw float fields or the aligned view;
   joint limits     positions and actions inside the robot's limits (argument, or the episode's
                    `joint_limits` metadata), up to a small margin;
@@ -188,19 +189,33 @@ class _Checks:
                                  f"(frames {_indices(undecodable)})")
 
     def check_frozen(self, name: str, t: np.ndarray) -> None:
-        crc = self.r.frame_crc32(name)
-        if crc.size < 2:
+        starts, ends = _identical_runs(self.r.frame_crc32(name))
+        if starts.size == 0:
             return
-        change = np.flatnonzero(crc[1:] != crc[:-1]) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [crc.size])) - 1  # last index of each run
         spans = t[ends] - t[starts]
-        worst = int(np.argmax(spans))
-        if spans[worst] >= self.frozen_s and ends[worst] > starts[worst]:
+        long_runs = [i for i in np.flatnonzero((spans >= self.frozen_s) & (ends > starts))
+                     if not self._another_camera_changed(name, t[starts[i]], t[ends[i]])]
+        if long_runs:
+            worst = max(long_runs, key=lambda i: spans[i])
             frames = int(ends[worst] - starts[worst] + 1)
             self.problems.append(
                 f"camera {name!r}: frozen for {spans[worst]:.2f} s ({frames} identical frames from "
                 f"t={t[starts[worst]]:.3f} s)")
+
+    def _another_camera_changed(self, name: str, t0: float, t1: float) -> bool:
+        """In a simulated take every camera is rendered from one scene in the same tick, so one camera's
+        identical frames while another's change are a still view (a wrist camera on an arm at rest, noise-free
+        rendering), not a stalled camera. A real camera has sensor noise: identical frames are a stall."""
+        if not self.r.metadata.get("sim"):
+            return False
+        for other, spec in self.r.streams.items():
+            if other == name or not spec.is_camera or self.r.count(other) < 2:
+                continue
+            stamps = self.r.stamps(other)
+            starts, _ = _identical_runs(self.r.frame_crc32(other))
+            if np.any((stamps[starts[1:]] > t0) & (stamps[starts[1:]] <= t1)):
+                return True
+        return False
 
     def check_finite(self, ds: h5py.Dataset, n: int, label: str) -> None:
         bad = 0
@@ -406,3 +421,12 @@ def _decodes(buffer: np.ndarray) -> bool:
 def _indices(indices: Sequence[int], shown: int = 8) -> str:
     text = ", ".join(map(str, indices[:shown]))
     return text + (f", ... ({len(indices) - shown} more)" if len(indices) > shown else "")
+
+
+def _identical_runs(crc: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """First and last index of each run of identical frames (by CRC32); empty for fewer than 2 frames."""
+    if crc.size < 2:
+        return np.empty(0, int), np.empty(0, int)
+    change = np.flatnonzero(crc[1:] != crc[:-1]) + 1
+    return np.concatenate(([0], change)), np.concatenate((change, [crc.size])) - 1
+

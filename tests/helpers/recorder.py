@@ -43,7 +43,7 @@ def specs(codecs=("jpeg",), tolerance=None):
     return out
 
 
-def events(seconds, jitter=0.0, seed=0, gap=None, frozen=None, n_cams=1):
+def events(seconds, jitter=0.0, seed=0, gap=None, frozen=None, n_cams=1, frozen_cams=None):
     """(t, stream, fields) in time order, as a producer would push them."""
     rng = np.random.default_rng(seed)
     out = []
@@ -70,7 +70,7 @@ def events(seconds, jitter=0.0, seed=0, gap=None, frozen=None, n_cams=1):
         frozen_k = None
         for k, t in enumerate(stamps(30)):
             shown = k
-            if frozen and frozen[0] <= t < frozen[1]:
+            if frozen and frozen[0] <= t < frozen[1] and (frozen_cams is None or c in frozen_cams):
                 frozen_k = k if frozen_k is None else frozen_k
                 shown = frozen_k  # the camera keeps delivering the same frame
             out.append((t, name, {"image": frame(shown, seed=c)}))
@@ -79,12 +79,13 @@ def events(seconds, jitter=0.0, seed=0, gap=None, frozen=None, n_cams=1):
 
 
 def record(directory, episode_id="episode_000001", seconds=3.0, codecs=("jpeg",), metadata=None, outcome="success",
-           jitter=0.0, gap=None, frozen=None, tolerance=None, **writer_kw):
+           jitter=0.0, gap=None, frozen=None, frozen_cams=None, tolerance=None, **writer_kw):
     """Record a synthetic episode through the real writer and return (final path, writer)."""
     writer_kw.setdefault("queue_seconds", 1000.0)  # bulk pushing far faster than real time must not drop
     writer = EpisodeWriter(directory, episode_id, specs(codecs, tolerance),
                            metadata=dict(METADATA if metadata is None else metadata), **writer_kw)
     writer.start()
-    for t, stream, fields in events(seconds, jitter, gap=gap, frozen=frozen, n_cams=len(codecs)):
+    for t, stream, fields in events(seconds, jitter, gap=gap, frozen=frozen, n_cams=len(codecs),
+                                    frozen_cams=frozen_cams):
         assert writer.push(stream, t, **fields), (stream, t)
     return writer.stop(outcome=outcome), writer
