@@ -27,6 +27,9 @@ def add_run_options(parser: argparse.ArgumentParser, default_out=None) -> None:
     parser.add_argument("--catalog", default=None, metavar="URL",
                         help="keep the catalogue on this PostgreSQL server (postgresql://USER@HOST/DB) instead of"
                              " the folder's catalog.sqlite; the folder remembers it (docs/fleet.md)")
+    parser.add_argument("--teleop-config", default=None, metavar="FILE",
+                        help="teleop YAML for this run's control loop and operator devices (default "
+                             "configs/teleop.yaml), e.g. the scripted operator's near misses")
     parser.add_argument("--claim-lease", type=_lease_seconds, default=None, metavar="S",
                         help="how long a cell this station claimed stays its own after its last heartbeat"
                              " (default 60 s; docs/fleet.md)")
@@ -47,13 +50,16 @@ def open_runner(plan: Plan, args, live=None) -> SessionRunner:
     from collector.session.drivers import make_driver
 
     from collector.session.layout import DatasetLayout
+    from collector.teleop.config import load_teleop_config
 
+    # A wrong teleop file fails before the dataset folder or its catalogue is touched.
+    teleop_config = load_teleop_config(args.teleop_config) if getattr(args, "teleop_config", None) else None
     # Before the driver starts, so a bad URL fails fast; --catalog wins over the plan's `catalog:`.
     DatasetLayout(args.out).bind_catalog(getattr(args, "catalog", None) or plan.catalog,
                                          "--catalog" if getattr(args, "catalog", None) else f"{plan.name}: catalog")
     operator_input = args.operator_input or plan.operator
     driver = make_driver(plan, operator=operator_input, render=not args.no_render,
-                         policy=getattr(args, "policy", None))
+                         policy=getattr(args, "policy", None), teleop_config=teleop_config)
     runner = SessionRunner(plan, Path(args.out), driver, station=args.station or default_station(),
                            operator=args.operator_name or _user(), live=live,
                            lease_s=getattr(args, "claim_lease", None))

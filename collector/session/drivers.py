@@ -263,7 +263,8 @@ def _policy_metadata(rig) -> Dict:
     return metadata
 
 
-def make_driver(plan: Plan, operator: Optional[str] = None, render: bool = True, policy=None) -> TakeDriver:
+def make_driver(plan: Plan, operator: Optional[str] = None, render: bool = True, policy=None,
+                teleop_config=None) -> TakeDriver:
     if plan.backend == "sim":
-        return SimDriver(plan, operator=operator, render=render, policy=policy)
-    return HardwareDriver(plan, operator=operator, policy=policy)
+        return SimDriver(plan, operator=operator, render=render, policy=policy, teleop_config=teleop_config)
+    return HardwareDriver(plan, operator=operator, policy=policy, teleop_config=teleop_config)

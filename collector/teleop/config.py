@@ -87,6 +87,11 @@ class ScriptedConfig:
     speed: float = 0.35
     noise_m: float = 0.001
     reaction_s: List[float] = field(default_factory=lambda: [0.15, 0.35])
+    # Recovery demonstrations (pick-and-place, grippers): this share of takes first lowers the open gripper
+    # beside the object, `near_miss_m` [low, high] metres off the grasp point, then sees the miss, lifts,
+    # re-aims and grasps: states a policy's short reach ends in, each followed by the operator's way out.
+    near_miss_share: float = 0.0
+    near_miss_m: List[float] = field(default_factory=lambda: [0.03, 0.06])
 
 
 @dataclass
@@ -221,9 +226,18 @@ def _validate(cfg: TeleopConfig) -> TeleopConfig:
         cfg.safety.workspace = {"min": lo, "max": hi}
     elif ws != "auto":
         raise ConfigError(f"{src}: safety.workspace must be 'auto' or a {{min, max}} box, got {ws!r}")
-    lo, hi = cfg.devices.scripted.reaction_s
-    if not 0 <= lo <= hi:
-        raise ConfigError(f"{src}: devices.scripted.reaction_s must be [low, high] with 0 <= low <= high")
+    for section in ("scripted", "corrector"):
+        device = getattr(cfg.devices, section)
+        lo, hi = device.reaction_s
+        if not 0 <= lo <= hi:
+            raise ConfigError(f"{src}: devices.{section}.reaction_s must be [low, high] with 0 <= low <= high")
+        if not 0 <= device.near_miss_share <= 1:
+            raise ConfigError(f"{src}: devices.{section}.near_miss_share must be between 0 and 1, "
+                              f"got {device.near_miss_share!r}")
+        lo, hi = device.near_miss_m
+        if not 0 < lo <= hi <= 0.15:
+            raise ConfigError(f"{src}: devices.{section}.near_miss_m must be [low, high] metres with "
+                              f"0 < low <= high <= 0.15")
     return cfg
 
 

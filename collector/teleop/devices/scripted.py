@@ -43,6 +43,8 @@ FINGERTIP_BELOW_CENTRE_M = 0.03
 PALM_ABOVE_CENTRE_M = 0.03
 # Tremor: a few incommensurate frequencies in the 4-11 Hz band of physiological tremor.
 TREMOR_HZ = (4.3, 7.1, 10.6)
+# Near misses (recovery demonstrations) stray at most this far from the hand's forward axis.
+NEAR_MISS_SPREAD_RAD = math.radians(25)
 # Dexterous hands (robots/humanoid_dex): the grasp centre site is 2.1 cm in front of the palm's skin and
 # the fingers lie along the approach axis. To pour, the hand comes in from the side, palm towards the
 # pitcher, and wraps it with the power synergy, as low as the palm's lower edge (4.7 cm below the grasp
@@ -265,11 +267,33 @@ class ScriptedOperator(InputDevice):
         plan = self._new_plan()
         self._move(plan, "approach", side, above, down)
         plan.add("align", self._pause())
+        # Drawn only when asked for, so takes recorded without near misses keep their random sequence.
+        if self.cfg.near_miss_share > 0 and self.rng.uniform() < self.cfg.near_miss_share:
+            self._near_miss(plan, side, down, grasp, clear_z=top_z + FINGERTIP_BELOW_CENTRE_M + 0.04)
         self._move(plan, "descend", side, grasp, down, slow=1.6, aim=0.5)
         plan.add("grasp", 0.35 * self.rng.uniform(0.9, 1.2), closure={side: 1.0})
         plan.add("settle", 0.25 + self._pause())
         return self._carry_and_place(plan, side, down, grasp, carry_z, place_pos, release_s=0.3,
                                      retreat_to=place_pos + [0, 0, 0.10])
+
+    def _near_miss(self, plan: Plan, side: str, quat, grasp: np.ndarray, clear_z: float) -> None:
+        """Lower the open gripper beside the grasp point, notice, lift clear of the object, re-aim above it.
+
+        The miss lies `near_miss_m` off the grasp point, short of it or past it, at grasp height up
+        to 3 cm above it (where a policy whose reach stops short closes on nothing); the gripper stays open.
+        What follows is the plan's own descent from straight above the grasp point."""
+        lo, hi = self.cfg.near_miss_m
+        # Short of the object or past it, across the fingers' closing direction: a miss along it would lower a
+        # finger onto the object and set a ball rolling, which the plan (made at the start) cannot follow.
+        yaw = quat_yaw(quat)
+        heading = yaw + self.rng.choice([0.0, math.pi]) + self.rng.uniform(-NEAR_MISS_SPREAD_RAD, NEAR_MISS_SPREAD_RAD)
+        miss = grasp + self.rng.uniform(lo, hi) * np.array([math.cos(heading), math.sin(heading), 0.0])
+        miss[2] += self.rng.uniform(0.0, 0.03)
+        self._move(plan, "descend", side, miss, quat, slow=1.6, aim=0.5)
+        plan.add("notice miss", 0.2 + self._pause())
+        lifted_z = max(clear_z, miss[2] + 0.02)
+        self._move(plan, "lift clear", side, [miss[0], miss[1], lifted_z], quat, slow=1.3)
+        self._move(plan, "re-aim", side, [grasp[0], grasp[1], lifted_z], quat, slow=1.3)
 
     def _plan_pour(self, targets: dict) -> Plan:
         pitcher = targets["objects"]["pitcher"]
