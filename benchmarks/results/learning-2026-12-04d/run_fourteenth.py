@@ -9,7 +9,8 @@ operator, and the thirteenth run's demonstrations-only job (FiLM + object loss +
 hand loss + the weight average) is trained on its first 100 good takes, training seeds 0 and 1 side by side in
 the 28-minute box, then evaluated on the same 84 held-out seeds (the 42 of every run since the fourth and the
 eleventh run's 42 further ones): paired against the thirteenth run's 80/168.
-Usage: python run_fourteenth.py record|train|eval|more_seeds WORK  (WORK: the thirteenth run's work folder)"""
+Then the same with the misses out of the loss (derive_masked.py; `*_masked` stages).
+Usage: python run_fourteenth.py record|train|eval|more_seeds|train_masked|eval_masked|more_seeds_masked WORK  (WORK: the thirteenth run's work folder)"""
 import json, subprocess, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -52,6 +53,17 @@ def jobs():
     return out
 
 
+def masked_jobs():
+    """The same takes with the misses out of the loss (derive_masked.py's copies; only the operator's rows)."""
+    copies = S.WORK / "data" / "pick_miss_masked" / "episodes"
+    out = []
+    for job in jobs():
+        name = job["name"].replace("_miss", "_miss_masked")
+        out.append(dict(job, name=name, out=str(S.WORK / "policies" / f"{name}.pt"), control=["operator"],
+                        sources=[str(copies / Path(f).name) for f in job["sources"]]))
+    return out
+
+
 if __name__ == "__main__":
     stage = sys.argv[1]
     if stage == "record":
@@ -62,3 +74,9 @@ if __name__ == "__main__":
         T.evaluate(T.held_out(jobs()))
     if stage == "more_seeds":
         R.more_seeds(jobs())
+    if stage == "train_masked":  # after `python derive_masked.py WORK`
+        T.train(masked_jobs())
+    if stage == "eval_masked":
+        T.evaluate(T.held_out(masked_jobs()))
+    if stage == "more_seeds_masked":
+        R.more_seeds(masked_jobs())
