@@ -494,6 +494,56 @@ def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_con
         assert episode.count("control") == 20
 
 
+def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env, test_node, processes):
+    """A recorder that had just come up matched the teleop before the robot: start_episode answered, the
+    teleop commanded, and the episode had commands and no robot state for its first 0.3 s (a clean-clone
+    CI run of the policy-over-ROS test). With a joint state publisher in the graph, start_episode now
+    answers once the robot's first joint state has arrived."""
+    import threading
+
+    from sensor_msgs.msg import JointState
+    from collector.robot import load_robot
+    from collector.ros.config import RosConfig
+    from collector.ros.conversions import joint_state_msg, stamp_from_seconds
+    from collector.ros.qos import qos_for
+
+    robot = load_robot("humanoid")
+    config = RosConfig.for_robot(robot)
+    names = config.hardware_joint_names(robot.command_joints)
+    out = tmp_path / "episodes"
+    recorder = start(processes, ["ros", "recorder", "-o", out, "--no-cameras", "--illuminance", "off",
+                                 "--node-name", "joints_recorder"], ros_env, tmp_path, "recorder")
+    joints = test_node.node.create_publisher(JointState, config.joint_states_topic, qos_for("state"))
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while joints.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert joints.get_subscription_count() > 0, recorder.log()[-3000:]
+        started = {}
+        starter = threading.Thread(target=lambda: started.update(id=call_trigger(
+            test_node, "/joints_recorder/start_episode")))
+        starter.start()
+        time.sleep(1.0)  # matched, but the robot has not published yet
+        assert not started, "start_episode answered before the robot's first joint state"
+        first = time.monotonic()
+        k = 0
+        while starter.is_alive() and time.monotonic() - first < 30:
+            joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(20.0 + 0.01 * k)))
+            k += 1
+            time.sleep(0.01)
+        assert started.get("id"), "start_episode did not answer"
+        for _ in range(30):
+            joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(20.0 + 0.01 * k)))
+            k += 1
+            time.sleep(0.01)
+        path = Path(call_trigger(test_node, "/joints_recorder/stop_episode"))
+    finally:
+        test_node.node.destroy_publisher(joints)
+    assert recorder.stop() == 0, recorder.log()[-3000:]
+    with EpisodeReader(path) as episode:
+        assert episode.count("joints") >= 25
+
+
 STUCK_TEARDOWN = """
 import sys, time
 from collector.cli import main

@@ -151,7 +151,8 @@ class RecorderNode:
         streams = self._streams_node = runtime.stream_node or node
         self._lock = threading.Lock()  # guards writer/counts between the two executor threads
         self._joint_reader = JointStateReader(self.hw_names)
-        subscribe_batched(streams, JointState, config.joint_states_topic, self._on_joint_state, qos_for("state"))
+        self._joint_subscription = subscribe_batched(streams, JointState, config.joint_states_topic,
+                                                     self._on_joint_state, qos_for("state"))
         self._command_subscriptions = []  # what start_episode waits to be matched with their publishers
         if config.command_interface == "trajectory":
             self._command_subscriptions.append(subscribe_batched(
@@ -379,12 +380,18 @@ class RecorderNode:
         what a publisher sent before the match (reliable but volatile), so on a loaded machine an episode
         began with its first commands missing while the robot already moved. A matched control publisher
         is waited for until its announcement of the sources arrived (transient local, so right after the
-        match), or the episode would declare its control stream late. Bounded: a publisher that never
-        matches (incompatible QoS) costs COMMAND_MATCH_WAIT_S and a warning, not the episode."""
+        match), or the episode would declare its control stream late. So is the robot's first joint state
+        when the graph knows a joint state publisher: a recorder that had just come up matched the teleop
+        before the robot, and its episode began with commands and no robot state for 0.3 s (a clean-clone
+        CI run). Bounded: a publisher that never matches (incompatible QoS) or never publishes costs
+        COMMAND_MATCH_WAIT_S and a warning, not the episode."""
         deadline = time.monotonic() + COMMAND_MATCH_WAIT_S
+        joints = self._joint_subscription
         while True:
             unmatched = [s.topic_name for s in self._command_subscriptions
                          if s.get_publisher_count() < self.node.count_publishers(s.topic_name)]
+            if self._joint_fields_seen is None and self.node.count_publishers(joints.topic_name) > 0:
+                unmatched.append(f"{joints.topic_name} (no joint state received yet)")
             if self._control_sources is None and self._control_subscription.get_publisher_count() > 0:
                 unmatched.append(f"{self._control_subscription.topic_name} (sources not announced yet)")
             if not unmatched:
