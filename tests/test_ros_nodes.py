@@ -450,14 +450,28 @@ def test_commands_are_stamped_from_when_the_joint_state_arrived_not_from_its_lat
         test_node.node.destroy_publisher(joints)
 
 
+def start_episode_in_background(test_node, recorder_name: str, publisher, recorder):
+    """Once `publisher` is matched with the recorder, call its start_episode on a thread: (thread, result),
+    the result {"id": episode id} once answered."""
+    import threading
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert publisher.get_subscription_count() > 0, recorder.log()[-3000:]
+    started = {}
+    starter = threading.Thread(target=lambda: started.update(id=call_trigger(
+        test_node, f"{recorder_name}/start_episode")))
+    starter.start()
+    return starter, started
+
+
 def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_control_declared_at_start(
         tmp_path, ros_env, test_node, processes):
     """The control stream is declared from the teleop's announcement of its sources (transient local, so it
     arrives right after the match). A start_episode that came first declared it late, mid-episode (a
     clean-clone CI run of the policy-over-ROS test under load); now the recorder waits for the announcement
     of a matched control publisher."""
-    import threading
-
     from std_msgs.msg import String
     from collector.ros.config import RosConfig
     from collector.ros.control_topic import control_message, control_qos
@@ -467,14 +481,7 @@ def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_con
                                  "--node-name", "control_recorder"], ros_env, tmp_path, "recorder")
     control = test_node.node.create_publisher(String, RosConfig().control_topic, control_qos())
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while control.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert control.get_subscription_count() > 0, recorder.log()[-3000:]
-        started = {}
-        starter = threading.Thread(target=lambda: started.update(id=call_trigger(
-            test_node, "/control_recorder/start_episode")))
-        starter.start()
+        starter, started = start_episode_in_background(test_node, "/control_recorder", control, recorder)
         time.sleep(0.5)  # start_episode is being answered while the sources are not announced yet
         sources = {"operator": 0, "policy": 1}
         control.publish(String(data=control_message(sources)))
@@ -499,8 +506,6 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
     teleop commanded, and the episode had commands and no robot state for its first 0.3 s (a clean-clone
     CI run of the policy-over-ROS test). With a joint state publisher in the graph, start_episode now
     answers once the robot's first joint state has arrived."""
-    import threading
-
     from sensor_msgs.msg import JointState
     from collector.robot import load_robot
     from collector.ros.config import RosConfig
@@ -515,14 +520,7 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
                                  "--node-name", "joints_recorder"], ros_env, tmp_path, "recorder")
     joints = test_node.node.create_publisher(JointState, config.joint_states_topic, qos_for("state"))
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while joints.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert joints.get_subscription_count() > 0, recorder.log()[-3000:]
-        started = {}
-        starter = threading.Thread(target=lambda: started.update(id=call_trigger(
-            test_node, "/joints_recorder/start_episode")))
-        starter.start()
+        starter, started = start_episode_in_background(test_node, "/joints_recorder", joints, recorder)
         time.sleep(1.0)  # matched, but the robot has not published yet
         assert not started, "start_episode answered before the robot's first joint state"
         first = time.monotonic()

@@ -82,6 +82,7 @@ class _Checks:
         self.frozen_s = frozen_s
         self.margin = margin
         self.problems: List[str] = []
+        self._changes: Optional[Dict[str, np.ndarray]] = None  # camera -> stamps where its picture changed (_picture_changes)
         self.limits = _parse_limits(robot_limits if robot_limits is not None
                                     else reader.metadata.get("joint_limits"), self.problems)
 
@@ -208,14 +209,18 @@ class _Checks:
         rendering), not a stalled camera. A real camera has sensor noise: identical frames are a stall."""
         if not self.r.metadata.get("sim"):
             return False
-        for other, spec in self.r.streams.items():
-            if other == name or not spec.is_camera or self.r.count(other) < 2:
-                continue
-            stamps = self.r.stamps(other)
-            starts, _ = _identical_runs(self.r.frame_crc32(other))
-            if np.any((stamps[starts[1:]] > t0) & (stamps[starts[1:]] <= t1)):
-                return True
-        return False
+        return any(np.any((changes > t0) & (changes <= t1))
+                   for other, changes in self._picture_changes().items() if other != name)
+
+    def _picture_changes(self) -> Dict[str, np.ndarray]:
+        """Per camera, the stamps at which its picture changed; read once per episode, whatever the runs."""
+        if self._changes is None:
+            self._changes = {}
+            for other, spec in self.r.streams.items():
+                if spec.is_camera and self.r.count(other) >= 2:
+                    starts, _ = _identical_runs(self.r.frame_crc32(other))
+                    self._changes[other] = np.asarray(self.r.stamps(other))[starts[1:]]
+        return self._changes
 
     def check_finite(self, ds: h5py.Dataset, n: int, label: str) -> None:
         bad = 0
