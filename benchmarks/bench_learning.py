@@ -319,11 +319,13 @@ def evaluate_one(job: dict) -> dict:
                          "target": (result.conditions.get("object_layout") or {}).get("target")})
             tick_ms += result.tick_ms
             inference_ms += result.inference_ms
+        network = rollouts.source.runner.network
     summary = {"name": job["name"], "checkpoint": job["checkpoint"], "step": int(checkpoint.step), "task": job["task"],
                "rollouts": rows, "success": rate([r["success"] for r in rows]),
                "by_lighting": by_key(rows, "lighting"), "by_weight": by_key(rows, "weight"),
                "by_target": by_key(rows, "target"),
                "inference_ms": percentiles(inference_ms), "tick_ms": percentiles(tick_ms),
+               "network": "frozen trace" if network.frozen else f"eager ({network.reason})",
                "eval_s": round(time.perf_counter() - started, 1)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow  # shares the session's demo take
 TINY_ACT = {"d_model": 32, "feedforward": 64, "encoder_layers": 1, "vae_encoder_layers": 1,
             "cnn_channels": [8, 16], "dropout": 0.0}
 RESULT_KEYS = {"checkpoint", "checkpoint_sha256", "policy", "trained_on", "seeds", "cells", "by_condition",
-               "success_rate", "rollouts", "inference_ms", "tick_ms", "created"}
+               "success_rate", "rollouts", "inference_ms", "tick_ms", "created", "network"}
 CELL_KEYS = {"task", "lighting", "weight", "theme", "rollouts", "successes", "success_rate", "episodes"}
 
 
@@ -93,6 +93,7 @@ def test_eval_end_to_end_writes_episodes_that_validate_results_heatmap_and_catal
     lines = printed.strip().splitlines()
     summary = json.loads(lines[-1])
     assert summary["rollouts"] == 2 and summary["untold"] == 0 and summary["catalogued"] == [str(dataset.resolve())]
+    assert summary["network"] == "frozen trace"
     assert any(line.split()[:4] == ["pick_place", "bright", "heavy", "kitchen"] for line in lines), printed
 
     results = json.loads((out / "results.json").read_text())
@@ -135,9 +136,10 @@ def test_eval_end_to_end_writes_episodes_that_validate_results_heatmap_and_catal
     replayed = json.loads(capsys.readouterr().out)
     assert replayed["max_drift"] < 1e-4 and replayed["replayed_success"] == (cell["outcomes"][0])
 
-    # deterministic: the same seed rolled out again commands exactly the same, whatever the load
+    # deterministic: the same seed rolled out again commands exactly the same, whatever the load, and the
+    # eager network commands what its frozen trace did
     again = rollout(checkpoint, Cell("pick_place", "bright", "heavy"), base, out_dir=tmp_path / "again",
-                    max_seconds=1.5)
+                    max_seconds=1.5, frozen=False)
     assert again.episode.name == episodes[0].name and again.success == cell["outcomes"][0]
     assert np.array_equal(commands(again.episode), commands(episodes[0]))
 

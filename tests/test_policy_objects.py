@@ -149,3 +149,60 @@ def test_a_detached_estimate_keeps_the_action_loss_out_of_the_object_head(detach
     reached = policy.object_head[-1].weight.grad
     assert (reached is None or float(reached.abs().sum()) == 0.0) == detached
     assert float(policy.head[0].weight.grad.abs().sum()) > 0
+
+
+def _recorded_batch(n, objects, mask=True):
+    generator = torch.Generator().manual_seed(n)
+    return {"images": torch.rand(n, 1, 3, 30, 40, generator=generator), "state": torch.zeros(n, 5),
+            "conditioning": torch.tensor([[0, 2]] * n), "objects": objects,
+            "objects_mask": torch.full((n, 15), mask, dtype=torch.bool)}
+
+
+def _head_inputs(policy, batch):
+    seen = []
+    hook = policy.head[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    with torch.no_grad():
+        policy.predict_chunk(batch)
+    hook.remove()
+    return seen[0]
+
+
+def test_steering_by_the_record_feeds_recorded_positions_in_training_and_the_estimate_when_acting():
+    policy = _positions_policy(images_to_head=False, steer_recorded=True)
+    recorded = torch.linspace(-1, 1, 15).repeat(3, 1)
+    batch = _recorded_batch(3, recorded)
+    policy.train()
+    assert torch.equal(_head_inputs(policy, batch)[:, -15:], recorded)  # the record, not the estimate
+    other_pictures = dict(batch, images=torch.rand(3, 1, 3, 30, 40))
+    assert torch.equal(policy.predict_chunk(batch), policy.predict_chunk(other_pictures))
+    unrecorded = _recorded_batch(3, recorded, mask=False)  # a real robot's take: the estimate
+    with torch.no_grad():
+        estimate = policy.predict_objects(unrecorded)
+    assert torch.equal(_head_inputs(policy, unrecorded)[:, -15:], estimate)
+    policy.eval()  # acting (and validation): the estimate, whatever the batch carries
+    assert torch.equal(_head_inputs(policy, batch)[:, -15:], estimate)
+
+
+def test_steering_noise_is_drawn_in_metres_and_bad_settings_are_refused():
+    policy = _positions_policy(images_to_head=False, steer_recorded=True, steer_noise_m=0.01)
+    policy.set_object_scale(torch.full((15,), 0.02))  # 2 cm per normalized unit: 1 cm is 0.5
+    policy.train()
+    torch.manual_seed(5)
+    noise = _head_inputs(policy, _recorded_batch(400, torch.zeros(400, 15)))[:, -15:]
+    assert abs(float(noise.std()) - 0.5) < 0.02 and abs(float(noise.mean())) < 0.02
+    with pytest.raises(TypeError, match="steer_recorded needs an object input"):
+        _positions_policy(objects_to_head=False, steer_recorded=True)
+    with pytest.raises(TypeError, match="steer_noise_m must be >= 0"):
+        _positions_policy(steer_recorded=True, steer_noise_m=-0.01)
+
+
+def test_training_with_steering_by_the_record_keeps_the_targets_scale(tmp_path, demo_take):
+    out = tmp_path / "steered.pt"
+    train(TrainConfig(sources=[str(demo_take)], out=str(out), policy="baseline", steps=3, seed=0,
+                      hyperparameters={**SMALL_BASELINE, "film": True, "object_loss": 1.0, "objects_to_head": True,
+                                       "steer_recorded": True, "steer_noise_m": 0.008}, **TINY))
+    with AlignedEpisode(demo_take) as take:
+        names = object_names([take])
+        expected = target_statistics([episode_object_targets(take, names)])["std"]
+    saved = Checkpoint.load(out).weights["object_std"].numpy()
+    assert np.allclose(saved, expected, rtol=1e-5)

@@ -91,6 +91,41 @@ def test_runner_first_step_is_the_predicted_chunk_and_steps_are_timed(tmp_path, 
     assert timing["inference_calls"] == 6 and timing["step_p99_ms"] >= timing["inference_p50_ms"] > 0
 
 
+@pytest.mark.parametrize("policy", ["baseline", "act"])
+def test_the_frozen_network_commands_exactly_what_the_eager_one_does(tmp_path, policy):
+    ckpt = _checkpoint(tmp_path, policy)
+    frozen, eager = PolicyRunner(ckpt), PolicyRunner(ckpt, frozen=False)
+    assert frozen.network.frozen and not eager.network.frozen and eager.network.reason == "eager by request"
+    for runner in (frozen, eager):
+        runner.reset("Put the yellow ball in the blue tray.")
+    for k in range(6):
+        obs = _observation(k)
+        assert np.array_equal(frozen.step(obs), eager.step(obs))
+    # the trace follows the conditioning, not the one it was recorded with
+    for runner in (frozen, eager):
+        runner.reset("Put the red cube in the blue tray.")
+    assert np.array_equal(frozen.predict_chunk(_observation(9)), eager.predict_chunk(_observation(9)))
+
+
+def test_a_network_that_cannot_be_frozen_faithfully_runs_eagerly(tmp_path, monkeypatch):
+    ckpt = _checkpoint(tmp_path)
+    noisy = PolicyRunner(ckpt, frozen=False).policy
+    predict = noisy.predict_chunk
+    noisy.predict_chunk = lambda batch: predict(batch) + torch.randn(1, CHUNK, 3)  # not a function of its input
+    from collector.policy.compiled import freeze_for_inference
+    example = PolicyRunner(ckpt, frozen=False)._example_batch()
+    network = freeze_for_inference(noisy, example)
+    assert not network.frozen and network.reason.startswith("the trace differs from the eager network by")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot freeze this\nsecond line")
+    monkeypatch.setattr(torch.jit, "freeze", refuse)
+    runner = PolicyRunner(ckpt)
+    assert not runner.network.frozen and runner.network.reason == "tracing failed: RuntimeError: cannot freeze this"
+    runner.reset(task="pick_place", target="cube")
+    assert np.all(np.isfinite(runner.step(_observation())))
+
+
 def test_runner_with_a_chunk_queue_infers_once_per_chunk(tmp_path):
     runner = PolicyRunner(_checkpoint(tmp_path), schedule="queue")
     runner.reset(task="pick_place", target="ball")

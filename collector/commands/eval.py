@@ -132,7 +132,8 @@ def run(args) -> int:
     print(f"evaluating {checkpoint.describe()}: {len(cells)} cell(s) x {len(seeds)} seed(s) "
           f"from {seeds[0]}, up to {args.max_seconds:g} s each", flush=True)
     results = evaluate(checkpoint, cells, seeds, out, max_seconds=args.max_seconds, robot=args.robot,
-                       device=args.device, schedule=args.schedule, progress=_progress)
+                       device=args.device, schedule=args.schedule, progress=_progress,
+                       frozen=not args.eager)
     results_path, heatmap = out / RESULTS_FILE, out / HEATMAP_FILE
     print()
     _print_tables(results)
@@ -148,7 +149,7 @@ def run(args) -> int:
                       "by_weight": {k: v["success_rate"] for k, v in results["by_condition"]["weight"].items()},
                       "inference_p50_ms": results["inference_ms"]["p50"],
                       "inference_p99_ms": results["inference_ms"]["p99"], "tick_p99_ms": results["tick_ms"]["p99"],
-                      "results": str(results_path), "heatmap": str(heatmap), "episodes": str(out / "episodes"),
+                      "network": results["network"], "results": str(results_path), "heatmap": str(heatmap), "episodes": str(out / "episodes"),
                       "catalogued": [r["dataset"] for r in registered],
                       "wall_s": round(time.monotonic() - started, 1)}))
     return 0
@@ -177,6 +178,8 @@ def register(subparsers):
     parser.add_argument("--robot", default="humanoid", help="robot (default humanoid)")
     parser.add_argument("--schedule", choices=("ensemble", "queue"), default="ensemble",
                         help="action chunks: ACT's temporal ensembling (default) or a chunk queue")
+    parser.add_argument("--eager", action="store_true",
+                        help="run the network eagerly, not as its frozen TorchScript trace (same commands, slower)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.set_defaults(func=run)

@@ -31,12 +31,17 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # hand_loss: weight of a second action loss measured where the hands go: the L1 distance, in decimetres,
 # between the end-effector positions the predicted chunk's joint targets and the recorded ones put each
 # hand at (forward kinematics in torch: collector.policy.hand_chain; training only).
+# steer_recorded: in training, the action MLP's object inputs (objects_to_head, ee_to_head) are the recorded
+# positions of the frame, with Gaussian noise of steer_noise_m metres per coordinate, instead of the head's
+# estimate; at run time they are the estimate, as always. Fitted on its own noisy estimate, the head learns
+# to follow a position only part of the way (a regression on a noisy input is pulled towards the mean);
+# fitted on the record, it follows it fully, and the estimate's error (about 7 mm) passes through unscaled.
 # Off (images_to_head on) by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
             "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
             "objects_to_head": False, "images_to_head": True, "detach_objects": False, "ee_to_head": False,
-            "hand_loss": 0.0}
+            "hand_loss": 0.0, "steer_recorded": False, "steer_noise_m": 0.0}
 IMAGE_FEATURES = ("flatten", "keypoints")
 OFFSET_SCALE_M = 0.1  # hand-to-target vectors are fed in decimetres: a grasp's last centimetres stay visible
 
@@ -100,6 +105,16 @@ class BaselinePolicy(Policy):
             self.register_buffer("ee_std", torch.ones(spec.end_effectors))
             self.register_buffer("target_mean", torch.zeros(3))
             self.register_buffer("target_std", torch.ones(3))
+        self.steer_recorded = bool(hp["steer_recorded"])
+        self.steer_noise_m = float(hp["steer_noise_m"])
+        if self.steer_recorded:
+            if not (self.objects_to_head or (self.ee_to_head and self.object_head is not None)):
+                raise TypeError("steer_recorded needs an object input to the action head (objects_to_head, or "
+                                "ee_to_head with object_loss > 0)")
+            if not self.steer_noise_m >= 0:
+                raise TypeError(f"steer_noise_m must be >= 0 metres, got {hp['steer_noise_m']!r}")
+            # the object targets' per-value scale (set_object_scale, from the training frames): noise in metres
+            self.register_buffer("object_std", torch.ones(spec.object_targets))
         self.hand_loss = float(hp["hand_loss"])
         if not self.hand_loss >= 0:
             raise TypeError(f"hand_loss must be a weight >= 0, got {hp['hand_loss']!r}")
@@ -117,6 +132,10 @@ class BaselinePolicy(Policy):
         if target_mean is not None:
             self.target_mean.copy_(torch.as_tensor(target_mean, dtype=torch.float32)[:3])
             self.target_std.copy_(torch.as_tensor(target_std, dtype=torch.float32)[:3])
+
+    def set_object_scale(self, std) -> None:
+        """The object targets' std per value (metres), to draw steer_recorded's noise in metres."""
+        self.object_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
     def set_hand_chain(self, chain, action_mean, action_std) -> None:
         """The robot's forward kinematics over the action's joints (collector.policy.hand_chain) and the
@@ -154,12 +173,22 @@ class BaselinePolicy(Policy):
         if features is not None and self.images_to_head:
             parts.insert(0, features)
         steering = objects.detach() if objects is not None and self.detach_objects else objects
+        if self.steer_recorded and self.training and "objects" in batch:
+            steering = self._recorded_steering(batch, steering)
         if self.objects_to_head:
             parts.append(steering)
         if self.ee_to_head:
             parts.extend(self._hand_inputs(batch["ee"], steering))
         out = self.head(torch.cat(parts, dim=1))
         return out.view(-1, self.spec.chunk, self.spec.action_dim), objects
+
+    def _recorded_steering(self, batch: PolicyBatch, estimate: torch.Tensor) -> torch.Tensor:
+        """The recorded positions (normalized as the estimate), noised, where the frame has them; else the
+        estimate (a real robot's takes record no object poses)."""
+        recorded = batch["objects"].to(estimate)
+        if self.steer_noise_m > 0:
+            recorded = recorded + torch.randn_like(recorded) * (self.steer_noise_m / self.object_std)
+        return torch.where(batch["objects_mask"].to(torch.bool), recorded, estimate)
 
     def _hand_inputs(self, ee: torch.Tensor, objects: Optional[torch.Tensor]):
         inputs = [(ee - self.ee_mean) / self.ee_std]

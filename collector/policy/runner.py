@@ -9,7 +9,9 @@ command arbiter of issue 14; this is what it will call).
 learned at); a faster loop holds or interpolates between calls. Each call normalizes the joint
 state, downscales the frames exactly as training did (collector.policy.images), predicts a chunk
 when the schedule needs one (every call with temporal ensembling, once per chunk with the queue),
-and maps the action back to joint units. Inference time per call is kept (`timing()`).
+and maps the action back to joint units. Inference time per call is kept (`timing()`). The network runs
+as a frozen TorchScript trace of itself (collector.policy.compiled), checked against the eager module at
+start-up; `frozen=False` runs it eagerly.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 
 from collector.errors import ConfigError, DataError
 from collector.policy.checkpoint import Checkpoint, check_compatible
+from collector.policy.compiled import InferenceNetwork, freeze_for_inference
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
 from collector.policy.images import policy_frame
@@ -33,7 +36,7 @@ SCHEDULES = ("ensemble", "queue")
 class PolicyRunner:
     def __init__(self, checkpoint: Union[str, Path, Checkpoint], *, joint_names: Optional[Sequence[str]] = None,
                  cameras: Optional[Sequence[str]] = None, schedule: str = "ensemble", m: float = 0.01,
-                 replan: Optional[int] = None, device: str = "cpu"):
+                 replan: Optional[int] = None, device: str = "cpu", frozen: bool = True):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
         if joint_names is not None or cameras is not None:
             check_compatible(self.checkpoint,
@@ -48,6 +51,8 @@ class PolicyRunner:
         if spec.end_effectors:
             self.kinematics = EndEffectorKinematics(spec.robot, self.checkpoint.joint_names, spec.robot_model_hash)
         self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
+        self.network = (freeze_for_inference(self.policy, self._example_batch()) if frozen
+                        else InferenceNetwork(self.policy.predict_chunk, False, "eager by request"))
         self.inference_ms: List[float] = []
         self.step_ms: List[float] = []
         self._conditioning: Optional[torch.Tensor] = None
@@ -57,14 +62,21 @@ class PolicyRunner:
         """One inference on a blank observation, not counted in the timing: torch's first call costs
         ~0.1-0.5 s (lazy initialization, holding the GIL part of it), which a realtime loop must not
         meet on its first step (a ROS 2 node's executor thread would miss its joint states)."""
+        with torch.inference_mode():
+            self.network.predict(self._example_batch())
+
+    def _example_batch(self) -> Dict[str, torch.Tensor]:
+        """A batch laid out as `_batch` lays out every observation (the layout a trace is recorded for),
+        with values drawn from a fixed generator so that a check of the trace sees more than zeros."""
         spec = self.checkpoint.spec
         h, w = spec.image_size
-        batch = {"images": torch.zeros((1, len(spec.cameras), 3, h, w), device=self.device),
-                 "state": torch.zeros((1, spec.state_dim), device=self.device),
-                 "conditioning": torch.zeros((1, 2), dtype=torch.int64, device=self.device),
-                 "ee": torch.zeros((1, spec.end_effectors), device=self.device)}
-        with torch.inference_mode():
-            self.policy.predict_chunk(batch)
+        generator = torch.Generator().manual_seed(0)
+        batch = {"images": torch.rand((1, len(spec.cameras), 3, h, w), generator=generator),
+                 "state": torch.randn((1, spec.state_dim), generator=generator),
+                 "conditioning": torch.zeros((1, 2), dtype=torch.int64)}
+        if self.kinematics is not None:
+            batch["ee"] = torch.randn((1, spec.end_effectors), generator=generator) * 0.1 + 0.5
+        return {k: v.to(self.device) for k, v in batch.items()}
 
     @property
     def rate_hz(self) -> float:
@@ -88,7 +100,7 @@ class PolicyRunner:
             batch = self._batch(observation)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                chunk = self.policy.predict_chunk(batch)[0].cpu().numpy()
+                chunk = self.network.predict(batch)[0].cpu().numpy()
             self.inference_ms.append((time.perf_counter() - t0) * 1e3)
         action = self.checkpoint.unnormalize_action(self.schedule.update(chunk))
         self.step_ms.append((time.perf_counter() - started) * 1e3)
@@ -97,7 +109,7 @@ class PolicyRunner:
     def predict_chunk(self, observation: Mapping) -> np.ndarray:
         """The raw chunk (chunk, action_dim) in robot units for one observation, without the schedule."""
         with torch.inference_mode():
-            chunk = self.policy.predict_chunk(self._batch(observation))[0].cpu().numpy()
+            chunk = self.network.predict(self._batch(observation))[0].cpu().numpy()
         return self.checkpoint.unnormalize_action(chunk).astype(np.float64)
 
     def estimate_objects(self, observation: Mapping) -> np.ndarray:

@@ -167,6 +167,8 @@ def train(config: TrainConfig) -> TrainResult:
     policy = build_policy(config.policy, data.spec, config.hyperparameters).to(device)
     if data.hand_statistics is not None:  # a resumed run puts the saved ones back with the weights
         policy.set_hand_statistics(**data.hand_statistics)
+    if getattr(policy, "steer_recorded", False) and resumed is None:
+        policy.set_object_scale(data.samples.object_statistics["std"])
     if getattr(policy, "hand_loss", 0) > 0:  # the action's forward kinematics (collector.policy.hand_chain)
         robot, model_hash = _one_robot(data.episodes, "hand_loss")
         policy.set_hand_chain(HandChain(robot, data.action_names, model_hash), data.normalizer.mean(ACTION),
