@@ -4,6 +4,7 @@ Every run uses its own ROS_DOMAIN_ID (from the pid) and localhost-only discovery
 parallel never see each other. COLLECTOR_ROS_TEST_SECONDS sets the length of the recording test
 (default 8 s of sim time; the issue's full run is 60).
 """
+import itertools
 import json
 import os
 import signal
@@ -519,21 +520,22 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
     recorder = start(processes, ["ros", "recorder", "-o", out, "--no-cameras", "--illuminance", "off",
                                  "--node-name", "joints_recorder"], ros_env, tmp_path, "recorder")
     joints = test_node.node.create_publisher(JointState, config.joint_states_topic, qos_for("state"))
+    ticks = itertools.count()
+
+    def publish_state():
+        joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(20.0 + 0.01 * next(ticks))))
+        time.sleep(0.01)
+
     try:
         starter, started = start_episode_in_background(test_node, "/joints_recorder", joints, recorder)
         time.sleep(1.0)  # matched, but the robot has not published yet
         assert not started, "start_episode answered before the robot's first joint state"
         first = time.monotonic()
-        k = 0
         while starter.is_alive() and time.monotonic() - first < 30:
-            joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(20.0 + 0.01 * k)))
-            k += 1
-            time.sleep(0.01)
+            publish_state()
         assert started.get("id"), "start_episode did not answer"
         for _ in range(30):
-            joints.publish(joint_state_msg(names, robot.home_vector(), stamp=stamp_from_seconds(20.0 + 0.01 * k)))
-            k += 1
-            time.sleep(0.01)
+            publish_state()
         path = Path(call_trigger(test_node, "/joints_recorder/stop_episode"))
     finally:
         test_node.node.destroy_publisher(joints)

@@ -149,7 +149,8 @@ def run(args) -> int:
                       "by_weight": {k: v["success_rate"] for k, v in results["by_condition"]["weight"].items()},
                       "inference_p50_ms": results["inference_ms"]["p50"],
                       "inference_p99_ms": results["inference_ms"]["p99"], "tick_p99_ms": results["tick_ms"]["p99"],
-                      "network": results["network"], "results": str(results_path), "heatmap": str(heatmap), "episodes": str(out / "episodes"),
+                      "network": results["network"], "results": str(results_path), "heatmap": str(heatmap),
+                      "episodes": str(out / "episodes"),
                       "catalogued": [r["dataset"] for r in registered],
                       "wall_s": round(time.monotonic() - started, 1)}))
     return 0

@@ -3,8 +3,8 @@
 A policy of this project is small (a few million multiply-adds per camera), so most of an eager call is
 Python: dispatching some hundred modules and tensor operations one by one. A trace recorded once at
 start-up and frozen (`torch.jit.freeze`: the weights become constants, dead branches and the module
-tree disappear) runs the same arithmetic with a fraction of that overhead, which is what decides the
-tail of the inference time on a busy two-core station (docs/learning.md, "Inference").
+tree disappear) runs the same arithmetic with less of that overhead: 20 % off the median call and 12-16 %
+off the p99 under two evaluations on two cores (docs/learning.md, "Fifteenth run").
 
 The frozen network must compute what the eager one does: `freeze_for_inference` runs both on the
 example batch and keeps the trace only if their chunks agree to 1e-5 (they are bit for bit equal for
@@ -68,4 +68,3 @@ def freeze_for_inference(policy: Policy, example: Dict[str, torch.Tensor]) -> In
     if not difference <= AGREEMENT:
         return InferenceNetwork(eager, False, f"the trace differs from the eager network by {difference:.2g}")
     return InferenceNetwork(lambda batch: frozen(*[batch[k] for k in keys]), True)
-

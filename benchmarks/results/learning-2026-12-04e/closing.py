@@ -11,26 +11,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learning-2026-12-03d"))
+from approach import hands_and_target  # noqa: E402  (the eighth run's reading of hands and target)
 from collector.dataset.episode import AlignedEpisode  # noqa: E402
-from collector.dataset.exports.common import joint_names  # noqa: E402
-from collector.policy.conditioning import episode_conditioning  # noqa: E402
-from collector.policy.end_effectors import EndEffectorKinematics  # noqa: E402
-from collector.recorder.vocabulary import JOINTS  # noqa: E402
 
 CLOSED_BELOW_M = 0.035
 
 
 def one(path):
     with AlignedEpisode(path) as episode:
-        states = episode.read("observations/qpos")
-        names = joint_names(episode, JOINTS, states.shape[1])
-        hands = EndEffectorKinematics("humanoid", names).positions(states)
-        _, target = episode_conditioning(episode.metadata)
+        states, names, hands, _, where = hands_and_target(episode)
         reader = episode.reader()
-        stamps = reader.stamps(f"pose_objects_{target}")
-        poses = reader.raw(f"pose_objects_{target}", "pose")[: len(stamps)]
-        at = np.clip(np.searchsorted(stamps, reader.timestamps + 1e-9) - 1, 0, len(stamps) - 1)
-        where = poses[at, :3]
         hand = 0 if where[0, 1] > 0 else 1  # the left arm serves the slots on the left (y > 0)
         fingers = states[:, names.index(("left", "right")[hand] + "_finger_a")]
         closing = np.nonzero(fingers < CLOSED_BELOW_M)[0]

@@ -42,17 +42,8 @@ def steered_jobs():
             for job in jobs()]
 
 
+STAGES = {"train": T.train, "eval": lambda line: T.evaluate(T.held_out(line)), "more_seeds": R.more_seeds}
+
 if __name__ == "__main__":
     stage = sys.argv[1]
-    if stage == "train":
-        T.train(jobs())
-    if stage == "eval":
-        T.evaluate(T.held_out(jobs()))
-    if stage == "more_seeds":
-        R.more_seeds(jobs())
-    if stage == "train_steered":
-        T.train(steered_jobs())
-    if stage == "eval_steered":
-        T.evaluate(T.held_out(steered_jobs()))
-    if stage == "more_seeds_steered":
-        R.more_seeds(steered_jobs())
+    STAGES[stage.removesuffix("_steered")](steered_jobs() if stage.endswith("_steered") else jobs())
