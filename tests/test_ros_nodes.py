@@ -571,7 +571,7 @@ def test_a_recorder_whose_ros_teardown_hangs_has_finalized_its_take_and_exits_on
         tmp_path, ros_env):
     """The launcher's escalation (SIGINT, then SIGTERM after its timeout) against a recorder recording a
     take whose DDS teardown hangs: the take is finalized before the teardown starts, and the SIGTERM
-    ends the process at once (143, a clean stop to the launcher), not the launcher's SIGKILL."""
+    ends the process at once (a clean stop to the launcher), not the launcher's SIGKILL."""
     import threading
 
     from collector.ros.launch_file import ProcessSpec
@@ -604,10 +604,55 @@ def test_a_recorder_whose_ros_teardown_hangs_has_finalized_its_take_and_exits_on
     assert group.run() == 0, "\n".join(lines[-30:])
     text = "\n".join(lines)
     assert "tearing ROS down" in text and "sending SIGTERM to recorder" in text, text[-3000:]
-    assert "exiting now" in text and "exited cleanly (exit code 143)" in text, text[-3000:]
+    # SIGTERM during the teardown is the kernel's: it ends the process even inside a C call.
+    assert "exited cleanly (killed by SIGTERM)" in text, text[-3000:]
     assert "sending SIGKILL" not in text and time.monotonic() - started < START_TIMEOUT_S + 20
     finalized = [json.loads(line.split("] ", 1)[1]) for line in lines if line.startswith("[recorder] {\"recorder\"")]
     path = Path(finalized[0]["recorder"]["finalized"])
     assert path.is_file() and path.parent == out_dir
     with EpisodeReader(path) as episode:
         assert episode.metadata["status"] == "complete" and episode.metadata["outcome"] == "unknown"
+
+
+STALLED_LISTENER = """
+import rclpy
+from sensor_msgs.msg import JointState
+from collector.ros.qos import qos_for
+
+rclpy.init()
+node = rclpy.create_node("stalled_listener")
+heard = []
+node.create_subscription(JointState, "/joint_states", heard.append, qos_for("state"))
+while not heard:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print("listening", flush=True)
+while True:
+    rclpy.spin_once(node, timeout_sec=0.1)
+"""
+
+
+@pytest.mark.parametrize("second, status", [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
+def test_sim_hardware_stopping_on_a_stalled_subscriber_exits_at_the_second_signal(
+        tmp_path, ros_env, processes, second, status):
+    """A reliable subscriber that stops acknowledging (a frozen process: SIGSTOP) makes the sim hardware's
+    final flush block in rclpy's C code. A second signal (a supervisor's SIGTERM, a second Ctrl-C) must
+    end the process at once: before the fix it was held 2 s behind the flush and then ignored."""
+    sim = start(processes, ["ros", "sim-hw", "--no-cameras", "--duration", 600], ros_env, tmp_path, "sim")
+    listener = subprocess.Popen([sys.executable, "-c", STALLED_LISTENER], env=ros_env, stdout=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    try:
+        assert listener.stdout.readline().strip() == "listening"
+        time.sleep(0.5)
+        os.kill(listener.pid, signal.SIGSTOP)
+        time.sleep(0.5)  # the sim keeps publishing: messages the frozen listener will never acknowledge
+        sim.proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        sim.proc.send_signal(second)
+        code = sim.wait(timeout=30)
+        waited = time.monotonic() - sent
+    finally:
+        listener.kill()  # SIGKILL ends a stopped process too
+        listener.wait()
+    assert code == status, sim.log()[-2000:]
+    assert waited < 1.0, f"exited {waited:.2f} s after the second signal; log:\n{sim.log()[-2000:]}"

@@ -3,8 +3,9 @@
 `TemporalEnsembler` is ACT's temporal ensembling: the policy is queried every tick, each query
 predicts the next `chunk` actions, and the action for tick t is the weighted mean of every
 prediction made for t so far, with weights exp(-m * i) where i = 0 is the *oldest* prediction
-(m = 0.01 in the paper: older predictions weigh slightly more, which smooths the motion; a larger
-m follows new observations faster). The first tick therefore returns the first chunk's first action.
+(m = 0.01 in the paper: older predictions weigh slightly more, which smooths the motion; a smaller
+m follows new observations faster, a negative one weighs the newest most). The first tick therefore
+returns the first chunk's first action.
 
 `ChunkQueue` is the cheaper alternative: query once per `chunk` ticks (or every `replan` ticks) and
 play the chunk out. It needs one inference per chunk instead of one per tick, at the cost of a

@@ -7,7 +7,12 @@ rclpy's own signal handlers are turned off: they would shut the context down und
 set `stop_requested`, the main loop winds down, and `close()` tears ROS down in order. A node saves
 what it must (the recorder finalizes its take) before `close()`, so a signal that arrives while
 `close()` runs (a supervisor escalating to SIGTERM because the DDS teardown is slow under load) ends
-the process at once instead of waiting for the teardown and then the supervisor's SIGKILL.
+the process at once instead of waiting for the teardown and then the supervisor's SIGKILL. A node
+with nothing left to save calls `exit_on_next_signal()` earlier (the sim hardware, once its loop has
+ended). From then on SIGTERM is left to the kernel's default action: a Python handler runs only when
+the main thread returns to the interpreter, and rclpy's C calls can block holding the GIL (measured:
+a flush in `wait_for_all_acked` on a subscriber frozen by SIGSTOP held a SIGTERM back for 2 s, and a
+supervisor's SIGTERM during such a call was noted, not acted on, until its SIGKILL).
 
 High-rate subscriptions (500 Hz joint states, camera frames) go on a second node, `stream_node`,
 served by its own executor thread: rclpy's executor rebuilds its wait set over every entity of its
@@ -61,17 +66,26 @@ class RosRuntime:
             lane.add_node(self.stream_node)
             self._executors.append(lane)
         self._threads: list = []
-        self._closing_since: Optional[float] = None
+        self._exit_armed: Optional[tuple] = None  # (why, since) once a further signal ends the process
         self._previous_handlers = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
 
+    def exit_on_next_signal(self, why: str = "tearing ROS down") -> None:
+        """From now on a stop signal ends the process at once: nothing is left to save."""
+        if self._exit_armed is not None:
+            return
+        self._exit_armed = (why, time.monotonic())
+        if self._previous_handlers and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     def _on_signal(self, signum, _frame) -> None:
         name = signal.Signals(signum).name
-        if self._closing_since is not None:
-            log.warning("%s received %s %.1f s into tearing ROS down; exiting now", self.node.get_name(), name,
-                        time.monotonic() - self._closing_since)
+        if self._exit_armed is not None:
+            why, since = self._exit_armed
+            log.warning("%s received %s %.1f s into %s; exiting now", self.node.get_name(), name,
+                        time.monotonic() - since, why)
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()
             os._exit(128 + signum)
@@ -103,7 +117,7 @@ class RosRuntime:
 
     def close(self) -> None:
         """Stop the executor, destroy the node, shut the context down, restore signal handlers."""
-        self._closing_since = time.monotonic()
+        self.exit_on_next_signal()
         self.stop_requested.set()
         for executor in self._executors:
             try:

@@ -56,6 +56,9 @@ HANDS_HZ = 100.0  # touch and grasp force: the control rate the simulator backen
 STATS_HZ = 1.0
 # Falling further behind real time than this re-bases the pacing instead of bursting to catch up.
 MAX_LAG_S = 0.1
+# How long, in all, the stop waits for reliable subscribers to acknowledge the last messages.
+FLUSH_BUDGET_S = 2.0
+FLUSH_SLICE_S = 0.05
 
 
 @dataclass
@@ -335,6 +338,9 @@ class SimHardwareNode:
                     elif lag < 0:
                         time.sleep(-lag)
         finally:
+            # Nothing is left to save: the flush below is best effort, and a supervisor escalating past
+            # SIGINT must not wait for it (it blocks in C on a stalled subscriber's acknowledgements).
+            self.runtime.exit_on_next_signal("the final flush")
             if self.cameras is not None:
                 self.cameras.stop()
             self.wall_s = time.monotonic() - wall0
@@ -343,13 +349,21 @@ class SimHardwareNode:
             self._flush()
         return self.stats()
 
-    def _flush(self) -> None:
-        """Let reliable subscribers acknowledge everything before the process goes away."""
+    def _flush(self, budget_s: float = FLUSH_BUDGET_S) -> None:
+        """Let reliable subscribers acknowledge everything before the process goes away, within one
+        budget for all publishers (a stalled subscriber would otherwise cost the budget per topic)."""
         from rclpy.duration import Duration
 
         hand_pubs = [p for p in (self.touch_pub, self.force_pub) if p is not None]
+        deadline = time.monotonic() + budget_s
+        # In short waits: the call holds the GIL, and a second Ctrl-C is handled only between two of them.
+        slice_ = Duration(nanoseconds=int(FLUSH_SLICE_S * 1e9))
         for pub in self._stream_publishers() + hand_pubs:
-            pub.wait_for_all_acked(Duration(seconds=2.0))
+            while not pub.wait_for_all_acked(slice_):
+                if time.monotonic() >= deadline:
+                    log.warning("%s: not every message acknowledged within %.1f s of stopping", pub.topic_name,
+                                budget_s)
+                    break
         stats = self.stats()
         self.stats_pub.publish(self._String(data=json.dumps(stats)))
         if self.options.stats_file:
