@@ -23,6 +23,7 @@ from collector.policy.train import TrainConfig, train
 from collector.recorder import EpisodeReader
 from collector.recorder.qa import validate_episode
 from collector.recorder.schema import open_episode, read_metadata
+from helpers.policy_seeds import known_seeds, target_of
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.slow  # shares the session's demo take
@@ -51,22 +52,6 @@ def checkpoint(dataset):
                                    hyperparameters=TINY_ACT, seed=0, cameras=["head"], image_size=(30, 40),
                                    chunk=10, batch_size=4, lr=1e-3, progress=False, checkpoint_every=10_000))
     return result.checkpoint
-
-
-def _target(seed):
-    from collector.sim.tasks.pick_place import OBJECTS
-
-    return str(np.random.default_rng([seed, 3]).choice(list(OBJECTS)))  # PickPlace.place's draw
-
-
-def known_seeds(checkpoint, count, start=1_000_500_000):
-    """The first of `count` consecutive held-out seeds whose pick-and-place object the tiny policy
-    knows (it learned one take, so one object)."""
-    known = set(Checkpoint.load(checkpoint).vocabulary.targets)
-    seed = start
-    while not all(_target(seed + i) in known for i in range(count)):
-        seed += 1
-    return seed
 
 
 def commands(path):
@@ -184,14 +169,14 @@ def test_bad_grid_values_an_untrained_task_and_a_used_out_folder_are_one_line_er
 def test_a_rollout_naming_an_object_the_policy_never_learned_does_not_run(checkpoint, tmp_path):
     known = set(Checkpoint.load(checkpoint).vocabulary.targets)
     seed = 1_000_500_000
-    while _target(seed) in known:
+    while target_of(seed) in known:
         seed += 1
     with PolicyRollouts(checkpoint, "pick_place") as rollouts:
         result = rollouts.run(Cell("pick_place", "dim", "light"), seed, out_dir=tmp_path)
         with pytest.raises(ConfigError):
             rollouts.run(Cell("pour", "dim", "light"), seed)
     assert not result.success and result.ticks == 0 and result.episode is None
-    assert _target(seed) in result.untold and not list(tmp_path.iterdir())
+    assert target_of(seed) in result.untold and not list(tmp_path.iterdir())
 
 
 def test_qa_still_flags_an_empty_input_stream_on_an_operator_take(tmp_path):

@@ -10,12 +10,15 @@ that inspect, replay, plot and validate read. Rollouts run in lockstep and are d
 Defaults: the tasks and the lighting and weight presets the policy was trained on, the scene's
 default theme, 3 seeds. Prints a success table per cell and per condition value, writes
 OUT/results.json and OUT/heatmap.png, records the evaluation in the catalogue of the dataset folder
-the policy was trained on (when it has one), and prints one JSON object last.
+the policy was trained on (when it has one), and prints one JSON object last. --grasp-gate-mm holds
+each gripper open until its hand is down at the policy's estimate of the target
+(collector/policy/grasp_gate.py).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -112,6 +115,14 @@ def _register(results: dict, checkpoint) -> list:
     return registered
 
 
+def _grasp_gate_m(args):
+    if args.grasp_gate_mm is None:
+        return None
+    if not (math.isfinite(args.grasp_gate_mm) and args.grasp_gate_mm > 0):
+        raise ConfigError(f"--grasp-gate-mm must be a positive number of millimetres, got {args.grasp_gate_mm:g}")
+    return args.grasp_gate_mm / 1000.0
+
+
 def run(args) -> int:
     import torch
 
@@ -133,7 +144,7 @@ def run(args) -> int:
           f"from {seeds[0]}, up to {args.max_seconds:g} s each", flush=True)
     results = evaluate(checkpoint, cells, seeds, out, max_seconds=args.max_seconds, robot=args.robot,
                        device=args.device, schedule=args.schedule, progress=_progress,
-                       frozen=not args.eager)
+                       frozen=not args.eager, grasp_gate_m=_grasp_gate_m(args))
     results_path, heatmap = out / RESULTS_FILE, out / HEATMAP_FILE
     print()
     _print_tables(results)
@@ -149,7 +160,7 @@ def run(args) -> int:
                       "by_weight": {k: v["success_rate"] for k, v in results["by_condition"]["weight"].items()},
                       "inference_p50_ms": results["inference_ms"]["p50"],
                       "inference_p99_ms": results["inference_ms"]["p99"], "tick_p99_ms": results["tick_ms"]["p99"],
-                      "network": results["network"], "results": str(results_path), "heatmap": str(heatmap),
+                      "network": results["network"], "grasp_gate_m": results["grasp_gate_m"], "results": str(results_path), "heatmap": str(heatmap),
                       "episodes": str(out / "episodes"),
                       "catalogued": [r["dataset"] for r in registered],
                       "wall_s": round(time.monotonic() - started, 1)}))
@@ -181,6 +192,9 @@ def register(subparsers):
                         help="action chunks: ACT's temporal ensembling (default) or a chunk queue")
     parser.add_argument("--eager", action="store_true",
                         help="run the network eagerly, not as its frozen TorchScript trace (same commands, slower)")
+    parser.add_argument("--grasp-gate-mm", type=float, default=None, metavar="MM",
+                        help="hold each gripper open while its hand is more than MM above the policy's estimate of "
+                             "the target, until a close goes through (a baseline with object_loss and ee_to_head)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.set_defaults(func=run)

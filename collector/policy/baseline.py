@@ -147,6 +147,15 @@ class BaselinePolicy(Policy):
     def predict_chunk(self, batch: PolicyBatch) -> torch.Tensor:
         return self._forward(batch)[0]
 
+    def predict_chunk_and_objects(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Both from one pass: the chunk, and the object head's estimate (normalized) or None."""
+        return self._forward(batch)
+
+    def target_in_metres(self, objects: torch.Tensor) -> torch.Tensor:
+        """The named target's estimate (B, 3) in metres, from the head's normalized output; needs the hands'
+        statistics (ee_to_head), which carry the targets' scale."""
+        return objects[:, :3] * self.target_std + self.target_mean
+
     def predict_objects(self, batch: PolicyBatch) -> torch.Tensor:
         """The object head's estimate, normalized as its targets (collector.policy.object_targets); None
         without an object head (object_loss 0)."""
@@ -193,7 +202,7 @@ class BaselinePolicy(Policy):
     def _hand_inputs(self, ee: torch.Tensor, objects: Optional[torch.Tensor]):
         inputs = [(ee - self.ee_mean) / self.ee_std]
         if objects is not None:
-            target = objects[:, :3] * self.target_std + self.target_mean  # the estimate, in metres
+            target = self.target_in_metres(objects)
             inputs.append((target.repeat(1, ee.shape[1] // 3) - ee) / OFFSET_SCALE_M)
         return inputs
 

@@ -25,44 +25,49 @@ from collector.policy.base import Policy
 AGREEMENT = 1e-5  # largest difference from the eager chunk (normalized units) a trace may have
 
 
-class _PredictChunk(torch.nn.Module):
-    """`policy.predict_chunk` with the batch's tensors as positional inputs, the form a trace records."""
+class _Predict(torch.nn.Module):
+    """A policy's prediction with the batch's tensors as positional inputs, the form a trace records."""
 
-    def __init__(self, policy: Policy, keys: Sequence[str]):
+    def __init__(self, policy: Policy, method: str, keys: Sequence[str]):
         super().__init__()
-        self.policy, self.keys = policy, tuple(keys)
+        self.policy, self.method, self.keys = policy, method, tuple(keys)
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.policy.predict_chunk(dict(zip(self.keys, tensors)))
+    def forward(self, *tensors: torch.Tensor):
+        return getattr(self.policy, self.method)(dict(zip(self.keys, tensors)))
 
 
 @dataclass
 class InferenceNetwork:
-    """`predict(batch) -> (B, chunk, A)`; `frozen` says whether it is the trace, `reason` why not."""
+    """`predict(batch) -> (B, chunk, A)`, or `(chunk, objects)` for a network built `with_objects`;
+    `frozen` says whether it is the trace, `reason` why not."""
 
     predict: Callable[[Dict[str, torch.Tensor]], torch.Tensor]
     frozen: bool
     reason: str = ""
 
 
-def freeze_for_inference(policy: Policy, example: Dict[str, torch.Tensor]) -> InferenceNetwork:
-    """The frozen trace of `policy.predict_chunk` for batches laid out as `example`, or the eager call."""
+def freeze_for_inference(policy: Policy, example: Dict[str, torch.Tensor],
+                         with_objects: bool = False) -> InferenceNetwork:
+    """The frozen trace of `policy.predict_chunk` for batches laid out as `example`, or the eager call.
+    with_objects: of `policy.predict_chunk_and_objects` (the chunk and the object head's estimate)."""
     policy.eval()
     keys = sorted(example)
     tensors = [example[k] for k in keys]
-    eager = policy.predict_chunk
+    method = "predict_chunk_and_objects" if with_objects else "predict_chunk"
+    eager = getattr(policy, method)
     try:
         # A trace warns of every shape check it turns into a constant; the layout is fixed here by design.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript's; if it goes, tracing fails: eager
-            traced = torch.jit.trace(_PredictChunk(policy, keys).eval(), tuple(tensors), check_trace=False)
+            traced = torch.jit.trace(_Predict(policy, method, keys).eval(), tuple(tensors), check_trace=False)
             frozen = torch.jit.freeze(traced)
         with torch.inference_mode():
             expected = eager(example)
             for _ in range(2):  # the profiling executor specializes on its first calls; check what it settles on
                 got = frozen(*tensors)
-        difference = float((got - expected).abs().max())
+        pairs = zip(got, expected) if with_objects else [(got, expected)]
+        difference = max(float((a - b).abs().max()) for a, b in pairs)
     except Exception as error:  # noqa: BLE001  (any failure to trace leaves the eager module in charge)
         return InferenceNetwork(eager, False, f"tracing failed: {type(error).__name__}: {error}".splitlines()[0])
     if not difference <= AGREEMENT:

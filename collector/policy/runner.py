@@ -11,7 +11,9 @@ state, downscales the frames exactly as training did (collector.policy.images), 
 when the schedule needs one (every call with temporal ensembling, once per chunk with the queue),
 and maps the action back to joint units. Inference time per call is kept (`timing()`). The network runs
 as a frozen TorchScript trace of itself (collector.policy.compiled), checked against the eager module at
-start-up; `frozen=False` runs it eagerly.
+start-up; `frozen=False` runs it eagerly. `grasp_gate_m` holds each gripper open while its hand is higher
+than that above the policy's estimate of the target, until a close goes through
+(collector.policy.grasp_gate); the network then also returns the estimate from the same pass.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from collector.policy.checkpoint import Checkpoint, check_compatible
 from collector.policy.compiled import InferenceNetwork, freeze_for_inference
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
+from collector.policy.grasp_gate import GraspGate, grasp_gate_for
 from collector.policy.images import policy_frame
 from collector.recorder.vocabulary import camera_stream_name
 
@@ -36,7 +39,8 @@ SCHEDULES = ("ensemble", "queue")
 class PolicyRunner:
     def __init__(self, checkpoint: Union[str, Path, Checkpoint], *, joint_names: Optional[Sequence[str]] = None,
                  cameras: Optional[Sequence[str]] = None, schedule: str = "ensemble", m: float = 0.01,
-                 replan: Optional[int] = None, device: str = "cpu", frozen: bool = True):
+                 replan: Optional[int] = None, device: str = "cpu", frozen: bool = True,
+                 grasp_gate_m: Optional[float] = None):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
         if joint_names is not None or cameras is not None:
             check_compatible(self.checkpoint,
@@ -51,12 +55,27 @@ class PolicyRunner:
         if spec.end_effectors:
             self.kinematics = EndEffectorKinematics(spec.robot, self.checkpoint.joint_names, spec.robot_model_hash)
         self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
-        self.network = (freeze_for_inference(self.policy, self._example_batch()) if frozen
-                        else InferenceNetwork(self.policy.predict_chunk, False, "eager by request"))
+        self.grasp_gate: Optional[GraspGate] = None
+        self._target_m: Optional[np.ndarray] = None  # the gate's newest estimate of the target, metres
+        if grasp_gate_m is not None:
+            self.grasp_gate = self._grasp_gate(grasp_gate_m)
+        with_objects = self.grasp_gate is not None
+        self.network = (freeze_for_inference(self.policy, self._example_batch(), with_objects) if frozen
+                        else InferenceNetwork(self.policy.predict_chunk_and_objects if with_objects
+                                              else self.policy.predict_chunk, False, "eager by request"))
         self.inference_ms: List[float] = []
         self.step_ms: List[float] = []
         self._conditioning: Optional[torch.Tensor] = None
         self.task = self.target = None
+
+    def _grasp_gate(self, height_m: float) -> GraspGate:
+        where = self.checkpoint.path or "this policy"
+        if getattr(self.policy, "object_head", None) is None or self.kinematics is None:
+            raise ConfigError(f"{where}: the grasp gate needs a policy that estimates the target and reads its hands' "
+                              "positions (a baseline trained with object_loss > 0 and ee_to_head)")
+        from collector.robot.loader import load_robot
+
+        return grasp_gate_for(load_robot(self.kinematics.robot), list(self.checkpoint.action_names), height_m)
 
     def warm_up(self) -> None:
         """One inference on a blank observation, not counted in the timing: torch's first call costs
@@ -88,6 +107,9 @@ class PolicyRunner:
         ids = self.checkpoint.vocabulary.encode(self.task, self.target)
         self._conditioning = torch.tensor([ids], dtype=torch.int64, device=self.device)
         self.schedule.reset()
+        self._target_m = None
+        if self.grasp_gate is not None:
+            self.grasp_gate.reset()
 
     def step(self, observation: Mapping) -> np.ndarray:
         """Joint targets (action_dim,) in robot units for this tick's observation:
@@ -100,16 +122,28 @@ class PolicyRunner:
             batch = self._batch(observation)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                chunk = self.network.predict(batch)[0].cpu().numpy()
+                chunk = self._predict(batch)[0].cpu().numpy()
             self.inference_ms.append((time.perf_counter() - t0) * 1e3)
-        action = self.checkpoint.unnormalize_action(self.schedule.update(chunk))
+        action = self.checkpoint.unnormalize_action(self.schedule.update(chunk)).astype(np.float64)
+        if self.grasp_gate is not None and self._target_m is not None:
+            hands = self.kinematics.positions(np.asarray(observation["qpos"], dtype=np.float64).reshape(1, -1))[0]
+            action = self.grasp_gate.apply(action, hands, self._target_m)
         self.step_ms.append((time.perf_counter() - started) * 1e3)
-        return action.astype(np.float64)
+        return action
+
+    def _predict(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's chunk; with the grasp gate, keeps the target estimate of the same pass."""
+        out = self.network.predict(batch)
+        if self.grasp_gate is None:
+            return out
+        chunk, objects = out
+        self._target_m = self.policy.target_in_metres(objects)[0].cpu().numpy().astype(np.float64)
+        return chunk
 
     def predict_chunk(self, observation: Mapping) -> np.ndarray:
         """The raw chunk (chunk, action_dim) in robot units for one observation, without the schedule."""
         with torch.inference_mode():
-            chunk = self.network.predict(self._batch(observation))[0].cpu().numpy()
+            chunk = self._predict(self._batch(observation))[0].cpu().numpy()
         return self.checkpoint.unnormalize_action(chunk).astype(np.float64)
 
     def estimate_objects(self, observation: Mapping) -> np.ndarray:
