@@ -26,7 +26,7 @@ from collector.policy.runner import PolicyRunner
 from collector.policy.train import TrainConfig, train
 from collector.recorder import EpisodeReader
 from collector.robot import load_robot
-from helpers.policy_seeds import known_seeds
+from helpers.policy_seeds import known_seeds, target_of
 
 torch.set_num_threads(1)
 OPEN, CLOSED = 0.045, 0.0
@@ -174,3 +174,40 @@ def test_a_bad_grasp_gate_on_the_command_line_is_one_line(hands_policy, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "--grasp-gate-mm must be a positive number of millimetres" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_collect_with_a_policy_takes_the_gate_from_the_teleop_config(hands_policy, demo_take, tmp_path):
+    """`collect --plan --policy --teleop-config`: `policy.grasp_gate_mm` reaches the policy driving the takes, and
+    the recorded commands of its ticks keep the grippers open above the target."""
+    checkpoint, _ = hands_policy
+    hands = EndEffectorKinematics("humanoid", checkpoint.joint_names).positions(
+        _observation(demo_take)[0]["qpos"][None])[0]
+    below = _seeing(checkpoint, [0.4, 0.0, min(hands[2], hands[5]) - 0.30], tmp_path / "below.pt")
+    known = set(Checkpoint.load(below).vocabulary.targets)
+    plan_seed = next(s for s in range(1, 100) if target_of(s * 1_000_003 + 1) in known)  # the session's take seed
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""name: gate
+robot: humanoid
+backend: sim
+operator: scripted
+tasks: [pick_place]
+lighting: [bright]
+weights: [light]
+takes_per_cell: 1
+max_attempts_per_cell: 1
+episode_time_limit_s: 1.5
+seed: {plan_seed}
+""")
+    config = tmp_path / "teleop.yaml"
+    config.write_text("policy: {grasp_gate_mm: 30}\n")
+    out = tmp_path / "out"
+    assert main(["collect", "--plan", str(plan), "--policy", str(below), "--teleop-config", str(config),
+                 "--out", str(out), "--no-progress"]) == 0
+    (episode,) = sorted((out / "episodes").glob("*.hdf5"))
+    with EpisodeReader(episode) as reader:
+        names = list(reader.streams["command"].attrs["joint_names"])
+        command = reader.raw("command", "position")[: reader.count("command")]
+        sources = reader.streams["control"].attrs["sources"]
+        driver = reader.raw("control", "source")[: reader.count("control")]
+    fingers = command[:, [names.index(f) for f in FINGERS]][driver == sources["policy"]]
+    assert len(fingers) > 50 and np.abs(fingers - OPEN).max() < 1e-4  # the policy commands them closed (-0.05)

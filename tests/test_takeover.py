@@ -16,7 +16,6 @@ from collector.policy.checkpoint import Checkpoint
 from collector.recorder import EpisodeReader
 from collector.recorder.qa import validate_episode
 from collector.sim import SimEnv
-from collector.sim.tasks.pick_place import OBJECTS
 from collector.teleop.config import CorrectorConfig, load_teleop_config
 from collector.teleop.devices.corrector import ProgressWatch
 from collector.teleop.devices.keyboard import KeyboardDevice
@@ -25,6 +24,7 @@ from collector.teleop.messages import ControllerState, OperatorInput
 from collector.teleop.rig import build_rig
 from collector.teleop.robot_limits import joint_limits
 from collector.teleop.takeover import takeover_pressed
+from helpers.policy_seeds import target_of
 from helpers.teleop import ListSink
 
 torch.set_num_threads(1)
@@ -33,10 +33,6 @@ pytestmark = pytest.mark.slow  # shares the session's demo take
 @pytest.fixture(scope="module")
 def checkpoint(tiny_checkpoint):
     return tiny_checkpoint
-
-
-def target_of(seed: int) -> str:
-    return str(np.random.default_rng([seed, 3]).choice(list(OBJECTS)))  # as PickPlace.place draws it
 
 
 def known_seed(checkpoint, start=1_000_000):

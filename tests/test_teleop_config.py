@@ -11,6 +11,8 @@ def test_shipped_config_loads_with_the_documented_defaults():
     assert cfg.control.rate_hz >= 100 and cfg.control_dt == pytest.approx(1 / cfg.control.rate_hz)
     assert cfg.input.hold_after_s == 0.1 and cfg.input.stop_after_s == 0.5
     assert cfg.ik.posture_cost == pytest.approx(1e-3) and cfg.ik.solver == "daqp"
+    assert cfg.policy.grasp_gate_mm == 0.0 and cfg.grasp_gate_m is None  # the grasp gate is off unless asked for
+    assert load_teleop_config(overrides={"policy": {"grasp_gate_mm": 30}}).grasp_gate_m == pytest.approx(0.03)
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -25,6 +27,8 @@ def test_shipped_config_loads_with_the_documented_defaults():
     ("retarget: {orientation: 1}", "retarget.orientation must be true or false"),
     ("control: [1, 2]", "control must be a mapping"),
     ("control: {rate_hz: [oops", "not valid YAML"),
+    ("policy: {grasp_gate_mm: -30}", "policy.grasp_gate_mm must be 0 (off) or a positive height"),
+    ("policy: {grasp_gate_mm: .nan}", "policy.grasp_gate_mm must be a finite number"),
 ])
 def test_mistakes_are_config_errors_naming_file_and_key(tmp_path, text, needle):
     path = tmp_path / "teleop.yaml"

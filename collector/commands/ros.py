@@ -124,6 +124,7 @@ def _policy_rig(spec, config, args, device):
     from collector.policy.checkpoint import Checkpoint
     from collector.policy.source import policy_source
     from collector.ros.backend import RosBackend
+    from collector.teleop.config import load_teleop_config
     from collector.teleop.rig import build_rig
 
     checkpoint = Checkpoint.load(args.policy)  # a bad file fails before anything connects
@@ -132,7 +133,8 @@ def _policy_rig(spec, config, args, device):
     try:
         # The policy is told the task and target of the scene the sim node set up (or --instruction).
         scene = backend.wait_for_conditions(min(args.connect_timeout, 10.0))
-        source = policy_source(checkpoint, backend, device=args.policy_device, instruction=args.instruction)
+        source = policy_source(checkpoint, backend, device=args.policy_device, instruction=args.instruction,
+                               grasp_gate_m=load_teleop_config().grasp_gate_m)
         try:
             if not args.reset:  # the first take is this scene: an unknown task or object fails now
                 source.reset_instruction()

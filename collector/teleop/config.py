@@ -113,6 +113,12 @@ class DevicesConfig:
 
 
 @dataclass
+class PolicyDriveConfig:
+    """A trained policy driving the robot (collect --policy, ros teleop --policy)."""
+    grasp_gate_mm: float = 0.0  # > 0: each gripper held open until its hand is this close above the target estimate
+
+
+@dataclass
 class TeleopConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     input: InputConfig = field(default_factory=InputConfig)
@@ -120,11 +126,17 @@ class TeleopConfig:
     ik: IKConfig = field(default_factory=IKConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
+    policy: PolicyDriveConfig = field(default_factory=PolicyDriveConfig)
     source: str = "<defaults>"
 
     @property
     def control_dt(self) -> float:
         return 1.0 / self.control.rate_hz
+
+    @property
+    def grasp_gate_m(self) -> Optional[float]:
+        """The policy's grasp gate in metres (collector.policy.grasp_gate), None when off."""
+        return self.policy.grasp_gate_mm / 1000.0 if self.policy.grasp_gate_mm > 0 else None
 
 
 def _fill(cls, raw: Any, where: str, source: str):
@@ -207,6 +219,9 @@ def _validate(cfg: TeleopConfig) -> TeleopConfig:
     for key, value in positive + [(f"retarget.scale[{i}]", s) for i, s in enumerate(cfg.retarget.scale)]:
         if not value > 0:
             raise ConfigError(f"{src}: {key} must be positive, got {value!r}")
+    if not cfg.policy.grasp_gate_mm >= 0:
+        raise ConfigError(f"{src}: policy.grasp_gate_mm must be 0 (off) or a positive height in millimetres, "
+                          f"got {cfg.policy.grasp_gate_mm!r}")
     if not 0 <= cfg.control.realtime_priority <= 99:
         raise ConfigError(f"{src}: control.realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99")
     if cfg.input.hold_after_s > cfg.input.stop_after_s:
