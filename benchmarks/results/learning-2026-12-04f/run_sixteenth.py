@@ -5,7 +5,17 @@ open while its hand is more than 30 mm above the policy's own estimate of the ta
 through. Evaluated on the same 84 held-out seeds per policy as the ungated line (89/168), paired with it; then, with
 the same 30 mm, on the fifteenth run's steered line (`_steered`: 90/168 ungated), a replication on two
 other policies.
-Usage: python run_sixteenth.py eval|more_seeds|eval_steered|more_seeds_steered WORK
+Then one training: fit.py shows the action head predicts where the hand closes to 1-2 mm on the 100 takes it
+was trained on and 6-15 mm off on recorded takes it was not; `positions` trains the `ee_to_head` job again with
+`images_to_head` off and `objects_to_head` on (the action MLP sees the estimates of the target and every object, the
+hands and the vectors from them to the target, the
+joint state and the instruction, not the image features it could tell its 100 layouts apart by), training
+seeds 0 and 1 side by side in the 28-minute box, and evaluates it gated on the same 84 held-out seeds.
+The work folder of the first two trainings was lost with its machine, so the thirteenth run's `record` and
+`views` were run again into a new one; there the `ee_to_head` line (`python ../learning-2026-12-04e/run_fifteenth.py
+train WORK`) is trained again beside `positions`, on the same machine, as its peer.
+Usage: python run_sixteenth.py eval|more_seeds|eval_steered|more_seeds_steered|train_positions|eval_positions|
+more_seeds_positions|eval_positions_ungated|more_seeds_positions_ungated WORK
 (WORK: the thirteenth run's work folder)"""
 import sys
 from pathlib import Path
@@ -28,7 +38,21 @@ def gated(evaluation_jobs, seed_base=None):
     return out
 
 
+def positions_jobs():
+    return [dict(job, name=job["name"].replace("_ee_", "_ee_positions_"),
+                 out=job["out"].replace("_ee_", "_ee_positions_"),
+                 hyperparameters=dict(job["hyperparameters"], images_to_head=False, objects_to_head=True))
+            for job in F.jobs()]
+
+
+LINES = {"": F.jobs, "_steered": F.steered_jobs, "_positions": positions_jobs}
+
 if __name__ == "__main__":
     stage = sys.argv[1]
-    line = F.steered_jobs() if stage.endswith("_steered") else F.jobs()
-    T.evaluate(gated(T.held_out(line), 1_500_000 if stage.startswith("more_seeds") else None))
+    if stage == "train_positions":
+        T.train(positions_jobs())
+    elif stage.endswith("_ungated"):  # the positions line without the gate, where the ungated lines are
+        (T.evaluate(T.held_out(positions_jobs())) if stage.startswith("eval") else F.R.more_seeds(positions_jobs()))
+    else:
+        suffix = next(s for s in ("_steered", "_positions", "") if stage.endswith(s))
+        T.evaluate(gated(T.held_out(LINES[suffix]()), 1_500_000 if stage.startswith("more_seeds") else None))
