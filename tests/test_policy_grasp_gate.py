@@ -26,7 +26,7 @@ from collector.policy.runner import PolicyRunner
 from collector.policy.train import TrainConfig, train
 from collector.recorder import EpisodeReader
 from collector.robot import load_robot
-from helpers.policy_seeds import known_seeds, target_of
+from helpers.policy_seeds import known_seeds, plan_seed_naming
 
 torch.set_num_threads(1)
 OPEN, CLOSED = 0.045, 0.0
@@ -183,8 +183,7 @@ def test_collect_with_a_policy_takes_the_gate_from_the_teleop_config(hands_polic
     hands = EndEffectorKinematics("humanoid", checkpoint.joint_names).positions(
         _observation(demo_take)[0]["qpos"][None])[0]
     below = _seeing(checkpoint, [0.4, 0.0, min(hands[2], hands[5]) - 0.30], tmp_path / "below.pt")
-    known = set(Checkpoint.load(below).vocabulary.targets)
-    plan_seed = next(s for s in range(1, 100) if target_of(s * 1_000_003 + 1) in known)  # the session's take seed
+    plan_seed = plan_seed_naming(below)
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"""name: gate
 robot: humanoid

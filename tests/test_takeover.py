@@ -24,7 +24,7 @@ from collector.teleop.messages import ControllerState, OperatorInput
 from collector.teleop.rig import build_rig
 from collector.teleop.robot_limits import joint_limits
 from collector.teleop.takeover import takeover_pressed
-from helpers.policy_seeds import target_of
+from helpers.policy_seeds import plan_seed_naming, target_of
 from helpers.teleop import ListSink
 
 torch.set_num_threads(1)
@@ -212,8 +212,7 @@ def test_collect_with_a_policy_and_the_corrector_records_one_corrected_episode(c
     `control`, the handover in its metadata, bumpless, and it validates."""
     from collector.cli import main
 
-    known = set(Checkpoint.load(checkpoint).vocabulary.targets)
-    plan_seed = next(s for s in range(1, 100) if target_of(s * 1_000_003 + 1) in known)  # runner.py's take seed
+    plan_seed = plan_seed_naming(checkpoint)
     plan = tmp_path / "plan.yaml"
     plan.write_text(f"""name: takeover
 robot: humanoid

@@ -128,13 +128,14 @@ def _policy_rig(spec, config, args, device):
     from collector.teleop.rig import build_rig
 
     checkpoint = Checkpoint.load(args.policy)  # a bad file fails before anything connects
+    teleop_config = load_teleop_config()
     backend = RosBackend(spec, config=config, domain_id=args.domain_id, sim_node=args.sim_node,
                          connect_timeout_s=args.connect_timeout)
     try:
         # The policy is told the task and target of the scene the sim node set up (or --instruction).
         scene = backend.wait_for_conditions(min(args.connect_timeout, 10.0))
         source = policy_source(checkpoint, backend, device=args.policy_device, instruction=args.instruction,
-                               grasp_gate_m=load_teleop_config().grasp_gate_m)
+                               grasp_gate_m=teleop_config.grasp_gate_m)
         try:
             if not args.reset:  # the first take is this scene: an unknown task or object fails now
                 source.reset_instruction()
@@ -147,7 +148,7 @@ def _policy_rig(spec, config, args, device):
     except BaseException:
         backend.close()
         raise
-    return build_rig(backend, device, sources=[source], choose=lambda tick: source.id)
+    return build_rig(backend, device, config=teleop_config, sources=[source], choose=lambda tick: source.id)
 
 
 def run_teleop(args) -> int:

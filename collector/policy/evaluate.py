@@ -41,7 +41,7 @@ CONDITION_KEYS = ("task", "lighting", "weight", "theme")
 RESULTS_FILE = "results.json"
 HEATMAP_FILE = "heatmap.png"
 DEFAULT_MAX_SECONDS = 20.0
-# A plan records with seeds plan_seed * 1_000_003 + take number (collector/session/runner.py), so
+# A plan records with seeds plan_seed * 1_000_003 + take number (take_seed, collector/session/runner.py), so
 # held-out seeds start where no plan seed below 1000 reaches within 497,000 takes.
 DEFAULT_SEED_BASE = 1_000_500_000
 

@@ -101,6 +101,12 @@ class TakeDriver(ABC):
         pass
 
 
+def take_seed(plan_seed: int, take: int) -> int:
+    """The scene seed of a plan's take number `take` (1, 2, ...); evaluation's held-out seeds start above those
+    of every plan seed below 1000 (collector.policy.evaluate.DEFAULT_SEED_BASE)."""
+    return plan_seed * 1_000_003 + take
+
+
 def default_station() -> str:
     return socket.gethostname() or "station"
 
@@ -383,7 +389,7 @@ class SessionRunner:
     # -- one take ----------------------------------------------------------------------------------
     def prepare(self, cell: Cell) -> Dict:
         """Set the scene up for `cell` (sim: reset with its presets; hardware: tell the operator)."""
-        seed = self.plan.seed * 1_000_003 + self.coverage().total_attempts() + 1
+        seed = take_seed(self.plan.seed, self.coverage().total_attempts() + 1)
         self._set_activity("resetting")
         conditions = self.driver.prepare(cell, seed)
         self._set_activity("idle")

@@ -18,3 +18,11 @@ def known_seeds(checkpoint, count: int, start: int = 1_000_500_000) -> int:
     while not all(target_of(seed + i) in known for i in range(count)):
         seed += 1
     return seed
+
+
+def plan_seed_naming(checkpoint) -> int:
+    """A plan seed whose first take's layout names an object the policy knows."""
+    from collector.session.runner import take_seed
+
+    known = set(Checkpoint.load(checkpoint).vocabulary.targets)
+    return next(s for s in range(1, 100) if target_of(take_seed(s, 1)) in known)
