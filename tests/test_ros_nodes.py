@@ -502,12 +502,15 @@ def test_a_teleop_announcing_its_sources_just_after_start_episode_still_gets_con
         assert episode.count("control") == 20
 
 
-def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env, test_node, processes):
+@pytest.mark.parametrize("known_first", ["robot", "teleop"])
+def test_start_episode_waits_for_the_robots_first_joint_state(known_first, tmp_path, ros_env, test_node, processes):
     """A recorder that had just come up matched the teleop before the robot: start_episode answered, the
     teleop commanded, and the episode had commands and no robot state for its first 0.3 s (a clean-clone
-    CI run of the policy-over-ROS test). With a joint state publisher in the graph, start_episode now
-    answers once the robot's first joint state has arrived."""
+    CI run of the policy-over-ROS test). start_episode now answers once the robot's first joint state has
+    arrived: when the graph knows a joint state publisher ("robot"), and when it knows only a publisher
+    commanding the robot, the robot not discovered yet ("teleop": a later CI run, 0.6 s without state)."""
     from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory
     from collector.robot import load_robot
     from collector.ros.config import RosConfig
     from collector.ros.conversions import joint_state_msg, stamp_from_seconds
@@ -519,7 +522,12 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
     out = tmp_path / "episodes"
     recorder = start(processes, ["ros", "recorder", "-o", out, "--no-cameras", "--illuminance", "off",
                                  "--node-name", "joints_recorder"], ros_env, tmp_path, "recorder")
-    joints = test_node.node.create_publisher(JointState, config.joint_states_topic, qos_for("state"))
+    publishers = {"robot": lambda: test_node.node.create_publisher(JointState, config.joint_states_topic,
+                                                                   qos_for("state")),
+                  "teleop": lambda: test_node.node.create_publisher(JointTrajectory, config.trajectory_topic,
+                                                                    qos_for("command"))}
+    first_known = publishers[known_first]()
+    joints = first_known if known_first == "robot" else None
     ticks = itertools.count()
 
     def publish_state():
@@ -527,9 +535,10 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
         time.sleep(0.01)
 
     try:
-        starter, started = start_episode_in_background(test_node, "/joints_recorder", joints, recorder)
-        time.sleep(1.0)  # matched, but the robot has not published yet
+        starter, started = start_episode_in_background(test_node, "/joints_recorder", first_known, recorder)
+        time.sleep(1.0)  # matched, but the robot has not published (or not even appeared) yet
         assert not started, "start_episode answered before the robot's first joint state"
+        joints = joints or publishers["robot"]()
         first = time.monotonic()
         while starter.is_alive() and time.monotonic() - first < 30:
             publish_state()
@@ -538,7 +547,8 @@ def test_start_episode_waits_for_the_robots_first_joint_state(tmp_path, ros_env,
             publish_state()
         path = Path(call_trigger(test_node, "/joints_recorder/stop_episode"))
     finally:
-        test_node.node.destroy_publisher(joints)
+        for publisher in {id(p): p for p in (first_known, joints) if p is not None}.values():
+            test_node.node.destroy_publisher(publisher)
     assert recorder.stop() == 0, recorder.log()[-3000:]
     with EpisodeReader(path) as episode:
         assert episode.count("joints") >= 25

@@ -381,16 +381,21 @@ class RecorderNode:
         began with its first commands missing while the robot already moved. A matched control publisher
         is waited for until its announcement of the sources arrived (transient local, so right after the
         match), or the episode would declare its control stream late. So is the robot's first joint state
-        when the graph knows a joint state publisher: a recorder that had just come up matched the teleop
-        before the robot, and its episode began with commands and no robot state for 0.3 s (a clean-clone
-        CI run). Bounded: a publisher that never matches (incompatible QoS) or never publishes costs
-        COMMAND_MATCH_WAIT_S and a warning, not the episode."""
+        when the graph knows a joint state publisher, or a publisher commanding the robot is matched (a robot
+        is about to move, so one exists even if discovery has not shown it to this recorder yet): a recorder
+        that had just come up matched the teleop before the robot, and its episode began with commands and
+        no robot state for 0.3 s, then 0.6 s (clean-clone CI runs). Bounded: a publisher that never
+        matches (incompatible QoS) or never publishes costs COMMAND_MATCH_WAIT_S and a warning, not the
+        episode."""
         deadline = time.monotonic() + COMMAND_MATCH_WAIT_S
         joints = self._joint_subscription
         while True:
             unmatched = [s.topic_name for s in self._command_subscriptions
                          if s.get_publisher_count() < self.node.count_publishers(s.topic_name)]
-            if self._joint_fields_seen is None and self.node.count_publishers(joints.topic_name) > 0:
+            robot_commanded = any(s.get_publisher_count() > 0 for s in self._command_subscriptions
+                                  if s is not self._control_subscription)
+            robot_known = robot_commanded or self.node.count_publishers(joints.topic_name) > 0
+            if self._joint_fields_seen is None and robot_known:
                 unmatched.append(f"{joints.topic_name} (no joint state received yet)")
             if self._control_sources is None and self._control_subscription.get_publisher_count() > 0:
                 unmatched.append(f"{self._control_subscription.topic_name} (sources not announced yet)")
