@@ -309,7 +309,7 @@ def evaluate_one(job: dict) -> dict:
     check_held_out(checkpoint, [seed for _, seed in seeded])
     rows, tick_ms, inference_ms = [], [], []
     started = time.perf_counter()
-    schedule = {k: job[k] for k in ("schedule", "m", "replan", "grasp_gate_m") if k in job}  # else the runner's defaults
+    schedule = {k: job[k] for k in ("schedule", "m", "replan", "grasp_gate_m", "steer_hands") if k in job}  # else the runner's defaults
     with PolicyRollouts(checkpoint, job["task"], **schedule) as rollouts:
         for cell, seed in seeded:
             result = rollouts.run(cell, seed, max_seconds=job["max_seconds"], out_dir=job.get("episodes"))
@@ -326,7 +326,7 @@ def evaluate_one(job: dict) -> dict:
                "by_target": by_key(rows, "target"),
                "inference_ms": percentiles(inference_ms), "tick_ms": percentiles(tick_ms),
                "network": "frozen trace" if network.frozen else f"eager ({network.reason})",
-               "grasp_gate_m": job.get("grasp_gate_m"),
+               "grasp_gate_m": job.get("grasp_gate_m"), "steer_hands": job.get("steer_hands", False),
                "eval_s": round(time.perf_counter() - started, 1)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))

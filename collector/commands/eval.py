@@ -12,7 +12,8 @@ default theme, 3 seeds. Prints a success table per cell and per condition value,
 OUT/results.json and OUT/heatmap.png, records the evaluation in the catalogue of the dataset folder
 the policy was trained on (when it has one), and prints one JSON object last. --grasp-gate-mm holds
 each gripper open until its hand is down at the policy's estimate of the target
-(collector/policy/grasp_gate.py).
+(collector/policy/grasp_gate.py); --steer-hands sends each hand near the target to the policy's
+estimate of it plus the policy's predicted offset, through the IK (collector/policy/hand_steering.py).
 """
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def run(args) -> int:
           f"from {seeds[0]}, up to {args.max_seconds:g} s each", flush=True)
     results = evaluate(checkpoint, cells, seeds, out, max_seconds=args.max_seconds, robot=args.robot,
                        device=args.device, schedule=args.schedule, progress=_progress,
-                       frozen=not args.eager, grasp_gate_m=_grasp_gate_m(args))
+                       frozen=not args.eager, grasp_gate_m=_grasp_gate_m(args),
+                       steer_hands=args.steer_hands)
     results_path, heatmap = out / RESULTS_FILE, out / HEATMAP_FILE
     print()
     _print_tables(results)
@@ -160,7 +162,8 @@ def run(args) -> int:
                       "by_weight": {k: v["success_rate"] for k, v in results["by_condition"]["weight"].items()},
                       "inference_p50_ms": results["inference_ms"]["p50"],
                       "inference_p99_ms": results["inference_ms"]["p99"], "tick_p99_ms": results["tick_ms"]["p99"],
-                      "network": results["network"], "grasp_gate_m": results["grasp_gate_m"], "results": str(results_path), "heatmap": str(heatmap),
+                      "network": results["network"], "grasp_gate_m": results["grasp_gate_m"],
+                      "steer_hands": results["steer_hands"], "results": str(results_path), "heatmap": str(heatmap),
                       "episodes": str(out / "episodes"),
                       "catalogued": [r["dataset"] for r in registered],
                       "wall_s": round(time.monotonic() - started, 1)}))
@@ -195,6 +198,9 @@ def register(subparsers):
     parser.add_argument("--grasp-gate-mm", type=float, default=None, metavar="MM",
                         help="hold each gripper open while its hand is more than MM above the policy's estimate of "
                              "the target, until a close goes through (a baseline with object_loss and ee_to_head)")
+    parser.add_argument("--steer-hands", action="store_true",
+                        help="send each hand near the target to the policy's estimate of it plus the policy's "
+                             "predicted offset from it, through the IK (a baseline trained with hand_offsets)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.set_defaults(func=run)

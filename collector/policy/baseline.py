@@ -36,12 +36,18 @@ from collector.policy.keypoints import KeypointEncoder, encode_keypoints
 # estimate; at run time they are the estimate, as always. Fitted on its own noisy estimate, the head learns
 # to follow a position only part of the way (a regression on a noisy input is pulled towards the mean);
 # fitted on the record, it follows it fully, and the estimate's error (about 7 mm) passes through unscaled.
+# hand_offsets: weight of a second output of the action MLP and its loss: for every step of the chunk, where
+# the recorded joint targets put each hand (forward kinematics, as hand_loss) relative to the frame's recorded
+# target position, in decimetres. A hand's place relative to the target is nearly the same on every layout,
+# so it need not be learned from 100 layouts the way absolute joint targets must; at run time the runner can
+# send the hands to the target estimate plus these offsets through IK (collector.policy.hand_steering).
+# Needs ee_to_head and an object head (training: the recorded target; run time: the estimate).
 # Off (images_to_head on) by default: checkpoints written before they existed had none.
 DEFAULTS = {"cnn_channels": [16, 32, 64, 128], "feature_channels": 16, "conditioning_dim": 32, "hidden": 512,
             "dropout": 0.0, "image_features": "flatten", "keypoint_channels": [32, 64, 64],
             "keypoint_strides": [2, 2, 1], "keypoints": 32, "film": False, "object_loss": 0.0,
             "objects_to_head": False, "images_to_head": True, "detach_objects": False, "ee_to_head": False,
-            "hand_loss": 0.0, "steer_recorded": False, "steer_noise_m": 0.0}
+            "hand_loss": 0.0, "steer_recorded": False, "steer_noise_m": 0.0, "hand_offsets": 0.0}
 IMAGE_FEATURES = ("flatten", "keypoints")
 OFFSET_SCALE_M = 0.1  # hand-to-target vectors are fed in decimetres: a grasp's last centimetres stay visible
 
@@ -119,10 +125,17 @@ class BaselinePolicy(Policy):
         if not self.hand_loss >= 0:
             raise TypeError(f"hand_loss must be a weight >= 0, got {hp['hand_loss']!r}")
         self._hand_chain = None  # set by the trainer (set_hand_chain): training only, not saved
+        self.hand_offsets = float(hp["hand_offsets"])
+        if not self.hand_offsets >= 0:
+            raise TypeError(f"hand_offsets must be a weight >= 0, got {hp['hand_offsets']!r}")
+        if self.hand_offsets > 0 and not (self.ee_to_head and self.object_head is not None):
+            raise TypeError("hand_offsets needs ee_to_head and object_loss > 0 (the hands, and the target they "
+                            "are placed relative to)")
+        self.offset_width = spec.end_effectors if self.hand_offsets > 0 else 0
         hidden = hp["hidden"]
         self.head = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(hp["dropout"]),
                                   nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, spec.chunk * spec.action_dim))
+                                  nn.Linear(hidden, spec.chunk * (spec.action_dim + self.offset_width)))
 
     def set_hand_statistics(self, ee_mean, ee_std, target_mean=None, target_std=None) -> None:
         """Normalization of the hand positions (metres, per value) and, with an object head, the scale of its
@@ -149,7 +162,13 @@ class BaselinePolicy(Policy):
 
     def predict_chunk_and_objects(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Both from one pass: the chunk, and the object head's estimate (normalized) or None."""
-        return self._forward(batch)
+        return self._forward(batch)[:2]
+
+    def predict_chunk_objects_offsets(self, batch: PolicyBatch):
+        """All three from one pass: the chunk, the object head's estimate (normalized) and the hands' offsets
+        from the target, (B, chunk, 3 x end effectors) metres (hand_offsets)."""
+        chunk, objects, offsets = self._forward(batch)
+        return chunk, objects, offsets * OFFSET_SCALE_M
 
     def target_in_metres(self, objects: torch.Tensor) -> torch.Tensor:
         """The named target's estimate (B, 3) in metres, from the head's normalized output; needs the hands'
@@ -172,8 +191,9 @@ class BaselinePolicy(Policy):
             features = encode_cameras(self.backbone, batch["images"], film).flatten(1)
         return features, conditioning
 
-    def _forward(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(chunk, the object head's estimate or None)."""
+    def _forward(self, batch: PolicyBatch):
+        """(chunk, the object head's estimate or None, the hands' offsets from the target in decimetres or
+        None)."""
         features, conditioning = self._encode(batch)
         objects = None
         if self.object_head is not None:
@@ -188,8 +208,9 @@ class BaselinePolicy(Policy):
             parts.append(steering)
         if self.ee_to_head:
             parts.extend(self._hand_inputs(batch["ee"], steering))
-        out = self.head(torch.cat(parts, dim=1))
-        return out.view(-1, self.spec.chunk, self.spec.action_dim), objects
+        out = self.head(torch.cat(parts, dim=1)).view(-1, self.spec.chunk, self.spec.action_dim + self.offset_width)
+        offsets = out[..., self.spec.action_dim:] if self.offset_width else None
+        return out[..., :self.spec.action_dim], objects, offsets
 
     def _recorded_steering(self, batch: PolicyBatch, estimate: torch.Tensor) -> torch.Tensor:
         """The recorded positions (normalized as the estimate), noised, where the frame has them; else the
@@ -207,7 +228,7 @@ class BaselinePolicy(Policy):
         return inputs
 
     def loss(self, batch: PolicyBatch) -> Tuple[torch.Tensor, Dict[str, float]]:
-        chunk, predicted = self._forward(batch)
+        chunk, predicted, offsets = self._forward(batch)
         l1 = masked_l1(chunk, batch["action"], batch["action_is_pad"])
         total, parts = l1, {"l1": float(l1.detach())}
         if predicted is not None:
@@ -218,7 +239,25 @@ class BaselinePolicy(Policy):
             hands = self._hands_l1(chunk, batch)
             total = total + self.hand_loss * hands
             parts["hands"] = float(hands.detach())
+        if offsets is not None:
+            placed = self._offsets_l1(offsets, batch)
+            total = total + self.hand_offsets * placed
+            parts["offsets"] = float(placed.detach())
         return total, parts
+
+    def _offsets_l1(self, offsets: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+        """Mean distance per coordinate, in decimetres, between the predicted offsets of the hands from the
+        target and where the recorded targets put them relative to the frame's recorded target, over the
+        chunk steps that exist in frames that recorded the target."""
+        if self._hand_chain is None:
+            raise TypeError("hand_offsets needs the robot's kinematics: set_hand_chain before training")
+        mean, std = (t.to(offsets) for t in self._action_scale)
+        with torch.no_grad():
+            hands = self._hand_chain(batch["action"] * std + mean)  # (B, chunk, 3 x end effectors)
+            target = self.target_in_metres(batch["objects"].to(offsets))
+            recorded = (hands - target.repeat(1, hands.shape[-1] // 3)[:, None]) / OFFSET_SCALE_M
+        is_pad = batch["action_is_pad"] | ~batch["objects_mask"][:, :1].to(torch.bool)
+        return masked_l1(offsets, recorded, is_pad)
 
     def _hands_l1(self, chunk: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
         """Mean distance per coordinate, in decimetres, between where the predicted and the recorded

@@ -38,8 +38,8 @@ class _Predict(torch.nn.Module):
 
 @dataclass
 class InferenceNetwork:
-    """`predict(batch) -> (B, chunk, A)`, or `(chunk, objects)` for a network built `with_objects`;
-    `frozen` says whether it is the trace, `reason` why not."""
+    """`predict(batch) -> (B, chunk, A)`, or the tuple the traced method returns (`(chunk, objects)` for
+    predict_chunk_and_objects); `frozen` says whether it is the trace, `reason` why not."""
 
     predict: Callable[[Dict[str, torch.Tensor]], torch.Tensor]
     frozen: bool
@@ -47,13 +47,13 @@ class InferenceNetwork:
 
 
 def freeze_for_inference(policy: Policy, example: Dict[str, torch.Tensor],
-                         with_objects: bool = False) -> InferenceNetwork:
-    """The frozen trace of `policy.predict_chunk` for batches laid out as `example`, or the eager call.
-    with_objects: of `policy.predict_chunk_and_objects` (the chunk and the object head's estimate)."""
+                         method: str = "predict_chunk") -> InferenceNetwork:
+    """The frozen trace of `policy.<method>` for batches laid out as `example`, or the eager call. The
+    method returns the chunk, or a tuple of tensors from one pass (predict_chunk_and_objects: the chunk and
+    the object head's estimate)."""
     policy.eval()
     keys = sorted(example)
     tensors = [example[k] for k in keys]
-    method = "predict_chunk_and_objects" if with_objects else "predict_chunk"
     eager = getattr(policy, method)
     try:
         # A trace warns of every shape check it turns into a constant; the layout is fixed here by design.
@@ -66,7 +66,7 @@ def freeze_for_inference(policy: Policy, example: Dict[str, torch.Tensor],
             expected = eager(example)
             for _ in range(2):  # the profiling executor specializes on its first calls; check what it settles on
                 got = frozen(*tensors)
-        pairs = zip(got, expected) if with_objects else [(got, expected)]
+        pairs = zip(got, expected) if isinstance(expected, tuple) else [(got, expected)]
         difference = max(float((a - b).abs().max()) for a, b in pairs)
     except Exception as error:  # noqa: BLE001  (any failure to trace leaves the eager module in charge)
         return InferenceNetwork(eager, False, f"tracing failed: {type(error).__name__}: {error}".splitlines()[0])

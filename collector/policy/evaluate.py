@@ -89,7 +89,7 @@ class PolicyRollouts:
     def __init__(self, checkpoint: Union[str, Path, "Checkpoint"], task: str, *, robot="humanoid",
                  theme: Optional[str] = None, config=None, device: str = "cpu", schedule: str = "ensemble",
                  m: float = 0.01, replan: Optional[int] = None, frozen: bool = True,
-                 grasp_gate_m: Optional[float] = None):
+                 grasp_gate_m: Optional[float] = None, steer_hands: bool = False):
         from collector.backends.sim import SimBackend
         from collector.policy.runner import PolicyRunner
         from collector.policy.source import PolicySource
@@ -110,7 +110,8 @@ class PolicyRollouts:
             self._conditions = _known_conditions(self.checkpoint, task)
             runner = PolicyRunner(self.checkpoint, joint_names=list(env.robot.command_joints),
                                   cameras=list(backend.cameras()), schedule=schedule, m=m, replan=replan,
-                                  device=device, frozen=frozen, grasp_gate_m=grasp_gate_m)
+                                  device=device, frozen=frozen, grasp_gate_m=grasp_gate_m,
+                                  steer_hands=steer_hands)
             self.source = PolicySource(runner, conditions=lambda: self._conditions)
         except BaseException:
             backend.close()
@@ -195,13 +196,14 @@ def rollout_name(cell: Cell, seed: int) -> str:
 def rollout(checkpoint: Union[str, Path, "Checkpoint"], cell: Cell, seed: int, *, out_dir=None,
             max_seconds: float = DEFAULT_MAX_SECONDS, robot="humanoid", config=None, device: str = "cpu",
             schedule: str = "ensemble", name: Optional[str] = None, frozen: bool = True,
-            grasp_gate_m: Optional[float] = None) -> RolloutResult:
+            grasp_gate_m: Optional[float] = None, steer_hands: bool = False) -> RolloutResult:
     """One rollout of a policy in one cell with one seed (builds and closes its own scene; for many,
     use PolicyRollouts or evaluate). A seed whose target object the policy never learned does not
     run: the result says why in `untold` and counts as a failure. A task it never learned, or a
     robot whose joints or cameras do not fit it, is a ConfigError."""
     with PolicyRollouts(checkpoint, cell.task, robot=robot, theme=cell.theme, config=config, device=device,
-                        schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m) as rollouts:
+                        schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m,
+                        steer_hands=steer_hands) as rollouts:
         return rollouts.run(cell, seed, out_dir=out_dir, max_seconds=max_seconds, name=name)
 
 
@@ -223,7 +225,7 @@ def check_held_out(checkpoint: "Checkpoint", seeds: Iterable[int]) -> None:
 def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], seeds: Sequence[int], out_dir=None, *,
              max_seconds: float = DEFAULT_MAX_SECONDS, robot="humanoid", config=None, device: str = "cpu",
              schedule: str = "ensemble", progress=None, frozen: bool = True,
-             grasp_gate_m: Optional[float] = None) -> dict:
+             grasp_gate_m: Optional[float] = None, steer_hands: bool = False) -> dict:
     """Every cell x every seed; returns the results dict (see `summarize`). With out_dir: the episodes in
     <out_dir>/episodes, and results.json and heatmap.png beside them. progress(result): after each rollout."""
     checkpoint = load_checkpoint(checkpoint)
@@ -236,7 +238,8 @@ def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], 
     # One scene per (task, theme): a theme change rebuilds the model, so cells are grouped by both.
     for (task, theme), group in itertools.groupby(sorted(cells, key=_scene_key), key=_scene_key):
         with PolicyRollouts(checkpoint, task, robot=robot, theme=theme, config=config, device=device,
-                            schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m) as rollouts:
+                            schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m,
+                            steer_hands=steer_hands) as rollouts:
             network = rollouts.source.runner.network
             for cell in group:
                 for seed in seeds:
@@ -247,6 +250,7 @@ def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], 
     summary = summarize(checkpoint, seeds, results)
     summary["network"] = "frozen trace" if network.frozen else f"eager ({network.reason})"
     summary["grasp_gate_m"] = grasp_gate_m
+    summary["steer_hands"] = steer_hands
     if out_dir is not None:
         write_results(summary, Path(out_dir))
     return summary

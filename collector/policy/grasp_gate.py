@@ -73,9 +73,9 @@ class GraspGate:
         return out
 
 
-def grasp_gate_for(robot_spec, action_names: List[str], height_m: float) -> GraspGate:
-    """The gate of a robot's grippers, each found in the action by its first joint and matched to the end
-    effector of the same side."""
+def gripper_columns(robot_spec, action_names: List[str]) -> List[GatedGripper]:
+    """A robot's grippers in an action, each found by its first joint and matched to the end effector of the
+    same side."""
     sides = list(robot_spec.end_effectors)
     grippers = []
     for side, gripper in robot_spec.grippers.items():
@@ -83,4 +83,9 @@ def grasp_gate_for(robot_spec, action_names: List[str], height_m: float) -> Gras
         if joint in action_names and side in sides:
             grippers.append(GatedGripper(action_names.index(joint), float(gripper["open"]),
                                          float(gripper["closed"]), sides.index(side)))
-    return GraspGate(grippers, height_m)
+    return grippers
+
+
+def grasp_gate_for(robot_spec, action_names: List[str], height_m: float) -> GraspGate:
+    """The gate of a robot's grippers in the action."""
+    return GraspGate(gripper_columns(robot_spec, list(action_names)), height_m)

@@ -14,6 +14,9 @@ as a frozen TorchScript trace of itself (collector.policy.compiled), checked aga
 start-up; `frozen=False` runs it eagerly. `grasp_gate_m` holds each gripper open while its hand is higher
 than that above the policy's estimate of the target, until a close goes through
 (collector.policy.grasp_gate); the network then also returns the estimate from the same pass.
+`steer_hands` sends each hand near the target to the estimate plus the policy's predicted offset from it,
+through the teleop's IK (collector.policy.hand_steering; a policy trained with hand_offsets); the offsets
+then go through the schedule with the chunk, so the offset applied is the one of the action applied.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from collector.policy.compiled import InferenceNetwork, freeze_for_inference
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
 from collector.policy.grasp_gate import GraspGate, grasp_gate_for
+from collector.policy.hand_steering import HandSteering
 from collector.policy.images import policy_frame
 from collector.recorder.vocabulary import camera_stream_name
 
@@ -40,7 +44,7 @@ class PolicyRunner:
     def __init__(self, checkpoint: Union[str, Path, Checkpoint], *, joint_names: Optional[Sequence[str]] = None,
                  cameras: Optional[Sequence[str]] = None, schedule: str = "ensemble", m: float = 0.01,
                  replan: Optional[int] = None, device: str = "cpu", frozen: bool = True,
-                 grasp_gate_m: Optional[float] = None):
+                 grasp_gate_m: Optional[float] = None, steer_hands: bool = False):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
         if joint_names is not None or cameras is not None:
             check_compatible(self.checkpoint,
@@ -59,10 +63,11 @@ class PolicyRunner:
         self._target_m: Optional[np.ndarray] = None  # the gate's newest estimate of the target, metres
         if grasp_gate_m is not None:
             self.grasp_gate = self._grasp_gate(grasp_gate_m)
-        with_objects = self.grasp_gate is not None
-        self.network = (freeze_for_inference(self.policy, self._example_batch(), with_objects) if frozen
-                        else InferenceNetwork(self.policy.predict_chunk_and_objects if with_objects
-                                              else self.policy.predict_chunk, False, "eager by request"))
+        self.steering: Optional[HandSteering] = self._steering() if steer_hands else None
+        method = ("predict_chunk_objects_offsets" if self.steering is not None
+                  else "predict_chunk_and_objects" if self.grasp_gate is not None else "predict_chunk")
+        self.network = (freeze_for_inference(self.policy, self._example_batch(), method) if frozen
+                        else InferenceNetwork(getattr(self.policy, method), False, "eager by request"))
         self.inference_ms: List[float] = []
         self.step_ms: List[float] = []
         self._conditioning: Optional[torch.Tensor] = None
@@ -76,6 +81,14 @@ class PolicyRunner:
         from collector.robot.loader import load_robot
 
         return grasp_gate_for(load_robot(self.kinematics.robot), list(self.checkpoint.action_names), height_m)
+
+    def _steering(self) -> HandSteering:
+        if getattr(self.policy, "offset_width", 0) == 0:
+            raise ConfigError(f"{self.checkpoint.path or 'this policy'}: hand steering needs a policy that predicts "
+                              "its hands' offsets from the target (a baseline trained with hand_offsets > 0)")
+        from collector.robot.loader import load_robot
+
+        return HandSteering(load_robot(self.kinematics.robot), list(self.checkpoint.action_names))
 
     def warm_up(self) -> None:
         """One inference on a blank observation, not counted in the timing: torch's first call costs
@@ -110,6 +123,8 @@ class PolicyRunner:
         self._target_m = None
         if self.grasp_gate is not None:
             self.grasp_gate.reset()
+        if self.steering is not None:
+            self.steering.reset()
 
     def step(self, observation: Mapping) -> np.ndarray:
         """Joint targets (action_dim,) in robot units for this tick's observation:
@@ -124,27 +139,31 @@ class PolicyRunner:
             with torch.inference_mode():
                 chunk = self._predict(batch)[0].cpu().numpy()
             self.inference_ms.append((time.perf_counter() - t0) * 1e3)
-        action = self.checkpoint.unnormalize_action(self.schedule.update(chunk)).astype(np.float64)
+        row = self.schedule.update(chunk)
+        width = self.checkpoint.spec.action_dim
+        action = self.checkpoint.unnormalize_action(row[:width]).astype(np.float64)
         if self.grasp_gate is not None and self._target_m is not None:
             hands = self.kinematics.positions(np.asarray(observation["qpos"], dtype=np.float64).reshape(1, -1))[0]
             action = self.grasp_gate.apply(action, hands, self._target_m)
+        if self.steering is not None and self._target_m is not None:  # after the gate: it reads the gated close
+            action = self.steering.apply(action, np.asarray(row[width:], np.float64), self._target_m)
         self.step_ms.append((time.perf_counter() - started) * 1e3)
         return action
 
     def _predict(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """The network's chunk; with the grasp gate, keeps the target estimate of the same pass."""
+        """The network's chunk; with the grasp gate or steering, keeps the target estimate of the same pass;
+        with steering, each step's hand offsets (metres) follow its action, (B, chunk, action + offsets)."""
         out = self.network.predict(batch)
-        if self.grasp_gate is None:
+        if self.grasp_gate is None and self.steering is None:
             return out
-        chunk, objects = out
-        self._target_m = self.policy.target_in_metres(objects)[0].cpu().numpy().astype(np.float64)
-        return chunk
+        self._target_m = self.policy.target_in_metres(out[1])[0].cpu().numpy().astype(np.float64)
+        return out[0] if self.steering is None else torch.cat([out[0], out[2]], dim=-1)
 
     def predict_chunk(self, observation: Mapping) -> np.ndarray:
         """The raw chunk (chunk, action_dim) in robot units for one observation, without the schedule."""
         with torch.inference_mode():
             chunk = self._predict(self._batch(observation))[0].cpu().numpy()
-        return self.checkpoint.unnormalize_action(chunk).astype(np.float64)
+        return self.checkpoint.unnormalize_action(chunk[:, :self.checkpoint.spec.action_dim]).astype(np.float64)
 
     def estimate_objects(self, observation: Mapping) -> np.ndarray:
         """A baseline with an object head: where it sees the named target and every object, normalized as

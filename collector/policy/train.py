@@ -169,8 +169,9 @@ def train(config: TrainConfig) -> TrainResult:
         policy.set_hand_statistics(**data.hand_statistics)
     if getattr(policy, "steer_recorded", False) and resumed is None:
         policy.set_object_scale(data.samples.object_statistics["std"])
-    if getattr(policy, "hand_loss", 0) > 0:  # the action's forward kinematics (collector.policy.hand_chain)
-        robot, model_hash = _one_robot(data.episodes, "hand_loss")
+    # the action's forward kinematics (collector.policy.hand_chain), for the losses measured at the hands
+    if getattr(policy, "hand_loss", 0) > 0 or getattr(policy, "hand_offsets", 0) > 0:
+        robot, model_hash = _one_robot(data.episodes, "hand_loss" if policy.hand_loss > 0 else "hand_offsets")
         policy.set_hand_chain(HandChain(robot, data.action_names, model_hash), data.normalizer.mean(ACTION),
                               data.normalizer.std(ACTION))
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
