@@ -25,7 +25,9 @@ from collector.policy.hand_steering import HandSteering
 from collector.policy.normalization import ACTION, Normalizer
 from collector.policy.runner import PolicyRunner
 from collector.policy.train import TrainConfig, train
+from collector.recorder import EpisodeReader
 from collector.robot import load_robot
+from helpers.policy_seeds import plan_seed_naming
 
 torch.set_num_threads(1)
 ROBOT = load_robot("humanoid")
@@ -165,3 +167,39 @@ def test_steering_needs_a_policy_that_predicts_its_hands_offsets(tiny_checkpoint
                  "--out", str(tmp_path / "e")])
     err = capsys.readouterr().err
     assert code != 0 and "hand steering needs a policy" in err and len(err.strip().splitlines()) == 1
+
+
+def test_collect_with_a_policy_takes_hand_steering_from_the_teleop_config(offsets_policy, tmp_path):
+    """`collect --plan --policy --teleop-config`: `policy.steer_hands` reaches the policy driving the takes, and
+    the recorded commands of its ticks bring the right hand to the estimate plus the offset."""
+    checkpoint, _, _ = offsets_policy
+    offsets = np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.015])
+    goal = np.array([0.40, -0.18, 0.965])  # within reach of the tiny policy's arm pose (its wrist at a limit)
+    placed = _placing(checkpoint, goal - offsets[3:], offsets, tmp_path / "placed.pt")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""name: steer
+robot: humanoid
+backend: sim
+operator: scripted
+tasks: [pick_place]
+lighting: [bright]
+weights: [light]
+takes_per_cell: 1
+max_attempts_per_cell: 1
+episode_time_limit_s: 1.5
+seed: {plan_seed_naming(placed)}
+""")
+    config = tmp_path / "teleop.yaml"
+    config.write_text("policy: {steer_hands: true}\n")
+    out = tmp_path / "out"
+    assert main(["collect", "--plan", str(plan), "--policy", str(placed), "--teleop-config", str(config),
+                 "--out", str(out), "--no-progress"]) == 0
+    (episode,) = sorted((out / "episodes").glob("*.hdf5"))
+    with EpisodeReader(episode) as reader:
+        names = list(reader.streams["command"].attrs["joint_names"])
+        command = reader.raw("command", "position")[: reader.count("command")]
+        sources = reader.streams["control"].attrs["sources"]
+        driver = reader.raw("control", "source")[: reader.count("control")]
+    steered = command[driver == sources["policy"]]
+    assert len(steered) > 50 and names == NAMES
+    assert np.linalg.norm(_hands(steered[-1])[1] - goal) < 0.005

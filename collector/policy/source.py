@@ -211,13 +211,14 @@ class _Worker:
 
 
 def policy_source(checkpoint, backend, *, device: str = "cpu", schedule: str = "ensemble",
-                  grasp_gate_m: Optional[float] = None, **kwargs) -> PolicySource:
+                  grasp_gate_m: Optional[float] = None, steer_hands: bool = False, **kwargs) -> PolicySource:
     """A PolicySource for a backend: checked against its joints and cameras (one ConfigError naming
     what does not match), conditioned on the scene conditions the backend applies at each take.
-    grasp_gate_m: the runner's grasp gate (collector.policy.grasp_gate), off when None."""
+    grasp_gate_m: the runner's grasp gate (collector.policy.grasp_gate), off when None; steer_hands: its hand
+    steering (collector.policy.hand_steering)."""
     robot = backend.robot
     runner = PolicyRunner(checkpoint, joint_names=list(robot.command_joints), cameras=list(backend.cameras()),
-                          schedule=schedule, device=device, grasp_gate_m=grasp_gate_m)
+                          schedule=schedule, device=device, grasp_gate_m=grasp_gate_m, steer_hands=steer_hands)
     missing = [c for c in runner.checkpoint.spec.cameras if c not in backend.cameras()]
     if missing:
         raise ConfigError(f"the policy needs camera(s) {', '.join(missing)}; the robot renders "

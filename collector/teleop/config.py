@@ -116,6 +116,7 @@ class DevicesConfig:
 class PolicyDriveConfig:
     """A trained policy driving the robot (collect --policy, ros teleop --policy)."""
     grasp_gate_mm: float = 0.0  # > 0: each gripper held open until its hand is this close above the target estimate
+    steer_hands: bool = False  # each hand near the target sent to the estimate plus the policy's offset, by IK
 
 
 @dataclass
@@ -137,6 +138,11 @@ class TeleopConfig:
     def grasp_gate_m(self) -> Optional[float]:
         """The policy's grasp gate in metres (collector.policy.grasp_gate), None when off."""
         return self.policy.grasp_gate_mm / 1000.0 if self.policy.grasp_gate_mm > 0 else None
+
+    @property
+    def policy_runner_options(self) -> dict:
+        """What the policy section sets on the runner of a driving policy (collector.policy.runner)."""
+        return {"grasp_gate_m": self.grasp_gate_m, "steer_hands": self.policy.steer_hands}
 
 
 def _fill(cls, raw: Any, where: str, source: str):
