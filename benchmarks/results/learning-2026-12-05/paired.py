@@ -1,7 +1,8 @@
 """Seventeenth run: two ways of running the same `hand_offsets` policies (or this run's line against the sixteenth
 run's `ee_to_head` line trained again), rollout by rollout over both held-out seed sets (the same seeds, training
 seeds 0 and 1), with an exact McNemar test on the discordant pairs.
-Usage: python paired.py WORK A B   A, B: gated | steered | steered_ungated | ee_gated (the sixteenth run's peer)"""
+Usage: python paired.py WORK A B [fresh]   A, B: gated | steered | steered_ungated | steered_gate20 | ee_gated (the
+sixteenth run's peer); fresh: over the fresh seed sets (2,000,000 and 2,500,000) instead of the first two"""
 import json
 import sys
 from math import comb
@@ -12,7 +13,13 @@ LINE = "viewed_hand_ee_offsets_pick_full_ema"
 PEER = "viewed_hand_ee_pick_full_ema"
 
 
+FRESH = len(sys.argv) > 4 and sys.argv[4] == "fresh"
+
+
 def files(way, seed):
+    if FRESH:
+        name = f"{LINE}{seed}_{way}"
+        return {"first": WORK / "eval17" / f"{name}_fresh.json", "more": WORK / "eval17" / f"{name}_fresh_more.json"}
     if way == "ee_gated":
         name = PEER + seed
         return {"first": WORK / "eval_gate" / f"{name}_gate30.json", "more": WORK / "eval_gate" / f"{name}_gate30_more.json"}
@@ -43,5 +50,5 @@ if __name__ == "__main__":
         totals[f"only_{a}"] += sum(first[k] and not second[k] for k in first)
         totals[f"only_{b}"] += sum(second[k] and not first[k] for k in first)
         totals["rollouts"] += len(first)
-    totals["mcnemar_p"] = round(mcnemar(totals[f"only_{a}"], totals[f"only_{b}"]), 4)
+    totals["mcnemar_p"] = float(f"{mcnemar(totals[f'only_{a}'], totals[f'only_{b}']):.2g}")
     print(json.dumps(totals))
