@@ -16,17 +16,16 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from collector.cli import main
-from collector.dataset.episode import AlignedEpisode
 from collector.errors import ConfigError
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.grasp_gate import GatedGripper, GraspGate, grasp_gate_for
 from collector.policy.normalization import ACTION, Normalizer
 from collector.policy.runner import PolicyRunner
-from collector.policy.train import TrainConfig, train
 from collector.recorder import EpisodeReader
 from collector.robot import load_robot
-from helpers.policy_seeds import known_seeds, plan_seed_naming
+from helpers.policy_seeds import known_seeds
+from helpers.tiny_baselines import collect_policy_take, first_frame, train_tiny_baseline
 
 torch.set_num_threads(1)
 OPEN, CLOSED = 0.045, 0.0
@@ -85,16 +84,7 @@ def test_the_humanoids_gate_finds_both_grippers_in_the_action_and_their_hands():
 @pytest.fixture(scope="module")
 def hands_policy(tmp_path_factory, demo_take):
     root = tmp_path_factory.mktemp("grasp_gate")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COLLECTOR_CACHE", str(root / "cache"))
-        torch.manual_seed(0)
-        result = train(TrainConfig(
-            sources=[str(demo_take)], out=str(root / "hands.pt"), policy="baseline", steps=3, seed=0,
-            cameras=["head"], image_size=(30, 40), chunk=10, batch_size=4, lr=1e-3, progress=False,
-            checkpoint_every=10_000, plot=False,
-            hyperparameters={"cnn_channels": [8, 16], "feature_channels": 8, "hidden": 64, "object_loss": 1.0,
-                             "ee_to_head": True}))
-    return Checkpoint.load(result.checkpoint), root
+    return Checkpoint.load(train_tiny_baseline(root, demo_take, "hands").checkpoint), root
 
 
 def _seeing(checkpoint: Checkpoint, target, path):
@@ -112,16 +102,9 @@ def _seeing(checkpoint: Checkpoint, target, path):
     return changed.save(path)
 
 
-def _observation(demo_take):
-    """The take's first frame as the policy sees it, and the take's instruction."""
-    with AlignedEpisode(demo_take) as take:
-        return ({"qpos": take.read("observations/qpos")[0], "images": {"head": take.images("head", [0])[0]}},
-                take.metadata["instruction"])
-
-
 def test_the_runner_holds_the_policys_close_while_its_hand_is_above_its_estimate(hands_policy, demo_take):
     checkpoint, root = hands_policy
-    observation, instruction = _observation(demo_take)
+    observation, instruction = first_frame(demo_take)
     hands = EndEffectorKinematics("humanoid", checkpoint.joint_names).positions(observation["qpos"][None])[0]
     columns = [checkpoint.action_names.index(f) for f in FINGERS]
     others = [i for i in range(len(checkpoint.action_names)) if i not in columns]
@@ -151,7 +134,7 @@ def test_eval_with_the_gate_keeps_the_grippers_open_above_the_target_in_the_reco
         hands_policy, demo_take, tmp_path, capsys):
     checkpoint, root = hands_policy
     hands = EndEffectorKinematics("humanoid", checkpoint.joint_names).positions(
-        _observation(demo_take)[0]["qpos"][None])[0]
+        first_frame(demo_take)[0]["qpos"][None])[0]
     below = _seeing(checkpoint, [0.4, 0.0, min(hands[2], hands[5]) - 0.30], tmp_path / "below.pt")
     seed = known_seeds(below, 1)
     out = tmp_path / "eval"
@@ -181,32 +164,8 @@ def test_collect_with_a_policy_takes_the_gate_from_the_teleop_config(hands_polic
     the recorded commands of its ticks keep the grippers open above the target."""
     checkpoint, _ = hands_policy
     hands = EndEffectorKinematics("humanoid", checkpoint.joint_names).positions(
-        _observation(demo_take)[0]["qpos"][None])[0]
+        first_frame(demo_take)[0]["qpos"][None])[0]
     below = _seeing(checkpoint, [0.4, 0.0, min(hands[2], hands[5]) - 0.30], tmp_path / "below.pt")
-    plan_seed = plan_seed_naming(below)
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(f"""name: gate
-robot: humanoid
-backend: sim
-operator: scripted
-tasks: [pick_place]
-lighting: [bright]
-weights: [light]
-takes_per_cell: 1
-max_attempts_per_cell: 1
-episode_time_limit_s: 1.5
-seed: {plan_seed}
-""")
-    config = tmp_path / "teleop.yaml"
-    config.write_text("policy: {grasp_gate_mm: 30}\n")
-    out = tmp_path / "out"
-    assert main(["collect", "--plan", str(plan), "--policy", str(below), "--teleop-config", str(config),
-                 "--out", str(out), "--no-progress"]) == 0
-    (episode,) = sorted((out / "episodes").glob("*.hdf5"))
-    with EpisodeReader(episode) as reader:
-        names = list(reader.streams["command"].attrs["joint_names"])
-        command = reader.raw("command", "position")[: reader.count("command")]
-        sources = reader.streams["control"].attrs["sources"]
-        driver = reader.raw("control", "source")[: reader.count("control")]
-    fingers = command[:, [names.index(f) for f in FINGERS]][driver == sources["policy"]]
+    names, command = collect_policy_take(tmp_path, below, "policy: {grasp_gate_mm: 30}\n")
+    fingers = command[:, [names.index(f) for f in FINGERS]]
     assert len(fingers) > 50 and np.abs(fingers - OPEN).max() < 1e-4  # the policy commands them closed (-0.05)

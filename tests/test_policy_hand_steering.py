@@ -16,7 +16,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from collector.cli import main
-from collector.dataset.episode import AlignedEpisode
 from collector.errors import ConfigError
 from collector.policy.baseline import OFFSET_SCALE_M
 from collector.policy.checkpoint import Checkpoint
@@ -24,10 +23,8 @@ from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.hand_steering import HandSteering
 from collector.policy.normalization import ACTION, Normalizer
 from collector.policy.runner import PolicyRunner
-from collector.policy.train import TrainConfig, train
-from collector.recorder import EpisodeReader
 from collector.robot import load_robot
-from helpers.policy_seeds import plan_seed_naming
+from helpers.tiny_baselines import collect_policy_take, first_frame, train_tiny_baseline
 
 torch.set_num_threads(1)
 ROBOT = load_robot("humanoid")
@@ -92,15 +89,7 @@ def test_bad_steering_distances_are_refused(near, far):
 @pytest.fixture(scope="module")
 def offsets_policy(tmp_path_factory, demo_take):
     root = tmp_path_factory.mktemp("hand_steering")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COLLECTOR_CACHE", str(root / "cache"))
-        torch.manual_seed(0)
-        result = train(TrainConfig(
-            sources=[str(demo_take)], out=str(root / "offsets.pt"), policy="baseline", steps=40, seed=0,
-            cameras=["head"], image_size=(30, 40), chunk=10, batch_size=8, lr=1e-3, progress=False,
-            checkpoint_every=10_000, plot=False,
-            hyperparameters={"cnn_channels": [8, 16], "feature_channels": 8, "hidden": 64, "object_loss": 1.0,
-                             "ee_to_head": True, "hand_offsets": 1.0}))
+    result = train_tiny_baseline(root, demo_take, "offsets", steps=40, batch_size=8, hand_offsets=1.0)
     return Checkpoint.load(result.checkpoint), root, result
 
 
@@ -134,15 +123,9 @@ def _placing(checkpoint: Checkpoint, target, offsets, path):
                                normalizer=Normalizer(stats, checkpoint.normalizer.std_floor)).save(path)
 
 
-def _observation(demo_take):
-    with AlignedEpisode(demo_take) as take:
-        return ({"qpos": take.read("observations/qpos")[0], "images": {"head": take.images("head", [0])[0]}},
-                take.metadata["instruction"])
-
-
 def test_the_runner_sends_the_hand_to_its_estimate_plus_its_offset_from_the_same_pass(offsets_policy, demo_take):
     checkpoint, root, _ = offsets_policy
-    observation, instruction = _observation(demo_take)
+    observation, instruction = first_frame(demo_take)
     target = np.array([0.40, -0.18, 0.95])
     offsets = np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.015])  # the left hand half a metre away: not steered
     placed = _placing(checkpoint, target, offsets, root / "placed.pt")
@@ -176,30 +159,6 @@ def test_collect_with_a_policy_takes_hand_steering_from_the_teleop_config(offset
     offsets = np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.015])
     goal = np.array([0.40, -0.18, 0.965])  # within reach of the tiny policy's arm pose (its wrist at a limit)
     placed = _placing(checkpoint, goal - offsets[3:], offsets, tmp_path / "placed.pt")
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(f"""name: steer
-robot: humanoid
-backend: sim
-operator: scripted
-tasks: [pick_place]
-lighting: [bright]
-weights: [light]
-takes_per_cell: 1
-max_attempts_per_cell: 1
-episode_time_limit_s: 1.5
-seed: {plan_seed_naming(placed)}
-""")
-    config = tmp_path / "teleop.yaml"
-    config.write_text("policy: {steer_hands: true}\n")
-    out = tmp_path / "out"
-    assert main(["collect", "--plan", str(plan), "--policy", str(placed), "--teleop-config", str(config),
-                 "--out", str(out), "--no-progress"]) == 0
-    (episode,) = sorted((out / "episodes").glob("*.hdf5"))
-    with EpisodeReader(episode) as reader:
-        names = list(reader.streams["command"].attrs["joint_names"])
-        command = reader.raw("command", "position")[: reader.count("command")]
-        sources = reader.streams["control"].attrs["sources"]
-        driver = reader.raw("control", "source")[: reader.count("control")]
-    steered = command[driver == sources["policy"]]
+    names, steered = collect_policy_take(tmp_path, placed, "policy: {steer_hands: true}\n")
     assert len(steered) > 50 and names == NAMES
     assert np.linalg.norm(_hands(steered[-1])[1] - goal) < 0.005

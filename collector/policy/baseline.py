@@ -235,39 +235,47 @@ class BaselinePolicy(Policy):
             objects = _objects_l1(predicted, batch)
             total = total + self.object_loss * objects
             parts["objects"] = float(objects.detach())
+        recorded = None
+        if self.hand_loss > 0 or offsets is not None:
+            recorded = self._recorded_hands(batch, "hand_loss" if self.hand_loss > 0 else "hand_offsets")
         if self.hand_loss > 0:
-            hands = self._hands_l1(chunk, batch)
+            hands = self._hands_l1(chunk, batch, recorded)
             total = total + self.hand_loss * hands
             parts["hands"] = float(hands.detach())
         if offsets is not None:
-            placed = self._offsets_l1(offsets, batch)
+            placed = self._offsets_l1(offsets, batch, recorded)
             total = total + self.hand_offsets * placed
             parts["offsets"] = float(placed.detach())
         return total, parts
 
-    def _offsets_l1(self, offsets: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+    def _to_angles(self, normalized: torch.Tensor) -> torch.Tensor:
+        mean, std = (t.to(normalized) for t in self._action_scale)
+        return normalized * std + mean
+
+    def _recorded_hands(self, batch: PolicyBatch, needed_by: str) -> torch.Tensor:
+        """Where the recorded targets put the hands, (B, chunk, 3 x end effectors) metres: the hand loss's and
+        the offsets' common reference, computed once per step."""
+        if self._hand_chain is None:
+            raise TypeError(f"{needed_by} needs the robot's kinematics: set_hand_chain before training")
+        with torch.no_grad():
+            return self._hand_chain(self._to_angles(batch["action"]))
+
+    def _offsets_l1(self, offsets: torch.Tensor, batch: PolicyBatch, recorded: torch.Tensor) -> torch.Tensor:
         """Mean distance per coordinate, in decimetres, between the predicted offsets of the hands from the
         target and where the recorded targets put them relative to the frame's recorded target, over the
         chunk steps that exist in frames that recorded the target."""
-        if self._hand_chain is None:
-            raise TypeError("hand_offsets needs the robot's kinematics: set_hand_chain before training")
-        mean, std = (t.to(offsets) for t in self._action_scale)
-        with torch.no_grad():
-            hands = self._hand_chain(batch["action"] * std + mean)  # (B, chunk, 3 x end effectors)
-            target = self.target_in_metres(batch["objects"].to(offsets))
-            recorded = (hands - target.repeat(1, hands.shape[-1] // 3)[:, None]) / OFFSET_SCALE_M
+        target = self.target_in_metres(batch["objects"].to(offsets))
+        placed = (recorded - target.repeat(1, recorded.shape[-1] // 3)[:, None]) / OFFSET_SCALE_M
         is_pad = batch["action_is_pad"] | ~batch["objects_mask"][:, :1].to(torch.bool)
-        return masked_l1(offsets, recorded, is_pad)
+        return masked_l1(offsets, placed, is_pad)
 
-    def _hands_l1(self, chunk: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+    def _hands_l1(self, chunk: torch.Tensor, batch: PolicyBatch,
+                  recorded: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Mean distance per coordinate, in decimetres, between where the predicted and the recorded
-        targets put the hands, over the chunk steps that exist."""
-        if self._hand_chain is None:
-            raise TypeError("hand_loss needs the robot's kinematics: set_hand_chain before training")
-        mean, std = (t.to(chunk) for t in self._action_scale)
-        predicted = self._hand_chain(chunk * std + mean)
-        with torch.no_grad():
-            recorded = self._hand_chain(batch["action"] * std + mean)
+        targets put the hands (`recorded`, else from the batch), over the chunk steps that exist."""
+        if recorded is None:
+            recorded = self._recorded_hands(batch, "hand_loss")
+        predicted = self._hand_chain(self._to_angles(chunk))
         return masked_l1(predicted / OFFSET_SCALE_M, recorded / OFFSET_SCALE_M, batch["action_is_pad"])
 
     def object_loss_on(self, batch: PolicyBatch) -> torch.Tensor:

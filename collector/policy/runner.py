@@ -60,7 +60,7 @@ class PolicyRunner:
             self.kinematics = EndEffectorKinematics(spec.robot, self.checkpoint.joint_names, spec.robot_model_hash)
         self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
         self.grasp_gate: Optional[GraspGate] = None
-        self._target_m: Optional[np.ndarray] = None  # the gate's newest estimate of the target, metres
+        self._target_m: Optional[np.ndarray] = None  # the newest estimate of the target (gate, steering), metres
         if grasp_gate_m is not None:
             self.grasp_gate = self._grasp_gate(grasp_gate_m)
         self.steering: Optional[HandSteering] = self._steering() if steer_hands else None
@@ -78,17 +78,19 @@ class PolicyRunner:
         if getattr(self.policy, "object_head", None) is None or self.kinematics is None:
             raise ConfigError(f"{where}: the grasp gate needs a policy that estimates the target and reads its hands' "
                               "positions (a baseline trained with object_loss > 0 and ee_to_head)")
-        from collector.robot.loader import load_robot
-
-        return grasp_gate_for(load_robot(self.kinematics.robot), list(self.checkpoint.action_names), height_m)
+        return grasp_gate_for(self._robot_spec(), list(self.checkpoint.action_names), height_m)
 
     def _steering(self) -> HandSteering:
         if getattr(self.policy, "offset_width", 0) == 0:
             raise ConfigError(f"{self.checkpoint.path or 'this policy'}: hand steering needs a policy that predicts "
                               "its hands' offsets from the target (a baseline trained with hand_offsets > 0)")
+        return HandSteering(self._robot_spec(), list(self.checkpoint.action_names))
+
+    def _robot_spec(self):
+        """The robot the policy's hands were located on (the gate and the steering act on its grippers and arms)."""
         from collector.robot.loader import load_robot
 
-        return HandSteering(load_robot(self.kinematics.robot), list(self.checkpoint.action_names))
+        return load_robot(self.kinematics.robot)
 
     def warm_up(self) -> None:
         """One inference on a blank observation, not counted in the timing: torch's first call costs
