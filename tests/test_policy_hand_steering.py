@@ -77,6 +77,14 @@ def test_once_the_hands_gripper_has_been_closed_for_a_while_it_is_not_steered_ag
     assert np.linalg.norm(_hands(steering.apply(home, offsets, target))[1] - goal) < 0.003
 
 
+def test_a_goal_the_ik_cannot_solve_leaves_the_policys_own_targets():
+    """A non-finite estimate (the IK's solver finds no solution) costs the steering that tick, not the take."""
+    steering, home = HandSteering(ROBOT, NAMES), ROBOT.home_vector()
+    out = steering.apply(home, np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.02]), np.array([np.nan, 0.0, 1.0]))
+    np.testing.assert_array_equal(out, home)
+    assert steering.steered_ticks == 0
+
+
 @pytest.mark.parametrize("near, far", [(0.1, 0.05), (-0.01, 0.1), (float("nan"), 0.1)])
 def test_bad_steering_distances_are_refused(near, far):
     with pytest.raises(ConfigError, match="hand steering: need 0 <= near < far"):
