@@ -31,17 +31,25 @@ tasks: [pick_place]
 lighting: [bright, dim]
 weights: [light]
 takes_per_cell: 1
-episode_time_limit_s: 12
+episode_time_limit_s: 60
 order: sequential
 seed: 3
 """
 
 
-def collect(plan, out, **popen):
+# The sim runs a scripted take in lockstep, about ten times faster than real time: a take at the operator's
+# usual speed lasts under a second of wall time, too short to be caught mid-take reliably (a clean-clone CI
+# run found the whole plan done before the first poll). The runs that are interrupted use a slow operator, so
+# their takes last seconds of wall time; the run that finishes the plan uses the usual one.
+SLOW_OPERATOR = "devices: {scripted: {speed: 0.07, reaction_s: [1.0, 1.5]}}\n"
+
+
+def collect(plan, out, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "collector", "collect", "--plan", str(plan), "--out", str(out),
-                             "--no-render", "--no-progress", "--station", "bench1", "--operator-name", "tester"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+                             "--no-render", "--no-progress", "--station", "bench1", "--operator-name", "tester",
+                             *map(str, args)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_partial(out: Path, episode_id: str, proc, seconds=2.0, timeout_s=120.0):
@@ -61,9 +69,11 @@ def test_interrupted_runs_resume_and_everything_agrees(tmp_path):
     plan_path = tmp_path / "tiny.yaml"
     plan_path.write_text(TINY_PLAN)
     out = tmp_path / "data"
+    slow = tmp_path / "slow_operator.yaml"
+    slow.write_text(SLOW_OPERATOR)
 
     # 1. Ctrl-C during the first take: the take is finalized, the session marked interrupted.
-    first = collect(plan_path, out)
+    first = collect(plan_path, out, "--teleop-config", slow)
     wait_for_partial(out, "episode_000001", first)
     first.send_signal(signal.SIGINT)
     _, err = first.communicate(timeout=60)
@@ -74,7 +84,7 @@ def test_interrupted_runs_resume_and_everything_agrees(tmp_path):
     assert catalog.sessions()[0]["state"] == "interrupted"
 
     # 2. Killed outright during the next take: nothing gets the chance to clean up.
-    second = collect(plan_path, out)
+    second = collect(plan_path, out, "--teleop-config", slow)
     wait_for_partial(out, "episode_000002", second)
     second.kill()
     second.communicate(timeout=30)
