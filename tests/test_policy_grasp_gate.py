@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from collector.cli import main
 from collector.errors import ConfigError
+from collector.policy.assists import Assists
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.grasp_gate import GatedGripper, GraspGate, grasp_gate_for
@@ -109,7 +110,7 @@ def test_the_runner_holds_the_policys_close_while_its_hand_is_above_its_estimate
     columns = [checkpoint.action_names.index(f) for f in FINGERS]
     others = [i for i in range(len(checkpoint.action_names)) if i not in columns]
     below = _seeing(checkpoint, [0.4, 0.0, min(hands[2], hands[5]) - 0.10], root / "below.pt")  # 10 cm under both
-    gated, plain = PolicyRunner(below, grasp_gate_m=0.03), PolicyRunner(below)
+    gated, plain = PolicyRunner(below, assists=Assists(grasp_gate_m=0.03)), PolicyRunner(below)
     assert gated.network.frozen and plain.network.frozen, (gated.network.reason, plain.network.reason)
     for runner in (gated, plain):
         runner.reset(instruction)
@@ -120,14 +121,14 @@ def test_the_runner_holds_the_policys_close_while_its_hand_is_above_its_estimate
     assert gated.grasp_gate.held_ticks == 6
     # the estimate comes from the same pass as the chunk: at the hands' height, the close goes through
     level = _seeing(checkpoint, [0.4, 0.0, max(hands[2], hands[5]) - 0.01], root / "level.pt")
-    gated = PolicyRunner(level, grasp_gate_m=0.03)
+    gated = PolicyRunner(level, assists=Assists(grasp_gate_m=0.03))
     gated.reset(instruction)
     assert (gated.step(observation)[columns] < 0).all() and gated.grasp_gate.released == [True, True]
 
 
 def test_the_gate_needs_a_policy_that_estimates_the_target_and_knows_its_hands(hands_policy, tiny_checkpoint):
     with pytest.raises(ConfigError, match="the grasp gate needs a policy that estimates the target"):
-        PolicyRunner(tiny_checkpoint, grasp_gate_m=0.03)  # an ACT: no object head, no hands
+        PolicyRunner(tiny_checkpoint, assists=Assists(grasp_gate_m=0.03))  # an ACT: no object head, no hands
 
 
 def test_eval_with_the_gate_keeps_the_grippers_open_above_the_target_in_the_recorded_commands(
@@ -139,10 +140,12 @@ def test_eval_with_the_gate_keeps_the_grippers_open_above_the_target_in_the_reco
     seed = known_seeds(below, 1)
     out = tmp_path / "eval"
     assert main(["eval", str(below), "--seeds", "1", "--seed-base", str(seed), "--max-seconds", "1.0",
-                 "--lighting", "bright", "--weight", "light", "--grasp-gate-mm", "30", "--out", str(out)]) == 0
+                 "--lighting", "bright", "--weight", "light", "--grasp-gate-mm", "30", "--hold-estimate-mm", "120",
+                 "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["grasp_gate_m"] == 0.03 and summary["rollouts"] == 1
-    assert json.loads((out / "results.json").read_text())["grasp_gate_m"] == 0.03
+    assert summary["grasp_gate_m"] == 0.03 and summary["hold_estimate_m"] == 0.12 and summary["rollouts"] == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["grasp_gate_m"] == 0.03 and results["hold_estimate_m"] == 0.12 and not results["steer_hands"]
     (episode,) = sorted((out / "episodes").glob("*.hdf5"))
     with EpisodeReader(episode) as reader:
         names = list(reader.streams["command"].attrs["joint_names"])
@@ -151,11 +154,16 @@ def test_eval_with_the_gate_keeps_the_grippers_open_above_the_target_in_the_reco
     assert len(fingers) > 50 and np.abs(fingers - OPEN).max() < 1e-4  # the policy commands them closed (-0.05)
 
 
-def test_a_bad_grasp_gate_on_the_command_line_is_one_line(hands_policy, tmp_path, capsys):
+@pytest.mark.parametrize("flags, message", [
+    (["--grasp-gate-mm", "-5"], "--grasp-gate-mm must be a positive number of millimetres"),
+    (["--grasp-gate-mm", "30", "--hold-estimate-mm", "nan"], "--hold-estimate-mm must be a positive number"),
+    (["--hold-estimate-mm", "120"], "--hold-estimate-mm needs --grasp-gate-mm or --steer-hands"),
+])
+def test_a_bad_assist_on_the_command_line_is_one_line(hands_policy, tmp_path, capsys, flags, message):
     checkpoint, _ = hands_policy
-    code = main(["eval", str(checkpoint.path), "--seeds", "1", "--grasp-gate-mm", "-5", "--out", str(tmp_path / "e")])
+    code = main(["eval", str(checkpoint.path), "--seeds", "1", *flags, "--out", str(tmp_path / "e")])
     err = capsys.readouterr().err
-    assert code == 2 and "--grasp-gate-mm must be a positive number of millimetres" in err
+    assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 from collector.cli import main
 from collector.errors import ConfigError
+from collector.policy.assists import Assists
 from collector.policy.baseline import OFFSET_SCALE_M
 from collector.policy.checkpoint import Checkpoint
 from collector.policy.end_effectors import EndEffectorKinematics
@@ -137,7 +138,7 @@ def test_the_runner_sends_the_hand_to_its_estimate_plus_its_offset_from_the_same
     target = np.array([0.40, -0.18, 0.95])
     offsets = np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.015])  # the left hand half a metre away: not steered
     placed = _placing(checkpoint, target, offsets, root / "placed.pt")
-    steered, unsteered = PolicyRunner(placed, steer_hands=True), PolicyRunner(placed)
+    steered, unsteered = PolicyRunner(placed, assists=Assists(steer_hands=True)), PolicyRunner(placed)
     assert steered.network.frozen, steered.network.reason
     for runner in (steered, unsteered):
         runner.reset(instruction)
@@ -153,7 +154,7 @@ def test_the_runner_sends_the_hand_to_its_estimate_plus_its_offset_from_the_same
 
 def test_steering_needs_a_policy_that_predicts_its_hands_offsets(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(ConfigError, match="hand steering needs a policy that predicts its hands' offsets"):
-        PolicyRunner(tiny_checkpoint, steer_hands=True)
+        PolicyRunner(tiny_checkpoint, assists=Assists(steer_hands=True))
     code = main(["eval", str(tiny_checkpoint), "--seeds", "1", "--seed-base", "1000000", "--steer-hands",
                  "--out", str(tmp_path / "e")])
     err = capsys.readouterr().err
@@ -170,3 +171,32 @@ def test_collect_with_a_policy_takes_hand_steering_from_the_teleop_config(offset
     names, steered = collect_policy_take(tmp_path, placed, "policy: {steer_hands: true}\n")
     assert len(steered) > 50 and names == NAMES
     assert np.linalg.norm(_hands(steered[-1])[1] - goal) < 0.005
+
+
+def test_a_held_estimate_keeps_the_steered_hand_on_the_target_it_saw_from_afar(offsets_policy, demo_take, tmp_path):
+    """`hold_estimate_m`: once a hand is that near the estimate, a new estimate (the policy now sees the target
+    3 cm away, as it does when its hand comes into view around it) does not move the steered hand."""
+    checkpoint, _, _ = offsets_policy
+    observation, instruction = first_frame(demo_take)
+    target, offsets = np.array([0.40, -0.18, 0.95]), np.array([0.0, 0.5, 0.0, 0.0, 0.0, 0.015])
+    placed = _placing(checkpoint, target, offsets, tmp_path / "placed.pt")
+    held = PolicyRunner(placed, assists=Assists(steer_hands=True, hold_estimate_m=0.12))
+    newest = PolicyRunner(placed, assists=Assists(steer_hands=True))
+    assert held.checkpoint.joint_names == NAMES  # so a command can stand for the joint state below
+    assert np.linalg.norm(_hands(observation["qpos"]) - target, axis=1).min() > 0.12  # both hands far at first
+    steered = [runner.reset(instruction) or runner.step(observation) for runner in (held, newest)][0]
+    assert np.linalg.norm(_hands(steered)[1] - (target + offsets[3:])) < 0.004  # the right hand now 1.5 cm above it
+    moved = target + np.array([0.0, 0.03, 0.0])
+    for runner in (held, newest):
+        runner.policy.target_mean.copy_(torch.tensor(moved))
+    near = dict(observation, qpos=steered)
+    hands = {name: _hands(runner.step(near))[1] for name, runner in (("held", held), ("newest", newest))}
+    assert np.linalg.norm(hands["held"] - (target + offsets[3:])) < 0.004
+    assert np.linalg.norm(hands["newest"] - (moved + offsets[3:])) < 0.004
+    assert held.held.held_ticks == 1
+
+
+def test_holding_the_estimate_needs_something_that_reads_it(offsets_policy):
+    checkpoint, _, _ = offsets_policy
+    with pytest.raises(ConfigError, match="holding the target estimate needs the grasp gate or hand steering"):
+        PolicyRunner(checkpoint, assists=Assists(hold_estimate_m=0.12))

@@ -2,6 +2,7 @@
 import pytest
 
 from collector.errors import ConfigError
+from collector.policy.assists import Assists
 from collector.teleop.config import default_config_path, load_teleop_config
 
 
@@ -13,8 +14,9 @@ def test_shipped_config_loads_with_the_documented_defaults():
     assert cfg.ik.posture_cost == pytest.approx(1e-3) and cfg.ik.solver == "daqp"
     assert cfg.policy.grasp_gate_mm == 0.0 and cfg.grasp_gate_m is None  # the grasp gate is off unless asked for
     assert load_teleop_config(overrides={"policy": {"grasp_gate_mm": 30}}).grasp_gate_m == pytest.approx(0.03)
-    assert cfg.policy_runner_options == {"grasp_gate_m": None, "steer_hands": False}  # hand steering: off too
-    assert load_teleop_config(overrides={"policy": {"steer_hands": True}}).policy_runner_options["steer_hands"] is True
+    assert cfg.policy_assists == Assists()  # hand steering and the held estimate: off too
+    steered = load_teleop_config(overrides={"policy": {"steer_hands": True, "hold_estimate_mm": 120}}).policy_assists
+    assert steered == Assists(steer_hands=True, hold_estimate_m=0.12)
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -32,6 +34,8 @@ def test_shipped_config_loads_with_the_documented_defaults():
     ("policy: {grasp_gate_mm: -30}", "policy.grasp_gate_mm must be 0 (off) or a positive height"),
     ("policy: {grasp_gate_mm: .nan}", "policy.grasp_gate_mm must be a finite number"),
     ("policy: {steer_hands: often}", "policy.steer_hands must be true or false"),
+    ("policy: {steer_hands: true, hold_estimate_mm: -1}", "policy.hold_estimate_mm must be 0 (off) or a positive"),
+    ("policy: {hold_estimate_mm: 120}", "policy.hold_estimate_mm needs policy.grasp_gate_mm or policy.steer_hands"),
 ])
 def test_mistakes_are_config_errors_naming_file_and_key(tmp_path, text, needle):
     path = tmp_path / "teleop.yaml"

@@ -13,7 +13,9 @@ OUT/results.json and OUT/heatmap.png, records the evaluation in the catalogue of
 the policy was trained on (when it has one), and prints one JSON object last. --grasp-gate-mm holds
 each gripper open until its hand is down at the policy's estimate of the target
 (collector/policy/grasp_gate.py); --steer-hands sends each hand near the target to the policy's
-estimate of it plus the policy's predicted offset, through the IK (collector/policy/hand_steering.py).
+estimate of it plus the policy's predicted offset, through the IK (collector/policy/hand_steering.py);
+--hold-estimate-mm makes both act on the estimate seen while the hands were farther than that from the
+target (collector/policy/held_estimate.py).
 """
 from __future__ import annotations
 
@@ -116,12 +118,22 @@ def _register(results: dict, checkpoint) -> list:
     return registered
 
 
-def _grasp_gate_m(args):
-    if args.grasp_gate_mm is None:
+def _metres(mm: Optional[float], flag: str) -> Optional[float]:
+    if mm is None:
         return None
-    if not (math.isfinite(args.grasp_gate_mm) and args.grasp_gate_mm > 0):
-        raise ConfigError(f"--grasp-gate-mm must be a positive number of millimetres, got {args.grasp_gate_mm:g}")
-    return args.grasp_gate_mm / 1000.0
+    if not (math.isfinite(mm) and mm > 0):
+        raise ConfigError(f"{flag} must be a positive number of millimetres, got {mm:g}")
+    return mm / 1000.0
+
+
+def _assists(args):
+    from collector.policy.assists import Assists
+
+    assists = Assists(grasp_gate_m=_metres(args.grasp_gate_mm, "--grasp-gate-mm"), steer_hands=args.steer_hands,
+                      hold_estimate_m=_metres(args.hold_estimate_mm, "--hold-estimate-mm"))
+    if assists.hold_estimate_m is not None and not (assists.grasp_gate_m is not None or assists.steer_hands):
+        raise ConfigError("--hold-estimate-mm needs --grasp-gate-mm or --steer-hands, which read the estimate")
+    return assists
 
 
 def run(args) -> int:
@@ -145,8 +157,7 @@ def run(args) -> int:
           f"from {seeds[0]}, up to {args.max_seconds:g} s each", flush=True)
     results = evaluate(checkpoint, cells, seeds, out, max_seconds=args.max_seconds, robot=args.robot,
                        device=args.device, schedule=args.schedule, progress=_progress,
-                       frozen=not args.eager, grasp_gate_m=_grasp_gate_m(args),
-                       steer_hands=args.steer_hands)
+                       frozen=not args.eager, assists=_assists(args))
     results_path, heatmap = out / RESULTS_FILE, out / HEATMAP_FILE
     print()
     _print_tables(results)
@@ -163,7 +174,8 @@ def run(args) -> int:
                       "inference_p50_ms": results["inference_ms"]["p50"],
                       "inference_p99_ms": results["inference_ms"]["p99"], "tick_p99_ms": results["tick_ms"]["p99"],
                       "network": results["network"], "grasp_gate_m": results["grasp_gate_m"],
-                      "steer_hands": results["steer_hands"], "results": str(results_path), "heatmap": str(heatmap),
+                      "steer_hands": results["steer_hands"], "hold_estimate_m": results["hold_estimate_m"],
+                      "results": str(results_path), "heatmap": str(heatmap),
                       "episodes": str(out / "episodes"),
                       "catalogued": [r["dataset"] for r in registered],
                       "wall_s": round(time.monotonic() - started, 1)}))
@@ -201,6 +213,9 @@ def register(subparsers):
     parser.add_argument("--steer-hands", action="store_true",
                         help="send each hand near the target to the policy's estimate of it plus the policy's "
                              "predicted offset from it, through the IK (a baseline trained with hand_offsets)")
+    parser.add_argument("--hold-estimate-mm", type=float, default=None, metavar="MM",
+                        help="the gate and the steering act on the policy's estimate of the target seen while both "
+                             "hands were farther than MM from it, held while one is nearer (the study: 120)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.set_defaults(func=run)

@@ -135,7 +135,7 @@ def _policy_rig(spec, config, args, device):
         # The policy is told the task and target of the scene the sim node set up (or --instruction).
         scene = backend.wait_for_conditions(min(args.connect_timeout, 10.0))
         source = policy_source(checkpoint, backend, device=args.policy_device, instruction=args.instruction,
-                               **teleop_config.policy_runner_options)
+                               assists=teleop_config.policy_assists)
         try:
             if not args.reset:  # the first take is this scene: an unknown task or object fails now
                 source.reset_instruction()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Union
 
 from collector.errors import ConfigError
+from collector.policy.assists import Assists
 from collector.policy.conditioning import NO_TARGET
 from collector.policy.provenance import file_sha256, recording_seeds
 
@@ -89,7 +90,7 @@ class PolicyRollouts:
     def __init__(self, checkpoint: Union[str, Path, "Checkpoint"], task: str, *, robot="humanoid",
                  theme: Optional[str] = None, config=None, device: str = "cpu", schedule: str = "ensemble",
                  m: float = 0.01, replan: Optional[int] = None, frozen: bool = True,
-                 grasp_gate_m: Optional[float] = None, steer_hands: bool = False):
+                 assists: Assists = Assists()):
         from collector.backends.sim import SimBackend
         from collector.policy.runner import PolicyRunner
         from collector.policy.source import PolicySource
@@ -110,8 +111,7 @@ class PolicyRollouts:
             self._conditions = _known_conditions(self.checkpoint, task)
             runner = PolicyRunner(self.checkpoint, joint_names=list(env.robot.command_joints),
                                   cameras=list(backend.cameras()), schedule=schedule, m=m, replan=replan,
-                                  device=device, frozen=frozen, grasp_gate_m=grasp_gate_m,
-                                  steer_hands=steer_hands)
+                                  device=device, frozen=frozen, assists=assists)
             self.source = PolicySource(runner, conditions=lambda: self._conditions)
         except BaseException:
             backend.close()
@@ -196,14 +196,13 @@ def rollout_name(cell: Cell, seed: int) -> str:
 def rollout(checkpoint: Union[str, Path, "Checkpoint"], cell: Cell, seed: int, *, out_dir=None,
             max_seconds: float = DEFAULT_MAX_SECONDS, robot="humanoid", config=None, device: str = "cpu",
             schedule: str = "ensemble", name: Optional[str] = None, frozen: bool = True,
-            grasp_gate_m: Optional[float] = None, steer_hands: bool = False) -> RolloutResult:
+            assists: Assists = Assists()) -> RolloutResult:
     """One rollout of a policy in one cell with one seed (builds and closes its own scene; for many,
     use PolicyRollouts or evaluate). A seed whose target object the policy never learned does not
     run: the result says why in `untold` and counts as a failure. A task it never learned, or a
     robot whose joints or cameras do not fit it, is a ConfigError."""
     with PolicyRollouts(checkpoint, cell.task, robot=robot, theme=cell.theme, config=config, device=device,
-                        schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m,
-                        steer_hands=steer_hands) as rollouts:
+                        schedule=schedule, frozen=frozen, assists=assists) as rollouts:
         return rollouts.run(cell, seed, out_dir=out_dir, max_seconds=max_seconds, name=name)
 
 
@@ -225,7 +224,7 @@ def check_held_out(checkpoint: "Checkpoint", seeds: Iterable[int]) -> None:
 def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], seeds: Sequence[int], out_dir=None, *,
              max_seconds: float = DEFAULT_MAX_SECONDS, robot="humanoid", config=None, device: str = "cpu",
              schedule: str = "ensemble", progress=None, frozen: bool = True,
-             grasp_gate_m: Optional[float] = None, steer_hands: bool = False) -> dict:
+             assists: Assists = Assists()) -> dict:
     """Every cell x every seed; returns the results dict (see `summarize`). With out_dir: the episodes in
     <out_dir>/episodes, and results.json and heatmap.png beside them. progress(result): after each rollout."""
     checkpoint = load_checkpoint(checkpoint)
@@ -238,8 +237,7 @@ def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], 
     # One scene per (task, theme): a theme change rebuilds the model, so cells are grouped by both.
     for (task, theme), group in itertools.groupby(sorted(cells, key=_scene_key), key=_scene_key):
         with PolicyRollouts(checkpoint, task, robot=robot, theme=theme, config=config, device=device,
-                            schedule=schedule, frozen=frozen, grasp_gate_m=grasp_gate_m,
-                            steer_hands=steer_hands) as rollouts:
+                            schedule=schedule, frozen=frozen, assists=assists) as rollouts:
             network = rollouts.source.runner.network
             for cell in group:
                 for seed in seeds:
@@ -249,8 +247,7 @@ def evaluate(checkpoint: Union[str, Path, "Checkpoint"], cells: Sequence[Cell], 
                         progress(result)
     summary = summarize(checkpoint, seeds, results)
     summary["network"] = "frozen trace" if network.frozen else f"eager ({network.reason})"
-    summary["grasp_gate_m"] = grasp_gate_m
-    summary["steer_hands"] = steer_hands
+    summary.update(assists.as_dict())
     if out_dir is not None:
         write_results(summary, Path(out_dir))
     return summary

@@ -11,12 +11,16 @@ state, downscales the frames exactly as training did (collector.policy.images), 
 when the schedule needs one (every call with temporal ensembling, once per chunk with the queue),
 and maps the action back to joint units. Inference time per call is kept (`timing()`). The network runs
 as a frozen TorchScript trace of itself (collector.policy.compiled), checked against the eager module at
-start-up; `frozen=False` runs it eagerly. `grasp_gate_m` holds each gripper open while its hand is higher
+start-up; `frozen=False` runs it eagerly. `assists` (collector.policy.assists) add to the network's action:
+`grasp_gate_m` holds each gripper open while its hand is higher
 than that above the policy's estimate of the target, until a close goes through
 (collector.policy.grasp_gate); the network then also returns the estimate from the same pass.
 `steer_hands` sends each hand near the target to the estimate plus the policy's predicted offset from it,
 through the teleop's IK (collector.policy.hand_steering; a policy trained with hand_offsets); the offsets
 then go through the schedule with the chunk, so the offset applied is the one of the action applied.
+`hold_estimate_m` makes the gate and the steering act on the estimate seen while both hands were farther
+than that from the target, held while one is nearer (collector.policy.held_estimate: the estimate degrades
+as a hand comes near the target).
 """
 from __future__ import annotations
 
@@ -28,12 +32,14 @@ import numpy as np
 import torch
 
 from collector.errors import ConfigError, DataError
+from collector.policy.assists import Assists
 from collector.policy.checkpoint import Checkpoint, check_compatible
 from collector.policy.compiled import InferenceNetwork, freeze_for_inference
 from collector.policy.end_effectors import EndEffectorKinematics
 from collector.policy.ensembling import ChunkQueue, TemporalEnsembler
 from collector.policy.grasp_gate import GraspGate, grasp_gate_for
 from collector.policy.hand_steering import HandSteering
+from collector.policy.held_estimate import HeldEstimate
 from collector.policy.images import policy_frame
 from collector.recorder.vocabulary import camera_stream_name
 
@@ -44,7 +50,7 @@ class PolicyRunner:
     def __init__(self, checkpoint: Union[str, Path, Checkpoint], *, joint_names: Optional[Sequence[str]] = None,
                  cameras: Optional[Sequence[str]] = None, schedule: str = "ensemble", m: float = 0.01,
                  replan: Optional[int] = None, device: str = "cpu", frozen: bool = True,
-                 grasp_gate_m: Optional[float] = None, steer_hands: bool = False):
+                 assists: Assists = Assists()):
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
         if joint_names is not None or cameras is not None:
             check_compatible(self.checkpoint,
@@ -61,9 +67,15 @@ class PolicyRunner:
         self.schedule = TemporalEnsembler(spec.chunk, m) if schedule == "ensemble" else ChunkQueue(spec.chunk, replan)
         self.grasp_gate: Optional[GraspGate] = None
         self._target_m: Optional[np.ndarray] = None  # the newest estimate of the target (gate, steering), metres
-        if grasp_gate_m is not None:
-            self.grasp_gate = self._grasp_gate(grasp_gate_m)
-        self.steering: Optional[HandSteering] = self._steering() if steer_hands else None
+        self.assists = assists
+        if assists.grasp_gate_m is not None:
+            self.grasp_gate = self._grasp_gate(assists.grasp_gate_m)
+        self.steering: Optional[HandSteering] = self._steering() if assists.steer_hands else None
+        self.held: Optional[HeldEstimate] = None
+        if assists.hold_estimate_m is not None:
+            if self.grasp_gate is None and self.steering is None:
+                raise ConfigError("holding the target estimate needs the grasp gate or hand steering, which read it")
+            self.held = HeldEstimate(assists.hold_estimate_m)
         method = ("predict_chunk_objects_offsets" if self.steering is not None
                   else "predict_chunk_and_objects" if self.grasp_gate is not None else "predict_chunk")
         self.network = (freeze_for_inference(self.policy, self._example_batch(), method) if frozen
@@ -127,6 +139,8 @@ class PolicyRunner:
             self.grasp_gate.reset()
         if self.steering is not None:
             self.steering.reset()
+        if self.held is not None:
+            self.held.reset()
 
     def step(self, observation: Mapping) -> np.ndarray:
         """Joint targets (action_dim,) in robot units for this tick's observation:
@@ -144,11 +158,16 @@ class PolicyRunner:
         row = self.schedule.update(chunk)
         width = self.checkpoint.spec.action_dim
         action = self.checkpoint.unnormalize_action(row[:width]).astype(np.float64)
-        if self.grasp_gate is not None and self._target_m is not None:
+        target = self._target_m
+        if target is not None and (self.grasp_gate is not None or self.held is not None):
             hands = self.kinematics.positions(np.asarray(observation["qpos"], dtype=np.float64).reshape(1, -1))[0]
-            action = self.grasp_gate.apply(action, hands, self._target_m)
-        if self.steering is not None and self._target_m is not None:  # after the gate: it reads the gated close
-            action = self.steering.apply(action, np.asarray(row[width:], np.float64), self._target_m)
+            if self.held is not None:
+                # a new estimate only with a new chunk: the queue's held ticks must not count one pass many times
+                target = self.held.update(target, hands) if chunk is not None else self.held.value
+            if self.grasp_gate is not None and target is not None:
+                action = self.grasp_gate.apply(action, hands, target)
+        if self.steering is not None and target is not None:  # after the gate: it reads the gated close
+            action = self.steering.apply(action, np.asarray(row[width:], np.float64), target)
         self.step_ms.append((time.perf_counter() - started) * 1e3)
         return action
 

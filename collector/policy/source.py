@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from collector.errors import ConfigError, DataError
+from collector.policy.assists import Assists
 from collector.policy.conditioning import episode_conditioning
 from collector.policy.runner import PolicyRunner
 from collector.teleop.arbiter import CommandSource, Proposal, TickContext
@@ -211,14 +212,13 @@ class _Worker:
 
 
 def policy_source(checkpoint, backend, *, device: str = "cpu", schedule: str = "ensemble",
-                  grasp_gate_m: Optional[float] = None, steer_hands: bool = False, **kwargs) -> PolicySource:
+                  assists: Assists = Assists(), **kwargs) -> PolicySource:
     """A PolicySource for a backend: checked against its joints and cameras (one ConfigError naming
     what does not match), conditioned on the scene conditions the backend applies at each take.
-    grasp_gate_m: the runner's grasp gate (collector.policy.grasp_gate), off when None; steer_hands: its hand
-    steering (collector.policy.hand_steering)."""
+    assists: what the runner adds to the network's action (collector.policy.assists)."""
     robot = backend.robot
     runner = PolicyRunner(checkpoint, joint_names=list(robot.command_joints), cameras=list(backend.cameras()),
-                          schedule=schedule, device=device, grasp_gate_m=grasp_gate_m, steer_hands=steer_hands)
+                          schedule=schedule, device=device, assists=assists)
     missing = [c for c in runner.checkpoint.spec.cameras if c not in backend.cameras()]
     if missing:
         raise ConfigError(f"the policy needs camera(s) {', '.join(missing)}; the robot renders "

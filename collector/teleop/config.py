@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from collector.errors import ConfigError
 from collector.paths import configs_dir
+from collector.policy.assists import Assists
 from collector.yaml_files import load_yaml_mapping
 
 
@@ -117,6 +118,7 @@ class PolicyDriveConfig:
     """A trained policy driving the robot (collect --policy, ros teleop --policy)."""
     grasp_gate_mm: float = 0.0  # > 0: each gripper held open until its hand is this close above the target estimate
     steer_hands: bool = False  # each hand near the target sent to the estimate plus the policy's offset, by IK
+    hold_estimate_mm: float = 0.0  # > 0: gate and steering use the estimate seen with both hands farther than this
 
 
 @dataclass
@@ -140,9 +142,11 @@ class TeleopConfig:
         return self.policy.grasp_gate_mm / 1000.0 if self.policy.grasp_gate_mm > 0 else None
 
     @property
-    def policy_runner_options(self) -> dict:
-        """What the policy section sets on the runner of a driving policy (collector.policy.runner)."""
-        return {"grasp_gate_m": self.grasp_gate_m, "steer_hands": self.policy.steer_hands}
+    def policy_assists(self) -> Assists:
+        """What the policy section adds to a driving policy's action (collector.policy.assists)."""
+        hold = self.policy.hold_estimate_mm
+        return Assists(grasp_gate_m=self.grasp_gate_m, steer_hands=self.policy.steer_hands,
+                       hold_estimate_m=hold / 1000.0 if hold > 0 else None)
 
 
 def _fill(cls, raw: Any, where: str, source: str):
@@ -228,6 +232,12 @@ def _validate(cfg: TeleopConfig) -> TeleopConfig:
     if not cfg.policy.grasp_gate_mm >= 0:
         raise ConfigError(f"{src}: policy.grasp_gate_mm must be 0 (off) or a positive height in millimetres, "
                           f"got {cfg.policy.grasp_gate_mm!r}")
+    if not cfg.policy.hold_estimate_mm >= 0:
+        raise ConfigError(f"{src}: policy.hold_estimate_mm must be 0 (off) or a positive distance in millimetres, "
+                          f"got {cfg.policy.hold_estimate_mm!r}")
+    if cfg.policy.hold_estimate_mm > 0 and not (cfg.policy.grasp_gate_mm > 0 or cfg.policy.steer_hands):
+        raise ConfigError(f"{src}: policy.hold_estimate_mm needs policy.grasp_gate_mm or policy.steer_hands, "
+                          "which read the estimate")
     if not 0 <= cfg.control.realtime_priority <= 99:
         raise ConfigError(f"{src}: control.realtime_priority must be 0 (off) or a SCHED_FIFO priority 1..99")
     if cfg.input.hold_after_s > cfg.input.stop_after_s:

@@ -91,7 +91,7 @@ def build_rig(backend, device: DeviceSpec = None, config: Optional[TeleopConfig]
         if policy is not None:
             from collector.teleop.takeover import policy_takeover
 
-            takeover = policy_takeover(policy, backend, **config.policy_runner_options)
+            takeover = policy_takeover(policy, backend, assists=config.policy_assists)
             sources, choose = [*sources, *takeover.sources], takeover.choose
         device = open_input_device(device, config, wrap_device)
         loop = TeleopLoop(backend, config=config, device=device, endpoint=endpoint, bind=bind,

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from collector.policy.assists import Assists
 from collector.teleop.arbiter import CommandSource, Proposal, TickContext
 from collector.teleop.messages import OperatorInput
 
@@ -134,13 +135,12 @@ class PolicyTakeover:
 
 
 def policy_takeover(checkpoint, backend, *, device: str = "cpu", schedule: str = "ensemble",
-                    grasp_gate_m: Optional[float] = None, steer_hands: bool = False) -> PolicyTakeover:
+                    assists: Assists = Assists()) -> PolicyTakeover:
     """A checkpoint driving `backend` under the takeover switch; the policy is told each take's task and
     object from the backend's conditions when the take starts (`tell()` checks them before recording)."""
     from collector.policy.source import policy_source
 
-    return PolicyTakeover(policy_source(checkpoint, backend, device=device, schedule=schedule,
-                                        grasp_gate_m=grasp_gate_m, steer_hands=steer_hands))
+    return PolicyTakeover(policy_source(checkpoint, backend, device=device, schedule=schedule, assists=assists))
 
 
 FINGER_PICKUP_TOLERANCE = 0.05  # share of a finger joint's range within which the operator's command picks it up
