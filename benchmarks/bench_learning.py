@@ -21,7 +21,8 @@ reused: recording resumes its plan, a trained policy or an evaluation already wr
   eval     every policy rolled out in MuJoCo (collector.policy.evaluate: lockstep, the policy as the
            loop's command source through the safety gate, success from the sim's own task check)
            over every lighting x weight preset with held-out seeds (checked against each
-           checkpoint's provenance)
+           checkpoint's provenance); the pick-and-place baselines with hand steering and the held
+           estimate (STUDY_PICK_ASSISTS), as in the corrections
   correct  --correction-rounds rounds (default 1) with the scripted corrector (collector.teleop.devices.
            corrector), when it exists: the full-grid policy acts in --correction-takes-per-cell takes a
            cell (default 2: 42), the corrector takes over where it stalls, drifts or drops the object;
@@ -54,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 import collector  # noqa: E402,F401  (sets MUJOCO_GL before mujoco loads)
 from collector.errors import ConfigError  # noqa: E402
 from collector.policy.augmentation import STUDY_AUGMENTATION  # noqa: E402
+from collector.policy.assists import Assists  # noqa: E402
 
 LIGHTING = ["bright", "dim", "warm", "cool", "side_lit", "back_lit", "low_light"]
 WEIGHTS = ["light", "medium", "heavy"]
@@ -70,6 +72,12 @@ STUDY_ACT = {"d_model": 96, "encoder_layers": 2, "feedforward": 256, "dropout": 
 # beside same-session peers without it, which had more steps (docs/learning.md, "Tenth run").
 STUDY_BASELINE = {"film": True, "object_loss": 1.0, "hand_loss": 1.0}
 STUDY_HYPERPARAMETERS = {"act": STUDY_ACT, "baseline": STUDY_BASELINE}
+# Pick-and-place baselines since the eighteenth run also read their hands' positions (ee_to_head) and predict
+# where each hand goes relative to the target (hand_offsets), and are rolled out (evaluation and corrections)
+# with hand steering and the estimate held while a hand is within 12 cm of it: 145/168 held out against
+# 123/168 steered alone, paired p = 0.0005 (docs/learning.md, "Seventeenth run", "Eighteenth run").
+STUDY_PICK_BASELINE = {"ee_to_head": True, "hand_offsets": 1.0}
+STUDY_PICK_ASSISTS = {"steer_hands": True, "hold_estimate_m": 0.12}
 # What a run ships: the moving average of its weights over about the last 1000 steps, since the twelfth run.
 # Not a clear gain (200 against the same runs' last-step weights' 196 of 252 paired held-out rollouts), kept
 # because it is no worse and the line's latest figures were measured with it (docs/learning.md, "Twelfth run").
@@ -224,6 +232,8 @@ def train_jobs(work: Path, quick: bool, minutes: float, policy: str = STUDY_POLI
 
     def job(kind: str, data: str) -> dict:
         hyperparameters = QUICK_ACT if quick and kind == "act" else STUDY_HYPERPARAMETERS[kind]
+        if kind == "baseline" and data.startswith("pick"):
+            hyperparameters = {**hyperparameters, **STUDY_PICK_BASELINE}
         return {"name": f"{kind}_{data}", "set": data, "policy": kind, "hyperparameters": hyperparameters, **common}
 
     jobs = [job(policy, "pick_full"), job(policy, "pick_bright"), job(policy, "pour_full")]
@@ -286,6 +296,7 @@ def eval_jobs(work: Path, quick: bool, seeds_per_cell: int, names) -> list:
                      "lighting": lighting, "weights": weights, "seeds_per_cell": 1 if quick else seeds_per_cell,
                      "max_seconds": (6.0 if quick else 14.0) if task == "pick_place" else (8.0 if quick else 16.0),
                      "out": str(work / "eval" / f"{name}.json"),
+                     **(STUDY_PICK_ASSISTS if name.startswith("baseline_pick") else {}),
                      # every rollout kept as an ordinary episode: inspect/replay it, and `localization` reads it
                      "episodes": str(work / "eval" / name)})
     return jobs
@@ -309,8 +320,9 @@ def evaluate_one(job: dict) -> dict:
     check_held_out(checkpoint, [seed for _, seed in seeded])
     rows, tick_ms, inference_ms = [], [], []
     started = time.perf_counter()
-    schedule = {k: job[k] for k in ("schedule", "m", "replan", "grasp_gate_m", "steer_hands") if k in job}  # else the runner's defaults
-    with PolicyRollouts(checkpoint, job["task"], **schedule) as rollouts:
+    schedule = {k: job[k] for k in ("schedule", "m", "replan") if k in job}  # else the runner's defaults
+    assists = Assists(**{k: job[k] for k in ("grasp_gate_m", "steer_hands", "hold_estimate_m") if k in job})
+    with PolicyRollouts(checkpoint, job["task"], assists=assists, **schedule) as rollouts:
         for cell, seed in seeded:
             result = rollouts.run(cell, seed, max_seconds=job["max_seconds"], out_dir=job.get("episodes"))
             rows.append({"lighting": cell.lighting, "weight": cell.weight, "seed": seed,
@@ -326,7 +338,7 @@ def evaluate_one(job: dict) -> dict:
                "by_target": by_key(rows, "target"),
                "inference_ms": percentiles(inference_ms), "tick_ms": percentiles(tick_ms),
                "network": "frozen trace" if network.frozen else f"eager ({network.reason})",
-               "grasp_gate_m": job.get("grasp_gate_m"), "steer_hands": job.get("steer_hands", False),
+               **assists.as_dict(),
                "eval_s": round(time.perf_counter() - started, 1)}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))
@@ -380,6 +392,7 @@ def collect_corrections(work: Path, quick: bool, checkpoint: str, round_: int = 
     the object; cached as the round's summary.json."""
     import torch
 
+    from collector.teleop.config import load_teleop_config
     from collector.teleop.corrected_take import Corrections
 
     torch.set_num_threads(1)
@@ -396,7 +409,10 @@ def collect_corrections(work: Path, quick: bool, checkpoint: str, round_: int = 
     seeds = iter(range(first, first + CORRECTION_ROUND_SEEDS))
     takes, skipped = [], []
     started = time.perf_counter()
-    with Corrections(checkpoint, "pick_place") as corrections:
+    config = load_teleop_config(overrides={"policy": {  # the assists the study evaluates its pick policies with
+        "steer_hands": STUDY_PICK_ASSISTS["steer_hands"], "hold_estimate_mm": STUDY_PICK_ASSISTS["hold_estimate_m"] * 1e3}}
+    ) if Path(checkpoint).stem.startswith("baseline_pick") else None
+    with Corrections(checkpoint, "pick_place", config=config) as corrections:
         for light, weight in cells:
             for seed in seeds:
                 try:
