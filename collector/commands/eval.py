@@ -129,11 +129,11 @@ def _metres(mm: Optional[float], flag: str) -> Optional[float]:
 def _assists(args):
     from collector.policy.assists import Assists
 
-    assists = Assists(grasp_gate_m=_metres(args.grasp_gate_mm, "--grasp-gate-mm"), steer_hands=args.steer_hands,
-                      hold_estimate_m=_metres(args.hold_estimate_mm, "--hold-estimate-mm"))
-    if assists.hold_estimate_m is not None and not (assists.grasp_gate_m is not None or assists.steer_hands):
+    gate_m = _metres(args.grasp_gate_mm, "--grasp-gate-mm")
+    hold_m = _metres(args.hold_estimate_mm, "--hold-estimate-mm")
+    if hold_m is not None and gate_m is None and not args.steer_hands:  # said with the flags' names
         raise ConfigError("--hold-estimate-mm needs --grasp-gate-mm or --steer-hands, which read the estimate")
-    return assists
+    return Assists(grasp_gate_m=gate_m, steer_hands=args.steer_hands, hold_estimate_m=hold_m)
 
 
 def run(args) -> int:

@@ -15,12 +15,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
+from collector.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Assists:
     grasp_gate_m: Optional[float] = None
     steer_hands: bool = False
     hold_estimate_m: Optional[float] = None
+
+    def __post_init__(self):
+        if self.hold_estimate_m is not None and self.grasp_gate_m is None and not self.steer_hands:
+            raise ConfigError("holding the target estimate needs the grasp gate or hand steering, which read it")
 
     def as_dict(self) -> dict:
         """For results files: one key per assist, as named here."""

@@ -71,11 +71,8 @@ class PolicyRunner:
         if assists.grasp_gate_m is not None:
             self.grasp_gate = self._grasp_gate(assists.grasp_gate_m)
         self.steering: Optional[HandSteering] = self._steering() if assists.steer_hands else None
-        self.held: Optional[HeldEstimate] = None
-        if assists.hold_estimate_m is not None:
-            if self.grasp_gate is None and self.steering is None:
-                raise ConfigError("holding the target estimate needs the grasp gate or hand steering, which read it")
-            self.held = HeldEstimate(assists.hold_estimate_m)
+        # Assists checked that the gate or the steering reads the held estimate
+        self.held = HeldEstimate(assists.hold_estimate_m) if assists.hold_estimate_m is not None else None
         method = ("predict_chunk_objects_offsets" if self.steering is not None
                   else "predict_chunk_and_objects" if self.grasp_gate is not None else "predict_chunk")
         self.network = (freeze_for_inference(self.policy, self._example_batch(), method) if frozen
